@@ -1,0 +1,175 @@
+"""Keeping secrets out of logs, errors, reprs, CLI output and the job store.
+
+Two complementary nets:
+
+* by *name*: values under keys that look secret (``authorization``, ``token``,
+  ``secret``, ``signature``, ``password``, ``private_key``...) are masked wherever
+  they appear in a structure;
+* by *value*: every :class:`Secret` registers its value, and any string that
+  contains a registered value has it masked, whatever key it sits under (a
+  token pasted into a URL or an error message is still caught).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "MASK",
+    "Secret",
+    "is_secret_key",
+    "mask_url",
+    "redact",
+    "redact_text",
+    "register_secret",
+]
+
+MASK = "***"
+
+# Substrings of key names whose values are secret. Compared case-insensitively
+# after removing "-" and "_", so "X-NHN-Authorization" and "app_certificate" match.
+_SECRET_KEY_PARTS = (
+    "authorization",
+    "token",
+    "secret",
+    "password",
+    "passphrase",
+    "signature",
+    "privatekey",
+    "certificate",
+    "apikey",
+    "accesskey",
+    "cookie",
+    "credential",
+)
+# Keys that contain a secret-looking part but are not secret.
+_NOT_SECRET_KEYS = frozenset({"tokenname", "builder_token_name", "tokentype", "maxtokens"})
+
+# Secrets shorter than this are not matched by value: masking every "ab" in every
+# log line would destroy the logs without protecting anything real.
+_MIN_VALUE_LEN = 6
+
+_lock = threading.Lock()
+_values: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def register_secret(value: str) -> None:
+    """Remember ``value`` so that :func:`redact_text` masks it wherever it appears."""
+    global _pattern
+    if len(value) < _MIN_VALUE_LEN:
+        return
+    with _lock:
+        if value in _values:
+            return
+        _values.add(value)
+        # Longest first, so a secret that contains another is masked whole.
+        ordered = sorted(_values, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a mapping key (header, field, option name) holds a secret value."""
+    norm = key.lower().replace("-", "").replace("_", "")
+    if norm in _NOT_SECRET_KEYS or key.lower() in _NOT_SECRET_KEYS:
+        return False
+    return any(part in norm for part in _SECRET_KEY_PARTS)
+
+
+def redact_text(text: str) -> str:
+    """Mask every registered secret value inside ``text``."""
+    pattern = _pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(MASK, text)
+
+
+def redact(obj: Any) -> Any:
+    """Return a copy of ``obj`` (mappings, sequences, strings) with secrets masked."""
+    if isinstance(obj, Secret):
+        return MASK
+    if isinstance(obj, str):
+        return redact_text(obj)
+    if isinstance(obj, bytes):
+        return redact_text(obj.decode("utf-8", "replace"))
+    if isinstance(obj, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else redact(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [redact(v) for v in obj]
+    return obj
+
+
+def mask_url(url: str) -> str:
+    """Mask user info and secret-looking query parameters of a URL (for display)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact_text(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rsplit('@', 1)[1]}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode(
+            [(k, MASK if _is_secret_query_key(k) else v) for k, v in pairs], safe="*"
+        )
+    return redact_text(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
+
+
+def _is_secret_query_key(key: str) -> bool:
+    lowered = key.lower()
+    # Presigned URLs (S3, GCS, Azure SAS) carry their signature and credential in the query.
+    return is_secret_key(key) or lowered in {"sig", "se", "x-amz-credential", "key"}
+
+
+class Secret:
+    """A string that must never be shown: its ``repr``/``str`` are masked.
+
+    Call :meth:`reveal` at the one place that really sends it (a header, a
+    signature). Creating a ``Secret`` registers its value for :func:`redact_text`.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if isinstance(value, Secret):
+            value = value.reveal()
+        if not isinstance(value, str):
+            raise TypeError("Secret wraps a str")
+        self._value = value
+        register_secret(value)
+
+    def reveal(self) -> str:
+        """The real value. Use only where it is sent or used for signing."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    def __str__(self) -> str:
+        return MASK
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(("Secret", self._value))
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+
+def secrets_in(values: Iterable[Any]) -> list[str]:
+    """The revealed values of the :class:`Secret` objects among ``values`` (for tests)."""
+    return [v.reveal() for v in values if isinstance(v, Secret)]
