@@ -13,6 +13,7 @@ Plugin authors need :class:`Provider`, :class:`ProviderInfo`, :class:`OptionSpec
 """
 
 from .clock import Clock, FakeClock, SystemClock
+from .logging_setup import configure_logging, ensure_default_logging
 from .config import Config
 from .errors import (
     AuthenticationError,
@@ -76,6 +77,8 @@ from .transport import RetryPolicy, Timeouts
 
 __version__ = "0.1.0"
 
+ensure_default_logging()
+
 __all__ = [
     "AuthenticationError",
     "CallbackEvent",
@@ -136,6 +139,7 @@ __all__ = [
     "WaitTimeoutError",
     "Word",
     "__version__",
+    "configure_logging",
     "hookimpl",
     "hookspec",
     "media_from",

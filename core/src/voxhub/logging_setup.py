@@ -15,7 +15,7 @@ import structlog
 
 from .redact import redact
 
-__all__ = ["configure_logging", "redact_processor"]
+__all__ = ["configure_logging", "ensure_default_logging", "redact_processor"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
@@ -54,3 +54,10 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+def ensure_default_logging() -> None:
+    """Give voxhub quiet defaults (warnings and up, redacted, on stderr) unless the
+    application already configured structlog — then its configuration is kept."""
+    if not structlog.is_configured():
+        configure_logging("warning", "console")

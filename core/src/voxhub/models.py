@@ -149,6 +149,12 @@ def _frozen_dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(value or {})
 
 
+def _masked_repr(value: Mapping[str, Any]) -> str:
+    from .redact import redact
+
+    return repr(redact(value))
+
+
 @attrs.frozen
 class JobRequest:
     """What the caller asks for. Validated against the provider's declared options
@@ -166,7 +172,7 @@ class JobRequest:
     callback_url: str | None = None
     idempotency_key: str | None = None
     metadata: dict[str, str] = attrs.field(factory=dict, converter=_frozen_dict)
-    options: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_dict)
+    options: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_dict, repr=_masked_repr)
     profile: str | None = None
 
 

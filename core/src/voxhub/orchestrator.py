@@ -313,9 +313,13 @@ class Orchestrator:
         self.store.set_callback_token_hash(job_id, _token_hash(token))
         self._callback_tokens[job_id] = token
 
+    #: How many times one call re-submits after in-doubt submissions the provider's
+    #: ``recover`` showed never created a job, before giving up.
+    MAX_IN_DOUBT_ROUNDS = 3
+
     def _send(
         self, job_id: str, request: JobRequest,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[int, int], None] | None = None, *, rounds: int = 0,
     ) -> JobHandle:
         record = self.store.claim(job_id)
         if record is None:
@@ -337,7 +341,7 @@ class Orchestrator:
                     handle.provider, "submit", ctx=ctx, request=request, handle=handle
                 )
         except VoxhubError as exc:
-            return self._submit_failed(record, request, exc)
+            return self._submit_failed(record, request, exc, rounds=rounds)
         except Exception as exc:
             # A plugin bug: the request may or may not have left; keep it in doubt.
             self.store.release(job_id, error=f"plugin error: {type(exc).__name__}", unsent=False)
@@ -365,7 +369,9 @@ class Orchestrator:
             self.plugins.notify("job_completed", handle=handle, result=submitted.result)
         return handle
 
-    def _submit_failed(self, record: JobRecord, request: JobRequest, exc: VoxhubError) -> JobHandle:
+    def _submit_failed(
+        self, record: JobRecord, request: JobRequest, exc: VoxhubError, *, rounds: int = 0
+    ) -> JobHandle:
         maybe_sent = bool(exc.details.get("maybe_sent")) or (
             isinstance(exc, ProviderUnavailableError)
             and not isinstance(exc, RateLimitedError)
@@ -378,7 +384,7 @@ class Orchestrator:
             raise exc
         self.store.release(record.job_id, error=str(exc), unsent=False)
         log.warning("submit.in_doubt", job_id=record.job_id, error=str(exc))
-        return self._resolve_in_doubt(record.job_id, request, cause=exc)
+        return self._resolve_in_doubt(record.job_id, request, cause=exc, rounds=rounds + 1)
 
     def _not_claimed(
         self, job_id: str, request: JobRequest, progress: Callable[[int, int], None] | None
@@ -402,7 +408,7 @@ class Orchestrator:
 
     def _resolve_in_doubt(
         self, job_id: str, request: JobRequest, cause: VoxhubError | None,
-        *, resubmit_without_recover: bool = False,
+        *, resubmit_without_recover: bool = False, rounds: int = 0,
     ) -> JobHandle:
         """Find out whether an in-doubt submission created a vendor job; submit only if not."""
         record = self.store.take_over(job_id)
@@ -420,7 +426,11 @@ class Orchestrator:
                 return self._accepted(found, request)
             self.store.release(job_id, error=None, unsent=True)
             self.store.add_event(job_id, "recover-none", {})
-            return self._send(job_id, request)
+            if rounds >= self.MAX_IN_DOUBT_ROUNDS:
+                self.store.release(job_id, error=str(cause), unsent=True)
+                raise cause or ProviderError("submission kept failing", provider=record.provider,
+                                             operation="submit")
+            return self._send(job_id, request, rounds=rounds)
         if resubmit_without_recover:
             self.store.release(job_id, error=None, unsent=True)
             return self._send(job_id, request)

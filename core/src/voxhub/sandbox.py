@@ -33,7 +33,7 @@ import attrs
 import structlog
 import urllib3
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 if TYPE_CHECKING:
@@ -268,8 +268,10 @@ class RunningSandbox:
         host_text = f"[{host}]" if ":" in str(host) else str(host)
         self.base_url = f"http://{host_text}:{port}"
         sandbox.root_url = self.base_url
+        # A short poll interval makes stop() take milliseconds instead of half a second.
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"sandbox-{sandbox.provider}", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"sandbox-{sandbox.provider}", daemon=True,
         )
         self._thread.start()
 
@@ -305,12 +307,22 @@ class RunningSandbox:
         self.stop()
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """Access lines go to structlog at debug level instead of stderr."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("sandbox.request", line=self.requestline, status=str(code))
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("sandbox.error", message=format % args)
+
+
 def serve(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> RunningSandbox:
     """Serve ``sandbox`` on ``host:port`` (port 0 = an ephemeral port) until stopped."""
     if host not in {"127.0.0.1", "::1", "localhost"} and not host.startswith("127."):
         # Emulators accept fake credentials: never expose them beyond this machine.
         raise ValueError(f"sandboxes listen on loopback only, not {host!r}")
-    server = make_server(host, port, sandbox, threaded=True)
+    server = make_server(host, port, sandbox, threaded=True, request_handler=_QuietHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]
     return RunningSandbox(sandbox, server)
 

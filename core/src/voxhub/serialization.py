@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import cattrs
+import cattrs.gen
 from cattrs.strategies import configure_tagged_union
 
 from .models import (
+    JobRequest,
     JobRequest,
     LocalFile,
     Media,
@@ -27,7 +29,7 @@ from .models import (
     TaskInfo,
     Transcript,
 )
-from .redact import MASK, Secret
+from .redact import MASK, Secret, is_secret_key
 
 __all__ = ["converter", "dump", "has_masked_secrets", "load"]
 
@@ -82,6 +84,20 @@ converter.register_unstructure_hook(
 )
 
 
+def _dump_request(request: JobRequest) -> dict[str, Any]:
+    data = _plain_request(request)
+    # Options whose names say they are secret never reach the store.
+    data["options"] = {
+        k: (MASK if is_secret_key(k) and v not in (None, "") else v)
+        for k, v in request.options.items()
+    }
+    return data  # type: ignore[no-any-return]
+
+
+_plain_request = cattrs.gen.make_dict_unstructure_fn(JobRequest, converter)
+converter.register_unstructure_hook(JobRequest, _dump_request)
+
+
 def dump(obj: Any) -> Any:
     """Plain JSON-able data for any voxhub model (secrets masked).
 
@@ -101,6 +117,8 @@ def load(data: Any, cls: type[T]) -> T:
 def has_masked_secrets(request: JobRequest) -> bool:
     """Whether a request loaded from the store lost secret values (they must be re-supplied)."""
     media = request.media
+    if any(v == MASK for k, v in request.options.items() if is_secret_key(k)):
+        return True
     return isinstance(media, RemoteUrl) and any(
         v.reveal() == MASK for v in media.auth_headers.values()
     )

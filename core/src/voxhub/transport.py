@@ -24,6 +24,7 @@ import json as jsonlib
 import mimetypes
 import os
 import random
+import socket
 import threading
 import time
 import uuid
@@ -137,8 +138,10 @@ class RateLimiter:
                 now = self._clock.monotonic()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # The epsilon keeps float rounding from turning a refilled bucket into
+                # an endless series of vanishing sleeps.
+                if self._tokens >= 1 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return waited
                 delay = (1 - self._tokens) / self.rate
             self._clock.sleep(delay)
@@ -460,7 +463,9 @@ def _provably_unsent(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, NewConnectionError | ConnectTimeoutError | ConnectionRefusedError):
+        if isinstance(current, NewConnectionError | ConnectionRefusedError) or (
+            isinstance(current, ConnectTimeoutError) and "connect" in str(current).lower()
+        ):
             return True
         reason = getattr(current, "reason", None)
         current = reason if isinstance(reason, BaseException) else current.__cause__
@@ -468,9 +473,12 @@ def _provably_unsent(exc: BaseException) -> bool:
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    text = repr(exc)
-    return isinstance(exc, ReadTimeoutError | ConnectTimeoutError) or "TimeoutError" in text or (
-        "timed out" in text
+    # urllib3's NewConnectionError subclasses ConnectTimeoutError for history's sake:
+    # a refused connection is not a timeout.
+    if isinstance(exc, NewConnectionError):
+        return False
+    return isinstance(exc, ReadTimeoutError | ConnectTimeoutError | socket.timeout) or (
+        "timed out" in str(exc)
     )
 
 

@@ -1,0 +1,1 @@
+"""A test-only provider: exercises the core over real HTTP without any vendor."""
