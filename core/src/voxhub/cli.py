@@ -421,6 +421,19 @@ def close(jobs: tuple[str, ...]) -> None:
         click.echo(f"{job} closed")
 
 
+@cli.command()
+@click.argument("job")
+@click.option("--wait", "wait_s", type=float, default=None,
+              help="Then wait up to S seconds for the retried job.")
+def retry(job: str, wait_s: float | None) -> None:
+    """Ask the provider to run a failed job again (same voxhub job, new vendor task)."""
+    orch = _state().orchestrator()
+    handle = orch.retry(job)
+    click.echo(f"{handle.job_id} retried: {', '.join(f'{k}={v}' for k, v in handle.vendor_ids.items())}")
+    if wait_s is not None:
+        click.echo(_status_line(handle.job_id, orch.wait(handle, timeout=wait_s)))
+
+
 # --- jobs ----------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ Three families:
   ``register_sandboxes``, ``register_commands``;
 * **lifecycle** (``firstresult``): ``authenticate``, ``validate``, ``submit``,
   ``submit_batch``, ``recover``, ``status``, ``fetch``, ``export``, ``close``,
-  ``parse_callback``. The plugin manager routes each call to exactly one
+  ``retry``, ``parse_callback``. The plugin manager routes each call to exactly one
   provider — the one the job names — so a provider never sees another's jobs.
   Observer plugins still see every call by implementing the same hook as a
   wrapper (``@hookimpl(wrapper=True)``), e.g. for metrics or cost tracking;
@@ -115,6 +115,12 @@ def export(ctx: ProviderContext, handle: JobHandle, fmt: str) -> str | None:
 @hookspec(firstresult=True)
 def close(ctx: ProviderContext, handle: JobHandle) -> Any:
     """Stop or delete the vendor job (idempotent)."""
+    raise NotImplementedError
+
+
+@hookspec(firstresult=True)
+def retry(ctx: ProviderContext, handle: JobHandle) -> JobHandle:
+    """Ask the vendor to run a failed job again; return the handle with the (new) vendor ids."""
     raise NotImplementedError
 
 

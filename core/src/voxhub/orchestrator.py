@@ -636,6 +636,33 @@ class Orchestrator:
             self._store_status(handle, record.status,
                                JobStatus(JobState.CANCELLED, vendor_state="closed"))
 
+    def retry(self, job: JobRef) -> JobHandle:
+        """Ask the vendor to run a failed job again; the new vendor ids go on the same job."""
+        record = self.record(job)
+        handle = self.handle(record.job_id)
+        entry = self.plugins.provider(handle.provider)
+        if Capability.RETRY not in entry.info.capabilities:
+            raise InvalidInputError(
+                f"provider {handle.provider!r} cannot retry jobs; submit the input again "
+                "(voxhub transcribe ... --new)", field="job", provider=handle.provider,
+                operation="retry",
+            )
+        if record.status is None or record.status.state is not JobState.FAILED:
+            state = record.status.state.value if record.status else record.phase
+            raise InvalidInputError(
+                f"job {handle.job_id} is {state}; only failed jobs can be retried",
+                field="job", provider=handle.provider, operation="retry",
+            )
+        ctx = self.context(handle.provider, handle.profile)
+        new = self.plugins.call(handle.provider, "retry", ctx=ctx, handle=handle)
+        if not isinstance(new, JobHandle):
+            raise PluginError("retry must return a JobHandle", provider=handle.provider,
+                              operation="retry")
+        status = JobStatus(JobState.QUEUED, vendor_state="retried")
+        self.store.reopen(handle.job_id, status, new)
+        self._notify_status(new, record.status, status)
+        return new
+
     # --- whole jobs and batches ---------------------------------------------------
 
     def run(

@@ -38,7 +38,7 @@ log = structlog.get_logger("voxhub.plugins")
 ENTRY_POINT_GROUP = "voxhub"
 LIFECYCLE_HOOKS = (
     "authenticate", "validate", "submit", "submit_batch", "recover", "status", "fetch",
-    "export", "close", "parse_callback",
+    "export", "close", "retry", "parse_callback",
 )
 
 

@@ -364,6 +364,10 @@ class Provider:
     def close(self, ctx: ProviderContext, handle: JobHandle) -> None:
         """Stop or delete the vendor job; closing an already closed job is not an error."""
 
+    def retry(self, ctx: ProviderContext, handle: JobHandle) -> JobHandle:
+        """Run a failed job again at the vendor (only with ``Capability.RETRY``)."""
+        raise NotImplementedError
+
     def parse_callback(
         self, ctx: ProviderContext, request: CallbackRequest
     ) -> CallbackEvent:
@@ -411,6 +415,10 @@ class Provider:
     def _hook_close(self, ctx: ProviderContext, handle: JobHandle) -> Any:
         self.close(ctx, handle)
         return True
+
+    @hookimpl(specname="retry")
+    def _hook_retry(self, ctx: ProviderContext, handle: JobHandle) -> JobHandle:
+        return self.retry(ctx, handle)
 
     @hookimpl(specname="parse_callback")
     def _hook_parse_callback(self, ctx: ProviderContext, request: CallbackRequest) -> CallbackEvent:

@@ -400,6 +400,25 @@ class Store:
         with self._write() as conn:
             return self._set_status(conn, job_id, status)
 
+    def reopen(self, job_id: str, status: JobStatus, handle: JobHandle | None = None) -> None:
+        """Put a finished job back in play (a vendor-side retry): the one deliberate exception
+        to "a final state never changes". The stored result, if any, is dropped."""
+        data = dump(attrs.evolve(status, raw=None))
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE jobs SET state=?, status=?, result=NULL, error=NULL, updated_at=? "
+                "WHERE job_id=?",
+                (status.state.value, _json(data), self.clock.time(), job_id),
+            )
+            if handle is not None:
+                conn.execute(
+                    "UPDATE jobs SET handle=?, vendor_id=? WHERE job_id=?",
+                    (_json(dump(handle)), handle.vendor_id, job_id),
+                )
+            self._event(conn, job_id, "reopened", {
+                "status": data, "vendor_ids": handle.vendor_ids if handle else None,
+            })
+
     def save_result(self, job_id: str, result: Result) -> None:
         with self._write() as conn:
             conn.execute(

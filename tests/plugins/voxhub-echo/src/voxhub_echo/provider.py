@@ -62,7 +62,8 @@ class EchoProvider(Provider):
     def _check(self, resp: Response, operation: str) -> Any:
         if resp.ok:
             return resp.json(provider="echo", operation=operation) if resp.data else None
-        body = resp.json(provider="echo", operation=operation) if resp.data else {}
+        is_json = (resp.header("Content-Type") or "").startswith("application/json")
+        body = resp.json(provider="echo", operation=operation) if is_json and resp.data else {}
         message = body.get("error", resp.text) if isinstance(body, dict) else resp.text
         if resp.status == 400 and isinstance(body, dict) and body.get("field"):
             raise InvalidInputError(message, field=body["field"], provider="echo",
