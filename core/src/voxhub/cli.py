@@ -589,6 +589,37 @@ def _loaded_plugins() -> PluginManager:
     return _PLUGINS[0]
 
 
+@cli.group(cls=_Group)
+def callbacks() -> None:
+    """Receive provider callbacks (webhooks) into the job store."""
+
+
+@callbacks.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--public-url", help="The URL providers reach this receiver at (behind a proxy). "
+              "Jobs submitted with callbacks use it; also settable as [voxhub] callback_url.")
+def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
+    """Run the callback receiver until interrupted; prints one JSON line when listening."""
+    from werkzeug.serving import make_server
+
+    from .callbacks import CallbackHandler, wsgi_app
+
+    orch = _state().orchestrator(callback_url=public_url)
+    server = make_server(host, port, wsgi_app(CallbackHandler(orch)), threaded=True)
+    listening = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
+    click.echo(json.dumps({"listening": listening,
+                           "public_url": orch.callback_url or listening}))
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 def _add_plugin_commands() -> None:
     try:
         _loaded_plugins().register_commands(cli)

@@ -501,6 +501,11 @@ class Orchestrator:
         if self.store.set_status(handle.job_id, new):
             self._notify_status(handle, old, new)
 
+    def record_status(self, job_id: str, status: JobStatus) -> None:
+        """Store a status learnt outside a status call (a verified callback) and notify observers."""
+        record = self.store.get(job_id)
+        self._store_status(record.handle, record.status, status)
+
     def _notify_status(self, handle: JobHandle, old: JobStatus | None, new: JobStatus) -> None:
         self.plugins.notify("job_state_changed", handle=handle, old=old, new=new)
         if new.state is JobState.FAILED:
