@@ -225,6 +225,8 @@ def transcribe(media: tuple[str, ...], provider: str | None, profile: str | None
     failures = 0
     for outcome in _run_batch(orch, requests, concurrency, timeout, close_policy, batch, callback):
         name = outcome.request.media.describe() if outcome.request.media else "?"
+        if outcome.error is not None and len(requests) == 1:
+            raise outcome.error  # one input: its own message and exit status
         if outcome.error is not None or outcome.handle is None:
             failures += 1
             job = f" [{outcome.handle.job_id}]" if outcome.handle else ""
