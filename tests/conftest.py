@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from voxhub import FakeClock, Orchestrator
 from voxhub.sandbox import RunningSandbox
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from voxhub import Config, JobRequest, OptionSpec, RemoteUrl, Secret, Segment, Transcript, Word
 from voxhub.errors import ConfigurationError, InvalidInputError
 from voxhub.export import render, transcript_to_dict
@@ -23,10 +22,14 @@ def echo_info():  # type: ignore[no-untyped-def]
 
 def test_config_file_then_environment(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[voxhub]\ndefault_provider = "echo"\n\n[echo]\napi_key = "from-file-123"\n'
-                    '[echo-b]\nprovider = "echo"\napi_key = "other-key-456"\n')
-    config = Config.load(path, env={"VOXHUB_ECHO_API_KEY": "from-env-789",
-                                    "VOXHUB_ECHO_BASE_URL": "http://127.0.0.1:1"})
+    path.write_text(
+        '[voxhub]\ndefault_provider = "echo"\n\n[echo]\napi_key = "from-file-123"\n'
+        '[echo-b]\nprovider = "echo"\napi_key = "other-key-456"\n'
+    )
+    config = Config.load(
+        path,
+        env={"VOXHUB_ECHO_API_KEY": "from-env-789", "VOXHUB_ECHO_BASE_URL": "http://127.0.0.1:1"},
+    )
     settings = config.settings(echo_info())
     assert settings.secret("api_key") == "from-env-789"
     assert settings.base_url == "http://127.0.0.1:1"
@@ -55,10 +58,18 @@ def test_secret_values_are_masked_everywhere() -> None:
     assert "abcdef" not in repr(secret) and str(secret) == "***"
     assert redact_text("token abcdef-secret-value here") == "token *** here"
     assert redact({"Authorization": "Bearer x", "nested": ["abcdef-secret-value"]}) == {
-        "Authorization": "***", "nested": ["***"]}
-    assert mask_url("https://u:p@h/x?X-Amz-Signature=abc&a=1") == "https://***@h/x?X-Amz-Signature=***&a=1"
-    request = JobRequest(provider="p", media=RemoteUrl("http://h/a", {"Authorization": "Bearer zz-top-123"}),
-                         options={"api_token": "tok-zz-99999"})
+        "Authorization": "***",
+        "nested": ["***"],
+    }
+    assert (
+        mask_url("https://u:p@h/x?X-Amz-Signature=abc&a=1")
+        == "https://***@h/x?X-Amz-Signature=***&a=1"
+    )
+    request = JobRequest(
+        provider="p",
+        media=RemoteUrl("http://h/a", {"Authorization": "Bearer zz-top-123"}),
+        options={"api_token": "tok-zz-99999"},
+    )
     assert "zz-top-123" not in repr(request) and "tok-zz-99999" not in repr(request)
     stored = json.dumps(dump(request))
     assert "zz-top-123" not in stored and "tok-zz-99999" not in stored
@@ -84,10 +95,17 @@ def test_option_specs_refuse_out_of_range_values_naming_the_field(value: object)
 def transcript() -> Transcript:
     words = (Word(0.0, 0.5, "안녕하세요", 0.9), Word(0.6, 1.2, "world", 0.8))
     long_words = tuple(Word(float(i), i + 0.9, f"w{i}", None) for i in range(2, 14))
-    return Transcript("p", "vx_1", "안녕하세요 world", language="ko", duration=14.0, segments=(
-        Segment(0.0, 1.2, "안녕하세요 world", speaker="1", confidence=0.85, words=words),
-        Segment(2.0, 13.9, " ".join(w.text for w in long_words), words=long_words),
-    ))
+    return Transcript(
+        "p",
+        "vx_1",
+        "안녕하세요 world",
+        language="ko",
+        duration=14.0,
+        segments=(
+            Segment(0.0, 1.2, "안녕하세요 world", speaker="1", confidence=0.85, words=words),
+            Segment(2.0, 13.9, " ".join(w.text for w in long_words), words=long_words),
+        ),
+    )
 
 
 def test_json_export_is_the_documented_shape() -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import urllib3
-
 from voxhub import JobRequest, JobState, LocalFile, Orchestrator
 from voxhub.sandbox import RunningSandbox
 from voxhub.store import Store
@@ -19,6 +18,7 @@ from voxhub.store import Store
 pytest.importorskip("voxhub_revai", reason="the callback tests use the Rev.ai sandbox's webhooks")
 
 VOXHUB = str(Path(sys.executable).with_name("voxhub"))
+SAMPLE = Path(__file__).resolve().parent.parent / "docs" / "samples" / "hello.wav"
 http = urllib3.PoolManager(retries=False)
 
 
@@ -30,11 +30,19 @@ def store_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def receiver(store_path: Path, revai: RunningSandbox) -> Iterator[str]:
     """`voxhub callbacks serve` in its own process, sharing the store file."""
-    env = {**os.environ, "VOXHUB_STORE": str(store_path),
-           "VOXHUB_REVAI_BASE_URL": revai.base_url,
-           "VOXHUB_REVAI_TOKEN": revai.settings()["token"]}
-    proc = subprocess.Popen([VOXHUB, "callbacks", "serve", "--port", "0"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "VOXHUB_STORE": str(store_path),
+        "VOXHUB_REVAI_BASE_URL": revai.base_url,
+        "VOXHUB_REVAI_TOKEN": revai.settings()["token"],
+    }
+    proc = subprocess.Popen(
+        [VOXHUB, "callbacks", "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = json.loads(proc.stdout.readline())
@@ -50,17 +58,21 @@ def revai(voxhub_sandbox: Callable[..., RunningSandbox]) -> RunningSandbox:
 
 
 @pytest.fixture
-def waiter(store_path: Path, revai: RunningSandbox, receiver: str,
-           voxhub_orchestrator: Callable[..., Orchestrator]) -> Orchestrator:
-    return voxhub_orchestrator({"revai": revai.settings()}, store=Store(store_path),
-                               callback_url=receiver)
+def waiter(
+    store_path: Path,
+    revai: RunningSandbox,
+    receiver: str,
+    voxhub_orchestrator: Callable[..., Orchestrator],
+) -> Orchestrator:
+    return voxhub_orchestrator(
+        {"revai": revai.settings()}, store=Store(store_path), callback_url=receiver
+    )
 
 
 def test_webhook_wakes_the_waiter_with_one_confirming_status_call(
     waiter: Orchestrator, revai: RunningSandbox, tmp_path: Path
 ) -> None:
-    media = tmp_path / "clip.wav"
-    media.write_bytes(b"RIFF" + bytes(16000))
+    media = SAMPLE
     handle = waiter.submit(JobRequest(provider="revai", media=LocalFile(media)))
     assert waiter.wait(handle, timeout=30).state is JobState.SUCCEEDED
     job_path = f"GET /speechtotext/v1/jobs/{handle.vendor_ids[next(iter(handle.vendor_ids))]}"
@@ -74,20 +86,23 @@ def test_webhook_wakes_the_waiter_with_one_confirming_status_call(
 
 
 def post(url: str, body: bytes, **headers: str) -> urllib3.BaseHTTPResponse:
-    return http.request("POST", url, body=body, headers={"Content-Type": "application/json", **headers})
+    return http.request(
+        "POST", url, body=body, headers={"Content-Type": "application/json", **headers}
+    )
 
 
 def test_bad_callbacks_are_refused_and_change_nothing(
     waiter: Orchestrator, receiver: str, tmp_path: Path
 ) -> None:
-    media = tmp_path / "clip.wav"
-    media.write_bytes(b"RIFF" + bytes(1000))
+    media = SAMPLE
     handle = waiter.submit(JobRequest(provider="revai", media=LocalFile(media)))
     token = waiter._callback_tokens[handle.job_id]
     good = f"{receiver}/callbacks/revai/{handle.job_id}/{token}"
     before = waiter.store.last_seq(handle.job_id)
     vendor = handle.vendor_id
-    body = json.dumps({"job": {"id": vendor, "status": "transcribed", "created_on": "2026-01-01T00:00:00Z"}}).encode()
+    body = json.dumps(
+        {"job": {"id": vendor, "status": "transcribed", "created_on": "2026-01-01T00:00:00Z"}}
+    ).encode()
 
     assert post(f"{receiver}/callbacks/revai/{handle.job_id}/forged-token", body).status == 401
     assert post(f"{receiver}/callbacks/revai/vx_never_seen/{token}", body).status == 404

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from voxhub.sandbox import RunningSandbox
 
 VOXHUB = str(Path(sys.executable).with_name("voxhub"))
@@ -34,7 +33,9 @@ def voxhub(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.Compl
     return result
 
 
-def test_transcribe_jobs_fetch_close(env: dict[str, str], media: Path, echo: RunningSandbox) -> None:
+def test_transcribe_jobs_fetch_close(
+    env: dict[str, str], media: Path, echo: RunningSandbox
+) -> None:
     out = voxhub(env, "transcribe", str(media), "-f", "json").stdout
     data = json.loads(out)
     assert data["provider"] == "echo" and data["text"] == "hello world.wav"
@@ -59,8 +60,14 @@ def test_batch_writes_one_file_per_input(env: dict[str, str], tmp_path: Path) ->
         path = tmp_path / f"{name}.wav"
         path.write_bytes(b"RIFF" + bytes(100))
         inputs.append(str(path))
-    voxhub(env, "transcribe", *inputs, "-o", str(tmp_path / "out"), "-f", "vtt", "--concurrency", "2")
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.vtt", "three.vtt", "two.vtt"]
+    voxhub(
+        env, "transcribe", *inputs, "-o", str(tmp_path / "out"), "-f", "vtt", "--concurrency", "2"
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "one.vtt",
+        "three.vtt",
+        "two.vtt",
+    ]
     assert (tmp_path / "out" / "two.vtt").read_text().startswith("WEBVTT")
 
 
@@ -77,7 +84,9 @@ def test_errors_are_one_line_with_exit_codes(env: dict[str, str], media: Path) -
     assert bad.stderr.strip().splitlines()[-1].startswith("error: echo:validate: option 'speed'")
     assert "Traceback" not in bad.stderr
     failed = voxhub(env, "transcribe", "http://x/a", "--option", "fail=true", ok=False)
-    assert failed.returncode == 6 and "synthetic failure requested" in failed.stderr  # JobFailedError
+    assert (
+        failed.returncode == 6 and "synthetic failure requested" in failed.stderr
+    )  # JobFailedError
     missing = voxhub(env, "status", "vx_nope", ok=False)
     assert missing.returncode == 4 and "no job 'vx_nope'" in missing.stderr
     debug = voxhub(env, "--debug", "status", "vx_nope", ok=False)
@@ -108,7 +117,8 @@ def test_sandbox_command_prints_json_lines(env: dict[str, str]) -> None:
 
 def test_no_secret_in_any_output_with_debug_logs(env: dict[str, str], media: Path) -> None:
     for fmt in ("json", "console"):
-        result = voxhub(env, "--log-level", "debug", "--log-format", fmt, "transcribe", str(media),
-                        "--new")
+        result = voxhub(
+            env, "--log-level", "debug", "--log-format", fmt, "transcribe", str(media), "--new"
+        )
         assert "http.response" in result.stderr  # debug logging really ran
         assert env["VOXHUB_ECHO_API_KEY"] not in result.stdout + result.stderr

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from voxhub import (
     FakeClock,
     InvalidInputError,
@@ -35,11 +34,17 @@ def test_run_submits_waits_fetches(orch: Orchestrator, echo: RunningSandbox, med
     record = orch.store.get(outcome.handle.job_id)
     assert record.phase == Phase.SUBMITTED and record.has_result
     assert record.handle.vendor_ids["job"]
-    assert [e.type for e in orch.store.events(record.job_id)][:3] == ["recorded", "sending", "submitted"]
+    assert [e.type for e in orch.store.events(record.job_id)][:3] == [
+        "recorded",
+        "sending",
+        "submitted",
+    ]
     assert echo.sandbox.counters.get("jobs.created") == 1
 
 
-def test_same_input_is_never_submitted_twice(orch: Orchestrator, echo: RunningSandbox, media: Path) -> None:
+def test_same_input_is_never_submitted_twice(
+    orch: Orchestrator, echo: RunningSandbox, media: Path
+) -> None:
     first = orch.run(JobRequest(provider="echo", media=LocalFile(media)))
     second = orch.run(JobRequest(provider="echo", media=LocalFile(media)))
     assert first.handle and second.handle and first.handle.job_id == second.handle.job_id
@@ -47,7 +52,9 @@ def test_same_input_is_never_submitted_twice(orch: Orchestrator, echo: RunningSa
     assert echo.sandbox.counters.get("jobs.created") == 1
 
 
-def test_fetch_after_close_comes_from_the_store(orch: Orchestrator, echo: RunningSandbox, media: Path) -> None:
+def test_fetch_after_close_comes_from_the_store(
+    orch: Orchestrator, echo: RunningSandbox, media: Path
+) -> None:
     outcome = orch.run(JobRequest(provider="echo", media=LocalFile(media)), close="after-fetch")
     assert outcome.ok and outcome.handle
     assert echo.sandbox.counters.get(f"DELETE /v1/jobs/{outcome.handle.vendor_ids['job']}") == 1
@@ -56,7 +63,9 @@ def test_fetch_after_close_comes_from_the_store(orch: Orchestrator, echo: Runnin
     assert orch.export(outcome.handle.job_id, "txt") == "hello world.wav\n"
 
 
-def test_invalid_options_are_refused_before_any_request(orch: Orchestrator, echo: RunningSandbox) -> None:
+def test_invalid_options_are_refused_before_any_request(
+    orch: Orchestrator, echo: RunningSandbox
+) -> None:
     url = RemoteUrl("http://127.0.0.1/a.wav")
     with pytest.raises(InvalidInputError) as info:
         orch.submit(JobRequest(provider="echo", media=url, options={"speed": 0}))
@@ -75,7 +84,9 @@ def test_invalid_options_are_refused_before_any_request(orch: Orchestrator, echo
 
 
 def test_vendor_failure_raises_with_reason(orch: Orchestrator) -> None:
-    handle = orch.submit(JobRequest(provider="echo", media=RemoteUrl("http://x/a"), options={"fail": True}))
+    handle = orch.submit(
+        JobRequest(provider="echo", media=RemoteUrl("http://x/a"), options={"fail": True})
+    )
     with pytest.raises(JobFailedError) as info:
         orch.wait(handle)
     assert info.value.detail == "synthetic failure requested"
@@ -83,7 +94,9 @@ def test_vendor_failure_raises_with_reason(orch: Orchestrator) -> None:
     assert orch.status(handle.job_id).state is JobState.FAILED
 
 
-def test_a_failed_input_can_run_again_as_a_new_job(orch: Orchestrator, echo: RunningSandbox) -> None:
+def test_a_failed_input_can_run_again_as_a_new_job(
+    orch: Orchestrator, echo: RunningSandbox
+) -> None:
     request = JobRequest(provider="echo", media=RemoteUrl("http://x/a"), options={"fail": True})
     first = orch.run(request)
     second = orch.run(request)
@@ -106,9 +119,13 @@ def test_wait_timeout_carries_the_handle_and_the_job_keeps_running(
     assert sum(clock.slept) == pytest.approx(2.0, abs=0.3)
 
 
-def test_run_many_yields_every_outcome_and_one_failure_stops_nothing(orch: Orchestrator, echo: RunningSandbox) -> None:
+def test_run_many_yields_every_outcome_and_one_failure_stops_nothing(
+    orch: Orchestrator, echo: RunningSandbox
+) -> None:
     requests = [
-        JobRequest(provider="echo", media=RemoteUrl(f"http://x/file{i}"), options={"fail": i % 5 == 0})
+        JobRequest(
+            provider="echo", media=RemoteUrl(f"http://x/file{i}"), options={"fail": i % 5 == 0}
+        )
         for i in range(20)
     ]
     outcomes = list(orch.run_many(requests, concurrency=6))
@@ -174,15 +191,19 @@ def test_resume_from_a_handle_in_a_fresh_orchestrator(
 
     first = voxhub_orchestrator({"echo": echo.settings()}, clock=FakeClock())
     handle = first.submit(JobRequest(provider="echo", media=RemoteUrl("http://x/a b")))
-    other = voxhub_orchestrator({"echo": echo.settings()}, clock=FakeClock(),
-                                store=Store(tmp_path / "other.db"))
+    other = voxhub_orchestrator(
+        {"echo": echo.settings()}, clock=FakeClock(), store=Store(tmp_path / "other.db")
+    )
     assert other.wait(handle).state is JobState.SUCCEEDED
     assert other.fetch(handle).text == "a b"  # the words of the URL's last path segment
 
 
-def test_transport_failure_is_typed_and_names_provider(voxhub_orchestrator: Callable[..., Orchestrator]) -> None:
-    orch = voxhub_orchestrator({"echo": {"base_url": "http://127.0.0.1:9", "api_key": "k" * 12}},
-                               clock=FakeClock())
+def test_transport_failure_is_typed_and_names_provider(
+    voxhub_orchestrator: Callable[..., Orchestrator],
+) -> None:
+    orch = voxhub_orchestrator(
+        {"echo": {"base_url": "http://127.0.0.1:9", "api_key": "k" * 12}}, clock=FakeClock()
+    )
     with pytest.raises(TransportError) as info:
         orch.submit(JobRequest(provider="echo", media=RemoteUrl("http://x/a")))
     assert info.value.provider == "echo" and info.value.operation == "submit"
@@ -190,7 +211,9 @@ def test_transport_failure_is_typed_and_names_provider(voxhub_orchestrator: Call
     assert record.phase == Phase.RECORDED and record.error  # provably unsent: safe to resume
 
 
-def test_missing_credentials_are_a_configuration_error(voxhub_orchestrator: Callable[..., Orchestrator]) -> None:
+def test_missing_credentials_are_a_configuration_error(
+    voxhub_orchestrator: Callable[..., Orchestrator],
+) -> None:
     orch = voxhub_orchestrator({})
     with pytest.raises(ConfigurationError) as info:
         orch.submit(JobRequest(provider="echo", media=RemoteUrl("http://x/a")))
@@ -233,10 +256,15 @@ def test_observer_plugins_wrap_calls_and_receive_events(
     from voxhub import PluginManager
 
     recorder = Recorder()
-    plugins = PluginManager.load(env={"VOXHUB_LOAD_PLUGINS": "voxhub-echo"},
-                                 extra=[("recorder", recorder)])
-    orch = Orchestrator(store=media.parent / "o.db", config=__import__("voxhub").Config.from_profiles(
-        {"echo": echo.settings()}), plugins=plugins, clock=FakeClock())
+    plugins = PluginManager.load(
+        env={"VOXHUB_LOAD_PLUGINS": "voxhub-echo"}, extra=[("recorder", recorder)]
+    )
+    orch = Orchestrator(
+        store=media.parent / "o.db",
+        config=__import__("voxhub").Config.from_profiles({"echo": echo.settings()}),
+        plugins=plugins,
+        clock=FakeClock(),
+    )
     assert orch.run(JobRequest(provider="echo", media=LocalFile(media))).ok
     assert recorder.calls[:2] == ["before-submit:echo", "after-submit:True"]
     assert "state:queued" in recorder.calls and "state:succeeded" in recorder.calls

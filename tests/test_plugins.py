@@ -9,14 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from voxhub import PluginManager, Provider, ProviderInfo, hookimpl
 from voxhub.errors import ConfigurationError
 
 VOXHUB = str(Path(sys.executable).with_name("voxhub"))
 
 
-def fake_distribution(site: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]) -> None:
+def fake_distribution(
+    site: Path, name: str, entry_points: dict[str, str], modules: dict[str, str]
+) -> None:
     """Install a distribution the way pip would leave it: a dist-info with real entry points."""
     info = site / f"{name.replace('-', '_')}-1.0.dist-info"
     info.mkdir(parents=True)
@@ -28,12 +29,7 @@ def fake_distribution(site: Path, name: str, entry_points: dict[str, str], modul
 
 
 BROKEN = "raise RuntimeError('this plugin is broken on purpose')\n"
-MISSPELT = (
-    "from voxhub import hookimpl\n"
-    "@hookimpl\n"
-    "def register_provders():\n"
-    "    return []\n"
-)
+MISSPELT = "from voxhub import hookimpl\n@hookimpl\ndef register_provders():\n    return []\n"
 
 
 def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -44,8 +40,9 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
 def site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     fake_distribution(site, "voxhub-broken", {"broken": "broken_plugin"}, {"broken_plugin": BROKEN})
-    fake_distribution(site, "voxhub-misspelt", {"misspelt": "misspelt_plugin"},
-                      {"misspelt_plugin": MISSPELT})
+    fake_distribution(
+        site, "voxhub-misspelt", {"misspelt": "misspelt_plugin"}, {"misspelt_plugin": MISSPELT}
+    )
     return site
 
 
@@ -70,12 +67,15 @@ def test_load_plugins_env_limits_loading(site: Path) -> None:
 
 def test_tracing_logs_every_hook_call() -> None:
     env = {**os.environ, "VOXHUB_LOAD_PLUGINS": "voxhub-echo", "VOXHUB_TRACE_PLUGINS": "1"}
-    code = ("from voxhub import PluginManager, configure_logging;"
-            "configure_logging('info','json');"
-            "pm = PluginManager.load();"
-            "pm.notify('job_failed', handle=None, error=None)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                            timeout=60)
+    code = (
+        "from voxhub import PluginManager, configure_logging;"
+        "configure_logging('info','json');"
+        "pm = PluginManager.load();"
+        "pm.notify('job_failed', handle=None, error=None)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert '"hook": "job_failed"' in result.stderr and "hook.call" in result.stderr
 
 

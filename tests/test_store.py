@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-
 from voxhub import JobHandle, JobKind, JobRequest, JobState, JobStatus, RemoteUrl, Store, Transcript
 from voxhub.errors import StoreError
 from voxhub.models import new_job_id
@@ -15,8 +14,13 @@ from voxhub.store import SCHEMA_VERSION, Phase
 
 
 def make(store: Store, key: str = "k1") -> JobHandle:
-    request = JobRequest(provider="echo", media=RemoteUrl("http://x/a", {"Authorization": "Bearer s3cr3t-value"}),
-                         kind=JobKind.TRANSCRIPTION, profile="echo", idempotency_key=key)
+    request = JobRequest(
+        provider="echo",
+        media=RemoteUrl("http://x/a", {"Authorization": "Bearer s3cr3t-value"}),
+        kind=JobKind.TRANSCRIPTION,
+        profile="echo",
+        idempotency_key=key,
+    )
     handle = JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo", idempotency_key=key)
     store.record(request, handle)
     return handle
@@ -31,7 +35,9 @@ def test_phases_and_events(tmp_path: Path) -> None:
     store.mark_submitted(handle.with_vendor({"job": "v1"}), JobStatus(JobState.QUEUED))
     assert store.find_by_vendor_id("echo", "v1").job_id == handle.job_id  # type: ignore[union-attr]
     assert store.set_status(handle.job_id, JobStatus(JobState.RUNNING, progress=0.5))
-    assert not store.set_status(handle.job_id, JobStatus(JobState.RUNNING, progress=0.5))  # no change
+    assert not store.set_status(
+        handle.job_id, JobStatus(JobState.RUNNING, progress=0.5)
+    )  # no change
     store.set_status(handle.job_id, JobStatus(JobState.SUCCEEDED))
     # A stale answer never reopens a finished job.
     assert not store.set_status(handle.job_id, JobStatus(JobState.RUNNING))
@@ -44,16 +50,22 @@ def test_phases_and_events(tmp_path: Path) -> None:
 def test_same_key_returns_the_stored_job(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     first = make(store, "same")
-    request = JobRequest(provider="echo", kind=JobKind.TRANSCRIPTION, profile="echo", idempotency_key="same")
-    record, created = store.record(request, JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo",
-                                                      idempotency_key="same"))
+    request = JobRequest(
+        provider="echo", kind=JobKind.TRANSCRIPTION, profile="echo", idempotency_key="same"
+    )
+    record, created = store.record(
+        request,
+        JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo", idempotency_key="same"),
+    )
     assert not created and record.job_id == first.job_id
 
 
 def test_secrets_never_reach_the_database_file(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     handle = make(store)
-    store.add_event(handle.job_id, "callback", {"token": "s3cr3t-value", "note": "Bearer s3cr3t-value"})
+    store.add_event(
+        handle.job_id, "callback", {"token": "s3cr3t-value", "note": "Bearer s3cr3t-value"}
+    )
     store.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert b"s3cr3t-value" not in raw
@@ -70,8 +82,10 @@ def test_a_dead_owners_claim_can_be_taken_over(tmp_path: Path) -> None:
     import socket
 
     with sqlite3.connect(tmp_path / "s.db") as conn:
-        conn.execute("UPDATE jobs SET owner=? WHERE job_id=?",
-                     (f"{socket.gethostname()}:999999999:x", handle.job_id))
+        conn.execute(
+            "UPDATE jobs SET owner=? WHERE job_id=?",
+            (f"{socket.gethostname()}:999999999:x", handle.job_id),
+        )
     assert other.take_over(handle.job_id) is not None
 
 
@@ -106,7 +120,7 @@ def _writer(path: str, worker: int, count: int) -> None:
         store.add_event(handle.job_id, "note", {"i": i})
 
 
-def _claimer(path: str, job_id: str, results: "multiprocessing.Queue[bool]") -> None:
+def _claimer(path: str, job_id: str, results: multiprocessing.Queue[bool]) -> None:
     results.put(Store(path).claim(job_id) is not None)
 
 

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 import structlog
-from werkzeug.serving import make_server
-from werkzeug.wrappers import Request, Response
-
 from voxhub import FakeClock, RetryPolicy, Timeouts, configure_logging
-from voxhub.logging_setup import ensure_default_logging
 from voxhub.errors import TimeoutError, TransportError
+from voxhub.logging_setup import ensure_default_logging
 from voxhub.redact import Secret
 from voxhub.transport import HttpClient, MultipartBody, Part, RateLimiter, parse_retry_after
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 Handler = Callable[[Request], Response]
 
@@ -33,7 +32,9 @@ def server() -> Iterator[Callable[[Handler], str]]:
             return handler(Request(environ))(environ, start_response)
 
         srv = make_server("127.0.0.1", 0, app, threaded=True)
-        threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        threading.Thread(
+            target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         servers.append(srv)
         return f"http://127.0.0.1:{srv.server_port}"
 
@@ -67,7 +68,9 @@ def test_retries_server_errors_then_succeeds(server: Callable[[Handler], str]) -
     assert len(clock.slept) == 2 and all(0 < s <= 30 for s in clock.slept)
 
 
-def test_gives_up_after_max_attempts_and_returns_last_answer(server: Callable[[Handler], str]) -> None:
+def test_gives_up_after_max_attempts_and_returns_last_answer(
+    server: Callable[[Handler], str],
+) -> None:
     handler, seen = sequence(Response("down", 504))
     http = client().bind("t", retry=RetryPolicy(max_attempts=5))
     resp = http.request("GET", server(handler), operation="status")
@@ -88,8 +91,9 @@ def test_retry_after_seconds_and_date_are_honoured(server: Callable[[Handler], s
 
 
 def test_rate_limit_retries_beyond_the_server_error_cap(server: Callable[[Handler], str]) -> None:
-    handler, seen = sequence(*([Response("", 429, headers={"Retry-After": "1"})] * 8),
-                             Response("ok"))
+    handler, seen = sequence(
+        *([Response("", 429, headers={"Retry-After": "1"})] * 8), Response("ok")
+    )
     policy = RetryPolicy(max_attempts=2, max_rate_limited_attempts=20)
     resp = client().bind("t", retry=policy).request("POST", server(handler), operation="submit")
     assert resp.ok and len(seen) == 9  # 429 is a refusal, so even a submit retries it
@@ -117,7 +121,9 @@ def test_read_timeout_is_a_timeout_error(server: Callable[[Handler], str]) -> No
         time.sleep(0.6)
         return Response("late")
 
-    http = client(timeouts=Timeouts(connect=1, read=0.2)).bind("t", retry=RetryPolicy(max_attempts=2))
+    http = client(timeouts=Timeouts(connect=1, read=0.2)).bind(
+        "t", retry=RetryPolicy(max_attempts=2)
+    )
     with pytest.raises(TimeoutError) as info:
         http.request("GET", server(slow), operation="status")
     assert info.value.details["attempts"] == 2
@@ -156,15 +162,29 @@ def test_streaming_multipart_upload_of_a_large_sparse_file(
         while chunk := part.stream.read(1 << 20):
             digest.update(chunk)
             size += len(chunk)
-        received.update(size=size, sha=digest.hexdigest(), name=part.filename,
-                        ctype=part.content_type, options=request.form["options"],
-                        length=request.content_length)
+        received.update(
+            size=size,
+            sha=digest.hexdigest(),
+            name=part.filename,
+            ctype=part.content_type,
+            options=request.form["options"],
+            length=request.content_length,
+        )
         return Response("{}", content_type="application/json")
 
     progress: list[tuple[int, int]] = []
     body = MultipartBody([Part("options", '{"a": 1}'), Part("media", path=big)])
-    resp = client().bind("t").request("POST", server(upload), operation="submit", body=body,
-                                      progress=lambda s, t: progress.append((s, t)))
+    resp = (
+        client()
+        .bind("t")
+        .request(
+            "POST",
+            server(upload),
+            operation="submit",
+            body=body,
+            progress=lambda s, t: progress.append((s, t)),
+        )
+    )
     assert resp.ok
     expected = hashlib.sha256()
     with big.open("rb") as fh:
@@ -188,7 +208,9 @@ def test_request_logs_never_contain_secrets(server: Callable[[Handler], str], fm
     configure_logging("debug", fmt, stream=out)
     try:
         client().bind("t").request(
-            "GET", server(handler) + "/x?sig=abcdef123456", operation="status",
+            "GET",
+            server(handler) + "/x?sig=abcdef123456",
+            operation="status",
             headers={"Authorization": f"Bearer {token.reveal()}"},
         )
     finally:

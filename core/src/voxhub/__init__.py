@@ -13,7 +13,6 @@ Plugin authors need :class:`Provider`, :class:`ProviderInfo`, :class:`OptionSpec
 """
 
 from .clock import Clock, FakeClock, SystemClock
-from .logging_setup import configure_logging, ensure_default_logging
 from .config import Config
 from .errors import (
     AuthenticationError,
@@ -36,6 +35,7 @@ from .errors import (
 )
 from .export import render
 from .hookspecs import hookimpl, hookspec
+from .logging_setup import configure_logging, ensure_default_logging
 from .models import (
     JobHandle,
     JobKind,
@@ -123,6 +123,7 @@ __all__ = [
     "RtcChannel",
     "Secret",
     "Segment",
+    "Store",
     "StoreError",
     "StreamUrl",
     "Submitted",

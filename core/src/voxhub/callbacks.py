@@ -58,8 +58,9 @@ class CallbackResponse:
 
 
 def _answer(status: int, message: str) -> CallbackResponse:
-    return CallbackResponse(status, json.dumps({"status": status, "message": message}).encode(),
-                            "application/json")
+    return CallbackResponse(
+        status, json.dumps({"status": status, "message": message}).encode(), "application/json"
+    )
 
 
 class CallbackHandler:
@@ -98,7 +99,9 @@ class CallbackHandler:
             return _answer(401, "invalid callback token")
         request = CallbackRequest(
             headers={k.lower(): v for k, v in headers.items()},
-            body=body, query=dict(query or {}), token=token,
+            body=body,
+            query=dict(query or {}),
+            token=token,
         )
         try:
             ctx = self.orchestrator.context(record.provider, record.profile)
@@ -128,19 +131,29 @@ class CallbackHandler:
         bound: Any,
     ) -> CallbackResponse:
         store = self.orchestrator.store
-        if event.vendor_id is not None and vendor_ids and event.vendor_id not in vendor_ids.values():
+        if (
+            event.vendor_id is not None
+            and vendor_ids
+            and event.vendor_id not in vendor_ids.values()
+        ):
             bound.warning("callback.rejected", reason="callback names another vendor job")
             return _answer(409, "callback is for another job")
         digest = hashlib.sha256(body).hexdigest()
-        if any(e.data.get("_digest") == digest for e in store.events(job_id)
-               if e.type in ("callback", "callback-hint")):
+        if any(
+            e.data.get("_digest") == digest
+            for e in store.events(job_id)
+            if e.type in ("callback", "callback-hint")
+        ):
             bound.info("callback.replayed")
             return self._reply(event)
         data = {**dict(event.data), "_digest": digest}
         if event.status is not None:
-            data["_status"] = {"state": event.status.state.value,
-                               "vendor_state": event.status.vendor_state,
-                               "reason": event.status.reason, "detail": event.status.detail}
+            data["_status"] = {
+                "state": event.status.state.value,
+                "vendor_state": event.status.vendor_state,
+                "reason": event.status.reason,
+                "detail": event.status.detail,
+            }
         if event.status is not None and event.confirm:
             # Unsigned: the waiter confirms with one status call before trusting it.
             store.add_event(job_id, "callback-hint", data)
@@ -148,14 +161,18 @@ class CallbackHandler:
             store.add_event(job_id, "callback", data)
             if event.status is not None:
                 self.orchestrator.record_status(job_id, event.status)
-        bound.info("callback.recorded", hint=event.confirm,
-                   state=event.status.state.value if event.status else None)
+        bound.info(
+            "callback.recorded",
+            hint=event.confirm,
+            state=event.status.state.value if event.status else None,
+        )
         return self._reply(event)
 
     @staticmethod
     def _reply(event: CallbackEvent) -> CallbackResponse:
-        return CallbackResponse(event.response_status, event.response_body,
-                                event.response_content_type)
+        return CallbackResponse(
+            event.response_status, event.response_body, event.response_content_type
+        )
 
 
 def wsgi_app(handler: CallbackHandler, prefix: str = "/callbacks") -> Any:
@@ -164,10 +181,12 @@ def wsgi_app(handler: CallbackHandler, prefix: str = "/callbacks") -> Any:
     from werkzeug.routing import Map, Rule
     from werkzeug.wrappers import Request, Response
 
-    url_map = Map([
-        Rule(f"{prefix}/<provider>/<job_id>/<token>", endpoint="callback", methods=["POST"]),
-        Rule("/healthz", endpoint="health", methods=["GET"]),
-    ])
+    url_map = Map(
+        [
+            Rule(f"{prefix}/<provider>/<job_id>/<token>", endpoint="callback", methods=["POST"]),
+            Rule("/healthz", endpoint="health", methods=["GET"]),
+        ]
+    )
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
@@ -184,9 +203,16 @@ def wsgi_app(handler: CallbackHandler, prefix: str = "/callbacks") -> Any:
             answer = _answer(413, f"callback body over {handler.max_body} bytes")
         else:
             body = request.stream.read(handler.max_body + 1)
-            answer = handler.handle(args["provider"], args["job_id"], args["token"],
-                                    dict(request.headers), body, dict(request.args))
-        return Response(answer.body, status=answer.status,
-                        content_type=answer.content_type)(environ, start_response)
+            answer = handler.handle(
+                args["provider"],
+                args["job_id"],
+                args["token"],
+                dict(request.headers),
+                body,
+                dict(request.args),
+            )
+        return Response(answer.body, status=answer.status, content_type=answer.content_type)(
+            environ, start_response
+        )
 
     return app

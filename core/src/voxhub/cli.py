@@ -73,18 +73,43 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="voxhub")
-@click.option("--store", type=click.Path(dir_okay=False), envvar="VOXHUB_STORE",
-              help="Job store (SQLite file). Default: $XDG_DATA_HOME/voxhub/jobs.db.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar="VOXHUB_CONFIG",
-              help="Config file. Default: $XDG_CONFIG_HOME/voxhub/config.toml.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="warning", show_default=True, envvar="VOXHUB_LOG_LEVEL")
-@click.option("--log-format", type=click.Choice(["console", "json"]), default="console",
-              show_default=True, envvar="VOXHUB_LOG_FORMAT")
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False),
+    envvar="VOXHUB_STORE",
+    help="Job store (SQLite file). Default: $XDG_DATA_HOME/voxhub/jobs.db.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="VOXHUB_CONFIG",
+    help="Config file. Default: $XDG_CONFIG_HOME/voxhub/config.toml.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    envvar="VOXHUB_LOG_LEVEL",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["console", "json"]),
+    default="console",
+    show_default=True,
+    envvar="VOXHUB_LOG_FORMAT",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
-def cli(ctx: click.Context, store: str | None, config_path: str | None, log_level: str,
-        log_format: str, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    store: str | None,
+    config_path: str | None,
+    log_level: str,
+    log_format: str,
+    debug: bool,
+) -> None:
     """Run speech and media jobs on any provider: one CLI, one job store."""
     configure_logging(log_level, log_format)
     ctx.obj = _State(store=store, config=config_path, debug=debug)
@@ -141,8 +166,13 @@ def _progress_printer(label: str) -> Any:
         return None
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    progress = Progress("[progress.description]{task.description}", BarColumn(),
-                        DownloadColumn(), TransferSpeedColumn(), transient=True)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        transient=True,
+    )
     task = None
 
     def update(sent: int, total: int) -> None:
@@ -157,15 +187,25 @@ def _progress_printer(label: str) -> Any:
     return update
 
 
-def _requests(media: tuple[str, ...], provider: str | None, kind: JobKind | None,
-              language: str | None, options: dict[str, Any], profile: str | None,
-              new: bool) -> list[JobRequest]:
+def _requests(
+    media: tuple[str, ...],
+    provider: str | None,
+    kind: JobKind | None,
+    language: str | None,
+    options: dict[str, Any],
+    profile: str | None,
+    new: bool,
+) -> list[JobRequest]:
     import uuid
 
     return [
         JobRequest(
-            provider=provider or "", media=media_from(m), kind=kind, language=language,
-            options=options, profile=profile,
+            provider=provider or "",
+            media=media_from(m),
+            kind=kind,
+            language=language,
+            options=options,
+            profile=profile,
             idempotency_key=f"new-{uuid.uuid4().hex}" if new else None,
         )
         for m in media
@@ -187,25 +227,48 @@ def _write_or_print(text: str, out_dir: Path | None, name: str, fmt: str) -> Non
 @click.option("-p", "--provider", help="Provider (default: configured default, else local).")
 @click.option("--profile", help="Credential profile (default: the provider's name).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="txt", show_default=True)
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write one file per input here instead of printing.")
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write one file per input here instead of printing.",
+)
 @click.option("--language", help="Language code, e.g. en.")
 @click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Provider option.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256))
 @click.option("--timeout", type=float, help="Give up waiting after S seconds (jobs keep running).")
 @click.option("--no-wait", is_flag=True, help="Submit and print job ids only.")
-@click.option("--callback/--no-callback", default=None,
-              help="Ask the provider to call the callback receiver when done.")
-@click.option("--close", "close_policy",
-              type=click.Choice([ClosePolicy.NEVER, ClosePolicy.AFTER_FETCH, ClosePolicy.ALWAYS]),
-              default=ClosePolicy.NEVER, show_default=True,
-              help="Delete the job at the provider after fetching its result.")
+@click.option(
+    "--callback/--no-callback",
+    default=None,
+    help="Ask the provider to call the callback receiver when done.",
+)
+@click.option(
+    "--close",
+    "close_policy",
+    type=click.Choice([ClosePolicy.NEVER, ClosePolicy.AFTER_FETCH, ClosePolicy.ALWAYS]),
+    default=ClosePolicy.NEVER,
+    show_default=True,
+    help="Delete the job at the provider after fetching its result.",
+)
 @click.option("--new", is_flag=True, help="Submit again even if this input was already run.")
 @click.option("--batch", help="Name the batch (for `voxhub jobs --batch` and resume).")
-def transcribe(media: tuple[str, ...], provider: str | None, profile: str | None, fmt: str,
-               output_dir: Path | None, language: str | None, opts: tuple[str, ...],
-               concurrency: int, timeout: float | None, no_wait: bool, callback: bool | None,
-               close_policy: str, new: bool, batch: str | None) -> None:
+def transcribe(
+    media: tuple[str, ...],
+    provider: str | None,
+    profile: str | None,
+    fmt: str,
+    output_dir: Path | None,
+    language: str | None,
+    opts: tuple[str, ...],
+    concurrency: int,
+    timeout: float | None,
+    no_wait: bool,
+    callback: bool | None,
+    close_policy: str,
+    new: bool,
+    batch: str | None,
+) -> None:
     """Transcribe files or URLs and print (or write) the transcripts.
 
     The same input is not submitted twice: running the command again picks up
@@ -213,13 +276,17 @@ def transcribe(media: tuple[str, ...], provider: str | None, profile: str | None
     """
     orch = _state().orchestrator()
     provider = provider or orch.default_provider()
-    requests = _requests(media, provider, JobKind.TRANSCRIPTION, language, _parse_options(opts),
-                         profile, new)
+    requests = _requests(
+        media, provider, JobKind.TRANSCRIPTION, language, _parse_options(opts), profile, new
+    )
     if no_wait:
         for request in requests:
-            handle = orch.submit(request, batch=batch, callback=callback,
-                                 progress=_progress_printer(request.media.describe()
-                                                            if request.media else ""))
+            handle = orch.submit(
+                request,
+                batch=batch,
+                callback=callback,
+                progress=_progress_printer(request.media.describe() if request.media else ""),
+            )
             click.echo(handle.job_id)
         return
     failures = 0
@@ -250,44 +317,60 @@ def _export_outcome(orch: Orchestrator, outcome: Outcome, fmt: str) -> str:
     return render(outcome.result, fmt)
 
 
-def _run_batch(orch: Orchestrator, requests: list[JobRequest], concurrency: int,
-               timeout: float | None, close_policy: str, batch: str | None,
-               callback: bool | None) -> Iterator[Outcome]:
+def _run_batch(
+    orch: Orchestrator,
+    requests: list[JobRequest],
+    concurrency: int,
+    timeout: float | None,
+    close_policy: str,
+    batch: str | None,
+    callback: bool | None,
+) -> Iterator[Outcome]:
     if len(requests) == 1:
         request = requests[0]
         label = request.media.describe() if request.media else ""
         handle = None
         try:
-            handle = orch.submit(request, batch=batch, callback=callback,
-                                 progress=_progress_printer(label))
+            handle = orch.submit(
+                request, batch=batch, callback=callback, progress=_progress_printer(label)
+            )
         except VoxhubError as exc:
             yield Outcome(request, handle, error=exc)
             return
         yield _wait_with_spinner(orch, request, handle, timeout, close_policy)
         return
-    outcomes = orch.run_many(requests, concurrency=concurrency, timeout=timeout,
-                             close=close_policy, batch=batch, callback=callback)
+    outcomes = orch.run_many(
+        requests,
+        concurrency=concurrency,
+        timeout=timeout,
+        close=close_policy,
+        batch=batch,
+        callback=callback,
+    )
     if not _interactive():
         yield from outcomes
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    with Progress("jobs", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
+    with Progress(
+        "jobs", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as bar:
         task = bar.add_task("jobs", total=len(requests))
         for outcome in outcomes:
             bar.advance(task)
             yield outcome
 
 
-def _wait_with_spinner(orch: Orchestrator, request: JobRequest, handle: Any,
-                       timeout: float | None, close_policy: str) -> Outcome:
+def _wait_with_spinner(
+    orch: Orchestrator, request: JobRequest, handle: Any, timeout: float | None, close_policy: str
+) -> Outcome:
     if not _interactive():
         return orch._finish(request, handle, timeout=timeout, close=close_policy)
     from rich.console import Console
 
     console = Console(stderr=True)
     with console.status(f"{handle.job_id}: waiting for {handle.provider}") as status:
+
         def show(s: JobStatus) -> None:
             share = f" {s.progress:.0%}" if s.progress is not None else ""
             status.update(f"{handle.job_id}: {s.state.value}{share}")
@@ -304,33 +387,60 @@ def _wait_with_spinner(orch: Orchestrator, request: JobRequest, handle: Any,
 @click.argument("media", nargs=-1)
 @click.option("-p", "--provider", help="Provider (default: configured default, else local).")
 @click.option("--profile", help="Credential profile (default: the provider's name).")
-@click.option("--kind", type=click.Choice([k.value for k in JobKind]),
-              help="Job kind, when the provider runs several.")
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in JobKind]),
+    help="Job kind, when the provider runs several.",
+)
 @click.option("--language")
 @click.option("--option", "opts", multiple=True, metavar="KEY=VALUE")
-@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-              help="A job configuration file (JSON or TOML), e.g. a transcoder layout.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A job configuration file (JSON or TOML), e.g. a transcoder layout.",
+)
 @click.option("--callback/--no-callback", default=None)
 @click.option("--new", is_flag=True, help="Submit again even if this input was already run.")
 @click.option("--batch")
-def submit(media: tuple[str, ...], provider: str | None, profile: str | None, kind: str | None,
-           language: str | None, opts: tuple[str, ...], config_file: str | None,
-           callback: bool | None, new: bool, batch: str | None) -> None:
+def submit(
+    media: tuple[str, ...],
+    provider: str | None,
+    profile: str | None,
+    kind: str | None,
+    language: str | None,
+    opts: tuple[str, ...],
+    config_file: str | None,
+    callback: bool | None,
+    new: bool,
+    batch: str | None,
+) -> None:
     """Submit jobs without waiting; prints one job id per line."""
     orch = _state().orchestrator()
     options = _parse_options(opts)
     if config_file:
         options["config_file"] = str(Path(config_file).resolve())
     job_kind = JobKind(kind) if kind else None
-    requests = _requests(media, provider or orch.default_provider(), job_kind, language,
-                         options, profile, new)
+    requests = _requests(
+        media, provider or orch.default_provider(), job_kind, language, options, profile, new
+    )
     if not requests:  # task-like jobs (e.g. transcoding) may have no media argument
-        requests = [JobRequest(provider=provider or orch.default_provider(), kind=job_kind,
-                               language=language, options=options, profile=profile)]
+        requests = [
+            JobRequest(
+                provider=provider or orch.default_provider(),
+                kind=job_kind,
+                language=language,
+                options=options,
+                profile=profile,
+            )
+        ]
     for request in requests:
-        handle = orch.submit(request, batch=batch, callback=callback,
-                             progress=_progress_printer(
-                                 request.media.describe() if request.media else ""))
+        handle = orch.submit(
+            request,
+            batch=batch,
+            callback=callback,
+            progress=_progress_printer(request.media.describe() if request.media else ""),
+        )
         click.echo(handle.job_id)
 
 
@@ -339,20 +449,40 @@ def submit(media: tuple[str, ...], provider: str | None, profile: str | None, ki
 @click.option("-p", "--provider", required=True, help="A stream-moderation provider, e.g. tupu.")
 @click.option("--profile")
 @click.option("--option", "opts", multiple=True, metavar="KEY=VALUE")
-@click.option("--callback/--no-callback", default=True, show_default=True,
-              help="Results arrive by callback; needs the callback receiver.")
-@click.option("--wait", "wait_s", type=float, default=None,
-              help="Wait up to S seconds for the streams to end, then print the reports.")
+@click.option(
+    "--callback/--no-callback",
+    default=True,
+    show_default=True,
+    help="Results arrive by callback; needs the callback receiver.",
+)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=None,
+    help="Wait up to S seconds for the streams to end, then print the reports.",
+)
 @click.option("-f", "--format", "fmt", type=click.Choice(["txt", "json"]), default="txt")
-def moderate(streams: tuple[str, ...], provider: str, profile: str | None,
-             opts: tuple[str, ...], callback: bool, wait_s: float | None, fmt: str) -> None:
+def moderate(
+    streams: tuple[str, ...],
+    provider: str,
+    profile: str | None,
+    opts: tuple[str, ...],
+    callback: bool,
+    wait_s: float | None,
+    fmt: str,
+) -> None:
     """Submit live streams for moderation; prints job ids (or the reports with --wait)."""
     orch = _state().orchestrator()
     handles = []
     for stream in streams:
-        request = JobRequest(provider=provider, media=media_from(stream),
-                             kind=JobKind.STREAM_MODERATION, options=_parse_options(opts),
-                             profile=profile)
+        request = JobRequest(
+            provider=provider,
+            media=media_from(stream),
+            kind=JobKind.STREAM_MODERATION,
+            options=_parse_options(opts),
+            profile=profile,
+        )
         handles.append(orch.submit(request, callback=callback))
     for handle in handles:
         if wait_s is None:
@@ -425,13 +555,20 @@ def close(jobs: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("job")
-@click.option("--wait", "wait_s", type=float, default=None,
-              help="Then wait up to S seconds for the retried job.")
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=None,
+    help="Then wait up to S seconds for the retried job.",
+)
 def retry(job: str, wait_s: float | None) -> None:
     """Ask the provider to run a failed job again (same voxhub job, new vendor task)."""
     orch = _state().orchestrator()
     handle = orch.retry(job)
-    click.echo(f"{handle.job_id} retried: {', '.join(f'{k}={v}' for k, v in handle.vendor_ids.items())}")
+    click.echo(
+        f"{handle.job_id} retried: {', '.join(f'{k}={v}' for k, v in handle.vendor_ids.items())}"
+    )
     if wait_s is not None:
         click.echo(_status_line(handle.job_id, orch.wait(handle, timeout=wait_s)))
 
@@ -456,14 +593,18 @@ def _job_row(record: JobRecord) -> dict[str, Any]:
 
 
 @cli.group(cls=_Group, invoke_without_command=True)
-@click.option("--state", help="Only jobs in this state (queued, running, succeeded, failed, "
-              "cancelled) or phase (recorded, sending).")
+@click.option(
+    "--state",
+    help="Only jobs in this state (queued, running, succeeded, failed, "
+    "cancelled) or phase (recorded, sending).",
+)
 @click.option("-p", "--provider")
 @click.option("--batch")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def jobs(ctx: click.Context, state: str | None, provider: str | None, batch: str | None,
-         as_json: bool) -> None:
+def jobs(
+    ctx: click.Context, state: str | None, provider: str | None, batch: str | None, as_json: bool
+) -> None:
     """List stored jobs (subcommands: show, resume)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -477,8 +618,10 @@ def jobs(ctx: click.Context, state: str | None, provider: str | None, batch: str
         return
     for row in rows:
         vendor = next(iter(row["vendor_ids"].values()), "-")
-        click.echo(f"{row['job_id']}  {row['provider']:<16} {row['state']:<10} {vendor:<24} "
-                   f"{row['media'] or ''}")
+        click.echo(
+            f"{row['job_id']}  {row['provider']:<16} {row['state']:<10} {vendor:<24} "
+            f"{row['media'] or ''}"
+        )
 
 
 @jobs.command("show")
@@ -487,8 +630,9 @@ def jobs_show(job: str) -> None:
     """Show one job's record and its event history."""
     orch = _state().orchestrator()
     record = orch.record(job)
-    _echo_json({**_job_row(record),
-                "events": [attrs.asdict(e) for e in orch.store.events(record.job_id)]})
+    _echo_json(
+        {**_job_row(record), "events": [attrs.asdict(e) for e in orch.store.events(record.job_id)]}
+    )
 
 
 @jobs.command("resume")
@@ -496,16 +640,29 @@ def jobs_show(job: str) -> None:
 @click.option("-p", "--provider")
 @click.option("--timeout", type=float)
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256))
-@click.option("--resubmit-in-doubt", is_flag=True,
-              help="Submit again jobs whose earlier submit may have reached a provider that "
-                   "cannot look jobs up (check the vendor's console first).")
-def jobs_resume(batch: str | None, provider: str | None, timeout: float | None,
-                concurrency: int, resubmit_in_doubt: bool) -> None:
+@click.option(
+    "--resubmit-in-doubt",
+    is_flag=True,
+    help="Submit again jobs whose earlier submit may have reached a provider that "
+    "cannot look jobs up (check the vendor's console first).",
+)
+def jobs_resume(
+    batch: str | None,
+    provider: str | None,
+    timeout: float | None,
+    concurrency: int,
+    resubmit_in_doubt: bool,
+) -> None:
     """Carry every unfinished job to its end, after a crash or an interrupted batch."""
     orch = _state().orchestrator()
     failures = done = 0
-    for outcome in orch.resume(batch=batch, provider=provider, timeout=timeout,
-                               concurrency=concurrency, resubmit_in_doubt=resubmit_in_doubt):
+    for outcome in orch.resume(
+        batch=batch,
+        provider=provider,
+        timeout=timeout,
+        concurrency=concurrency,
+        resubmit_in_doubt=resubmit_in_doubt,
+    ):
         job = outcome.handle.job_id if outcome.handle else "?"
         if outcome.error is not None:
             failures += 1
@@ -546,18 +703,31 @@ def config_path() -> None:
 @cli.command()
 @click.argument("providers_", metavar="[PROVIDER]...", nargs=-1)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address.")
-@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
-              help="Port of the first sandbox (0 = ephemeral); the next ones use the next ports.")
-@click.option("--fault", "faults", multiple=True, metavar="KEY=VALUE",
-              help="Fault injection, e.g. rate_limited=0.1 server_error=0.05 drop=0.02.")
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the first sandbox (0 = ephemeral); the next ones use the next ports.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Fault injection, e.g. rate_limited=0.1 server_error=0.05 drop=0.02.",
+)
 def sandbox(providers_: tuple[str, ...], host: str, port: int, faults: tuple[str, ...]) -> None:
     """Run vendor emulators on loopback; prints one JSON line per sandbox, serves until ^C."""
     plugins = _state().plugins
     names = list(providers_) or sorted(plugins.sandboxes)
     if not names:
         raise click.UsageError("no sandboxes are installed")
-    plan = FaultPlan.from_dict({k: json.loads(v) for k, v in
-                                (f.partition("=")[::2] for f in faults)}) if faults else None
+    plan = (
+        FaultPlan.from_dict({k: json.loads(v) for k, v in (f.partition("=")[::2] for f in faults)})
+        if faults
+        else None
+    )
     running: list[RunningSandbox] = []
     stop = threading.Event()
     try:
@@ -565,7 +735,8 @@ def sandbox(providers_: tuple[str, ...], host: str, port: int, faults: tuple[str
             spec = plugins.sandboxes.get(name)
             if spec is None:
                 raise click.UsageError(
-                    f"no sandbox for {name!r} (installed: {', '.join(sorted(plugins.sandboxes))})")
+                    f"no sandbox for {name!r} (installed: {', '.join(sorted(plugins.sandboxes))})"
+                )
             server = serve(spec.factory(faults=plan), host, port + index if port else 0)
             running.append(server)
             click.echo(json.dumps(server.announce()))
@@ -599,8 +770,11 @@ def callbacks() -> None:
 @callbacks.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--public-url", help="The URL providers reach this receiver at (behind a proxy). "
-              "Jobs submitted with callbacks use it; also settable as [voxhub] callback_url.")
+@click.option(
+    "--public-url",
+    help="The URL providers reach this receiver at (behind a proxy). "
+    "Jobs submitted with callbacks use it; also settable as [voxhub] callback_url.",
+)
 def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
     """Run the callback receiver until interrupted; prints one JSON line when listening."""
     from werkzeug.serving import make_server
@@ -610,8 +784,7 @@ def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
     orch = _state().orchestrator(callback_url=public_url)
     server = make_server(host, port, wsgi_app(CallbackHandler(orch)), threaded=True)
     listening = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
-    click.echo(json.dumps({"listening": listening,
-                           "public_url": orch.callback_url or listening}))
+    click.echo(json.dumps({"listening": listening, "public_url": orch.callback_url or listening}))
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
@@ -652,4 +825,3 @@ def main(argv: list[str] | None = None) -> NoReturn:
         click.echo(f"error: not found: {exc}", err=True)
         sys.exit(4)
     sys.exit(0)
-

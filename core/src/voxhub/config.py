@@ -91,9 +91,7 @@ class Config:
         return cls(path=file, globals=globals_, profiles=profiles, env=env)
 
     @classmethod
-    def from_profiles(
-        cls, profiles: Mapping[str, Mapping[str, Any]], **globals_: Any
-    ) -> Config:
+    def from_profiles(cls, profiles: Mapping[str, Mapping[str, Any]], **globals_: Any) -> Config:
         """A configuration built in code (tests, embedding), ignoring the environment."""
         return cls(path=None, globals=globals_, profiles={k: dict(v) for k, v in profiles.items()})
 
@@ -144,9 +142,7 @@ class Config:
         """The whole configuration with secrets masked (``voxhub config show``)."""
         out: dict[str, Any] = {_GLOBAL: dict(self.globals)} if self.globals else {}
         for name, section in self.profiles.items():
-            out[name] = {
-                k: (MASK if is_secret_key(k) else v) for k, v in section.items()
-            }
+            out[name] = {k: (MASK if is_secret_key(k) else v) for k, v in section.items()}
         for key, value in sorted(self.env.items()):
             if key.startswith("VOXHUB_") and key not in {"VOXHUB_CONFIG", "VOXHUB_STORE"}:
                 out.setdefault("environment", {})[key] = MASK if is_secret_key(key) else value

@@ -168,7 +168,7 @@ class TransportError(ProviderUnavailableError):
     """The HTTP exchange itself failed (connection refused or reset, TLS, protocol)."""
 
 
-class TimeoutError(ProviderUnavailableError):  # noqa: A001 - deliberate, namespaced by module
+class TimeoutError(ProviderUnavailableError):
     """A request took longer than its connect or read timeout."""
 
 

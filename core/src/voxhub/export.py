@@ -67,15 +67,25 @@ def result_to_dict(result: Result) -> dict[str, Any]:
             "ended": result.ended,
             "findings": [
                 {
-                    "label": f.label, "score": f.score, "start": _time_json(f.start),
-                    "end": _time_json(f.end), "text": f.text, "evidence_url": f.evidence_url,
-                    "review": f.review, "action": f.action, "details": f.details,
+                    "label": f.label,
+                    "score": f.score,
+                    "start": _time_json(f.start),
+                    "end": _time_json(f.end),
+                    "text": f.text,
+                    "evidence_url": f.evidence_url,
+                    "review": f.review,
+                    "action": f.action,
+                    "details": f.details,
                 }
                 for f in result.findings
             ],
             "transcript": [
-                {"text": s.text, "start": _time_json(s.start), "end": _time_json(s.end),
-                 "speaker": s.speaker}
+                {
+                    "text": s.text,
+                    "start": _time_json(s.start),
+                    "end": _time_json(s.end),
+                    "speaker": s.speaker,
+                }
                 for s in result.transcript
             ],
         }

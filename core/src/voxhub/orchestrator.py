@@ -106,8 +106,10 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.status is not None and (
-            self.status.state is JobState.SUCCEEDED
+        return (
+            self.error is None
+            and self.status is not None
+            and (self.status.state is JobState.SUCCEEDED)
         )
 
 
@@ -117,7 +119,9 @@ def media_from(value: str | Path) -> Media:
     lowered = text.lower()
     if lowered.startswith(("http://", "https://")):
         return RemoteUrl(text)
-    if lowered.startswith(("rtmp://", "rtmps://", "rtsp://", "hls://")) or lowered.endswith(".m3u8"):
+    if lowered.startswith(("rtmp://", "rtmps://", "rtsp://", "hls://")) or lowered.endswith(
+        ".m3u8"
+    ):
         return StreamUrl(text)
     if lowered.startswith("rtc:"):
         return RtcChannel(text[4:])
@@ -145,9 +149,13 @@ class Orchestrator:
         self.config = config if config is not None else Config.load()
         self.plugins = plugins if plugins is not None else PluginManager.load()
         store_path = store if store is not None else self.config.get("store")
-        self.store = store_path if isinstance(store_path, Store) else Store(store_path, clock=self.clock)
+        self.store = (
+            store_path if isinstance(store_path, Store) else Store(store_path, clock=self.clock)
+        )
         self.http = http or HttpClient(clock=self.clock)
-        self.callback_url = (callback_url or self.config.get("callback_url") or "").rstrip("/") or None
+        self.callback_url = (callback_url or self.config.get("callback_url") or "").rstrip(
+            "/"
+        ) or None
         self._contexts: dict[tuple[str, str], ProviderContext] = {}
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._lock = threading.RLock()
@@ -206,6 +214,7 @@ class Orchestrator:
                 log=log.bind(provider=provider, profile=profile),
                 callback_url_for=self._callback_url_for(provider),
                 callback_events=self._callback_payloads,
+                state_dir=self.store.path.parent,
             )
             ctx.auth = self.plugins.call(provider, "authenticate", ctx=ctx)
             self._contexts[key] = ctx
@@ -236,20 +245,25 @@ class Orchestrator:
                 raise InvalidInputError(
                     f"provider {provider!r} runs several job kinds "
                     f"({', '.join(sorted(info.kinds))}): say which with kind=",
-                    field="kind", provider=provider, operation="validate",
+                    field="kind",
+                    provider=provider,
+                    operation="validate",
                 )
             kind = next(iter(info.kinds))
         elif kind not in info.kinds:
             raise InvalidInputError(
                 f"provider {provider!r} does not run {kind.value!r} jobs "
                 f"(it runs: {', '.join(sorted(info.kinds))})",
-                field="kind", provider=provider, operation="validate",
+                field="kind",
+                provider=provider,
+                operation="validate",
             )
         _check_media(request.media, info.capabilities, provider)
         options = info.validate_options(request.options)
         profile = request.profile or provider
-        request = attrs.evolve(request, provider=provider, kind=JobKind(kind), options=options,
-                               profile=profile)
+        request = attrs.evolve(
+            request, provider=provider, kind=JobKind(kind), options=options, profile=profile
+        )
         ctx = self.context(provider, profile)
         validated = self.plugins.call(provider, "validate", ctx=ctx, request=request)
         return validated if isinstance(validated, JobRequest) else request
@@ -275,12 +289,18 @@ class Orchestrator:
         request = attrs.evolve(request, idempotency_key=key)
         ctx = self.context(request.provider, request.profile)
         handle = JobHandle(
-            job_id=new_job_id(), provider=request.provider, kind=request.kind,
-            profile=request.profile, endpoint=ctx.base_url or None, idempotency_key=key,
+            job_id=new_job_id(),
+            provider=request.provider,
+            kind=request.kind,
+            profile=request.profile,
+            endpoint=ctx.base_url or None,
+            idempotency_key=key,
         )
         record, created = self.store.record(request, handle, batch=batch)
-        if not created and record.status is not None and record.status.state in (
-            JobState.FAILED, JobState.CANCELLED
+        if (
+            not created
+            and record.status is not None
+            and record.status.state in (JobState.FAILED, JobState.CANCELLED)
         ):
             # The input failed before: a new attempt is a new job; the old one stays on record.
             self.store.supersede(record.job_id)
@@ -296,8 +316,10 @@ class Orchestrator:
     def _prepare_callback(self, job_id: str, request: JobRequest, callback: bool | None) -> None:
         entry = self.plugins.provider(request.provider)
         caps = entry.info.capabilities
-        wants = callback if callback is not None else (
-            self.callback_url is not None and Capability.CALLBACKS in caps
+        wants = (
+            callback
+            if callback is not None
+            else (self.callback_url is not None and Capability.CALLBACKS in caps)
         )
         if Capability.CALLBACK_ONLY in caps:
             wants = True
@@ -307,7 +329,8 @@ class Orchestrator:
             raise ConfigurationError(
                 "callbacks need the public URL of a callback receiver: run `voxhub callbacks "
                 "serve --public-url URL` and set [voxhub] callback_url (or VOXHUB_CALLBACK_URL)",
-                provider=request.provider, operation="submit",
+                provider=request.provider,
+                operation="submit",
             )
         token = secrets.token_urlsafe(24)
         self.store.set_callback_token_hash(job_id, _token_hash(token))
@@ -318,8 +341,12 @@ class Orchestrator:
     MAX_IN_DOUBT_ROUNDS = 3
 
     def _send(
-        self, job_id: str, request: JobRequest,
-        progress: Callable[[int, int], None] | None = None, *, rounds: int = 0,
+        self,
+        job_id: str,
+        request: JobRequest,
+        progress: Callable[[int, int], None] | None = None,
+        *,
+        rounds: int = 0,
     ) -> JobHandle:
         record = self.store.claim(job_id)
         if record is None:
@@ -328,7 +355,9 @@ class Orchestrator:
             self.store.release(job_id, error="secret headers must be supplied again")
             raise ConfigurationError(
                 "this job's media URL needs its auth headers again (they are never stored): "
-                "submit the request again with them", provider=request.provider, operation="submit",
+                "submit the request again with them",
+                provider=request.provider,
+                operation="submit",
             )
         handle = record.handle
         ctx = self.context(handle.provider, handle.profile)
@@ -347,7 +376,8 @@ class Orchestrator:
             self.store.release(job_id, error=f"plugin error: {type(exc).__name__}", unsent=False)
             raise PluginError(
                 f"provider plugin failed during submit: {type(exc).__name__}: {exc}",
-                provider=handle.provider, operation="submit",
+                provider=handle.provider,
+                operation="submit",
             ) from exc
         return self._accepted(answer, request)
 
@@ -355,14 +385,21 @@ class Orchestrator:
         submitted = answer if isinstance(answer, Submitted) else Submitted(answer)
         handle = submitted.handle
         if not isinstance(handle, JobHandle):
-            raise PluginError("submit must return a JobHandle or Submitted",
-                              provider=request.provider, operation="submit")
+            raise PluginError(
+                "submit must return a JobHandle or Submitted",
+                provider=request.provider,
+                operation="submit",
+            )
         status = submitted.status or JobStatus(JobState.QUEUED, vendor_state="submitted")
         self.store.mark_submitted(handle, status)
         if submitted.result is not None:
             self.store.save_result(handle.job_id, submitted.result)
-        log.info("submit.accepted", job_id=handle.job_id, provider=handle.provider,
-                 vendor_ids=handle.vendor_ids)
+        log.info(
+            "submit.accepted",
+            job_id=handle.job_id,
+            provider=handle.provider,
+            vendor_ids=handle.vendor_ids,
+        )
         self.plugins.notify("job_submitted", handle=handle, request=request)
         self._notify_status(handle, None, status)
         if submitted.result is not None and status.state is JobState.SUCCEEDED:
@@ -402,13 +439,19 @@ class Orchestrator:
             if self.clock.monotonic() > deadline:
                 raise ProviderError(
                     f"job {job_id} is being submitted by another process ({record.owner})",
-                    provider=record.provider, operation="submit",
+                    provider=record.provider,
+                    operation="submit",
                 )
             self.clock.sleep(0.2)
 
     def _resolve_in_doubt(
-        self, job_id: str, request: JobRequest, cause: VoxhubError | None,
-        *, resubmit_without_recover: bool = False, rounds: int = 0,
+        self,
+        job_id: str,
+        request: JobRequest,
+        cause: VoxhubError | None,
+        *,
+        resubmit_without_recover: bool = False,
+        rounds: int = 0,
     ) -> JobHandle:
         """Find out whether an in-doubt submission created a vendor job; submit only if not."""
         record = self.store.take_over(job_id)
@@ -428,8 +471,9 @@ class Orchestrator:
             self.store.add_event(job_id, "recover-none", {})
             if rounds >= self.MAX_IN_DOUBT_ROUNDS:
                 self.store.release(job_id, error=str(cause), unsent=True)
-                raise cause or ProviderError("submission kept failing", provider=record.provider,
-                                             operation="submit")
+                raise cause or ProviderError(
+                    "submission kept failing", provider=record.provider, operation="submit"
+                )
             return self._send(job_id, request, rounds=rounds)
         if resubmit_without_recover:
             self.store.release(job_id, error=None, unsent=True)
@@ -440,7 +484,8 @@ class Orchestrator:
             "was lost, and this provider cannot look jobs up; check the vendor's console, then "
             "`voxhub jobs resume --resubmit-in-doubt` to submit it again"
             + (f" (cause: {cause})" if cause else ""),
-            provider=record.provider, operation="submit",
+            provider=record.provider,
+            operation="submit",
             details={"job_id": job_id, "in_doubt": True},
         )
 
@@ -453,16 +498,22 @@ class Orchestrator:
             return found if found is not None else self.adopt(job)
         found = self.store.find(job)
         if found is None:
-            raise NotFoundError(f"no job {job!r} in the store {self.store.path}",
-                                operation="lookup")
+            raise NotFoundError(
+                f"no job {job!r} in the store {self.store.path}", operation="lookup"
+            )
         return found
 
     def adopt(self, handle: JobHandle) -> JobRecord:
         """Bring a job submitted elsewhere (e.g. another store) into this store, by its handle."""
         self.plugins.provider(handle.provider)
-        request = JobRequest(provider=handle.provider, kind=handle.kind, profile=handle.profile,
-                             idempotency_key=handle.idempotency_key)
-        self.store.record(request, handle)
+        request = JobRequest(
+            provider=handle.provider,
+            kind=handle.kind,
+            profile=handle.profile,
+            idempotency_key=handle.idempotency_key,
+        )
+        # Not unique: the same input may already be stored here under another job id.
+        self.store.record(request, handle, unique=False)
         self.store.mark_submitted(handle)
         self.store.add_event(handle.job_id, "adopted", {})
         return self.store.get(handle.job_id)
@@ -474,7 +525,8 @@ class Orchestrator:
                 f"job {record.job_id} has not been accepted by {record.provider} yet "
                 f"({record.phase}{': ' + record.error if record.error else ''}); "
                 "`voxhub jobs resume` submits it",
-                provider=record.provider, operation="lookup",
+                provider=record.provider,
+                operation="lookup",
             )
         return record.handle
 
@@ -492,8 +544,9 @@ class Orchestrator:
         ctx = self.context(handle.provider, handle.profile)
         new = self.plugins.call(handle.provider, "status", ctx=ctx, handle=handle)
         if not isinstance(new, JobStatus):
-            raise PluginError("status must return a JobStatus", provider=handle.provider,
-                              operation="status")
+            raise PluginError(
+                "status must return a JobStatus", provider=handle.provider, operation="status"
+            )
         self._store_status(handle, record.status, new)
         return new
 
@@ -502,7 +555,7 @@ class Orchestrator:
             self._notify_status(handle, old, new)
 
     def record_status(self, job_id: str, status: JobStatus) -> None:
-        """Store a status learnt outside a status call (a verified callback) and notify observers."""
+        """Store a status learnt from a verified callback and notify observers."""
         record = self.store.get(job_id)
         self._store_status(record.handle, record.status, status)
 
@@ -551,7 +604,9 @@ class Orchestrator:
                 raise WaitTimeoutError(
                     f"job {handle.job_id} is still {status.state.value} after {timeout:g}s; "
                     f"it keeps running: `voxhub wait {handle.job_id}` resumes waiting",
-                    handle=handle, provider=handle.provider, operation="wait",
+                    handle=handle,
+                    provider=handle.provider,
+                    operation="wait",
                 )
             if uses_callbacks:
                 slice_ = policy.callback_safety_poll
@@ -605,7 +660,9 @@ class Orchestrator:
             raise ProviderError(
                 f"job {handle.job_id} is {status.state.value}; its result is not ready "
                 f"(`voxhub wait {handle.job_id}` first)",
-                provider=handle.provider, operation="fetch", details={"state": status.state.value},
+                provider=handle.provider,
+                operation="fetch",
+                details={"state": status.state.value},
             )
         ctx = self.context(handle.provider, handle.profile)
         result = self.plugins.call(handle.provider, "fetch", ctx=ctx, handle=handle)
@@ -617,7 +674,7 @@ class Orchestrator:
         return result  # type: ignore[no-any-return]
 
     def export(self, job: JobRef, fmt: str) -> str:
-        """The result as text in ``fmt``: natively from the vendor when it offers it, else rendered."""
+        """The result as text in ``fmt``: the vendor's own rendering if offered, else ours."""
         record = self.record(job)
         entry = self.plugins.provider(record.provider)
         if fmt in entry.info.export_formats and record.phase != Phase.CLOSED:
@@ -638,8 +695,9 @@ class Orchestrator:
         self.plugins.call(handle.provider, "close", ctx=ctx, handle=handle)
         self.store.mark_closed(handle.job_id)
         if record.status is None or not record.status.is_terminal:
-            self._store_status(handle, record.status,
-                               JobStatus(JobState.CANCELLED, vendor_state="closed"))
+            self._store_status(
+                handle, record.status, JobStatus(JobState.CANCELLED, vendor_state="closed")
+            )
 
     def retry(self, job: JobRef) -> JobHandle:
         """Ask the vendor to run a failed job again; the new vendor ids go on the same job."""
@@ -649,20 +707,25 @@ class Orchestrator:
         if Capability.RETRY not in entry.info.capabilities:
             raise InvalidInputError(
                 f"provider {handle.provider!r} cannot retry jobs; submit the input again "
-                "(voxhub transcribe ... --new)", field="job", provider=handle.provider,
+                "(voxhub transcribe ... --new)",
+                field="job",
+                provider=handle.provider,
                 operation="retry",
             )
         if record.status is None or record.status.state is not JobState.FAILED:
             state = record.status.state.value if record.status else record.phase
             raise InvalidInputError(
                 f"job {handle.job_id} is {state}; only failed jobs can be retried",
-                field="job", provider=handle.provider, operation="retry",
+                field="job",
+                provider=handle.provider,
+                operation="retry",
             )
         ctx = self.context(handle.provider, handle.profile)
         new = self.plugins.call(handle.provider, "retry", ctx=ctx, handle=handle)
         if not isinstance(new, JobHandle):
-            raise PluginError("retry must return a JobHandle", provider=handle.provider,
-                              operation="retry")
+            raise PluginError(
+                "retry must return a JobHandle", provider=handle.provider, operation="retry"
+            )
         status = JobStatus(JobState.QUEUED, vendor_state="retried")
         self.store.reopen(handle.job_id, status, new)
         self._notify_status(new, record.status, status)
@@ -734,8 +797,16 @@ class Orchestrator:
                         request = next(source)
                     except StopIteration:
                         break
-                    pending.add(pool.submit(self.run, request, timeout=timeout, close=close,
-                                            batch=batch, callback=callback))
+                    pending.add(
+                        pool.submit(
+                            self.run,
+                            request,
+                            timeout=timeout,
+                            close=close,
+                            batch=batch,
+                            callback=callback,
+                        )
+                    )
                 if not pending:
                     return
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -754,9 +825,13 @@ class Orchestrator:
         """Carry every unfinished stored job to its end: submit what never left, recover
         what is in doubt, wait for what runs, fetch what is done but not stored."""
         records = [
-            r for r in self.store.jobs(batch=batch, provider=provider)
-            if r.phase != Phase.CLOSED and not (r.has_result and r.status and r.status.is_terminal)
-            and not (r.status is not None and r.status.state in (JobState.FAILED, JobState.CANCELLED))
+            r
+            for r in self.store.jobs(batch=batch, provider=provider)
+            if r.phase != Phase.CLOSED
+            and not (r.has_result and r.status and r.status.is_terminal)
+            and not (
+                r.status is not None and r.status.state in (JobState.FAILED, JobState.CANCELLED)
+            )
         ]
 
         def carry(record: JobRecord) -> Outcome:
@@ -766,7 +841,9 @@ class Orchestrator:
                     handle = self._send(record.job_id, request)
                 elif record.phase == Phase.SENDING:
                     handle = self._resolve_in_doubt(
-                        record.job_id, request, cause=None,
+                        record.job_id,
+                        request,
+                        cause=None,
                         resubmit_without_recover=resubmit_in_doubt,
                     )
                 else:
@@ -801,8 +878,13 @@ def derive_idempotency_key(request: JobRequest) -> str:
     else:
         identity = dump(media) if media is not None else None
     payload = [
-        request.provider, request.profile, str(request.kind), identity, request.language,
-        sorted(request.options.items(), key=lambda kv: kv[0]), sorted(request.metadata.items()),
+        request.provider,
+        request.profile,
+        str(request.kind),
+        identity,
+        request.language,
+        sorted(request.options.items(), key=lambda kv: kv[0]),
+        sorted(request.metadata.items()),
     ]
     digest = hashlib.sha256(repr(payload).encode()).hexdigest()
     return f"auto-{digest[:32]}"
@@ -822,7 +904,10 @@ def _failure(handle: JobHandle, status: JobStatus) -> JobFailedError:
     detail = f": {status.detail}" if status.detail else ""
     return JobFailedError(
         f"job {handle.job_id} failed ({reason}){detail}",
-        provider=handle.provider, operation="wait", reason=status.reason, detail=status.detail,
+        provider=handle.provider,
+        operation="wait",
+        reason=status.reason,
+        detail=status.detail,
         handle=handle,
     )
 
@@ -832,17 +917,23 @@ def _check_media(media: Media | None, caps: frozenset[Capability], provider: str
         if Capability.UPLOAD not in caps:
             raise InvalidInputError(
                 f"provider {provider!r} does not accept local files; give a URL",
-                field="media", provider=provider, operation="validate",
+                field="media",
+                provider=provider,
+                operation="validate",
             )
         if not media.path.is_file():
             raise InvalidInputError(
-                f"no such file: {media.path}", field="media", provider=provider,
+                f"no such file: {media.path}",
+                field="media",
+                provider=provider,
                 operation="validate",
             )
     elif isinstance(media, RemoteUrl) and Capability.URL not in caps:
         raise InvalidInputError(
             f"provider {provider!r} does not accept URLs; give a local file",
-            field="media", provider=provider, operation="validate",
+            field="media",
+            provider=provider,
+            operation="validate",
         )
 
 

@@ -37,8 +37,17 @@ log = structlog.get_logger("voxhub.plugins")
 
 ENTRY_POINT_GROUP = "voxhub"
 LIFECYCLE_HOOKS = (
-    "authenticate", "validate", "submit", "submit_batch", "recover", "status", "fetch",
-    "export", "close", "retry", "parse_callback",
+    "authenticate",
+    "validate",
+    "submit",
+    "submit_batch",
+    "recover",
+    "status",
+    "fetch",
+    "export",
+    "close",
+    "retry",
+    "parse_callback",
 )
 
 
@@ -117,7 +126,11 @@ class PluginManager:
         log.warning("plugin.failed", plugin=name, distribution=dist, error=error)
 
     def add_plugin(
-        self, plugin: object, *, name: str, distribution: str | None = None,
+        self,
+        plugin: object,
+        *,
+        name: str,
+        distribution: str | None = None,
         version: str | None = None,
     ) -> bool:
         """Register one plugin object (module or instance) and the providers it declares.
@@ -167,8 +180,10 @@ class PluginManager:
         if info.name in self.providers:
             other = self.providers[info.name]
             raise PluginError(
-                f"provider {info.name!r} is already offered by {other.distribution or other.plugin}",
-                provider=info.name, operation="load",
+                f"provider {info.name!r} is already offered by "
+                f"{other.distribution or other.plugin}",
+                provider=info.name,
+                operation="load",
             )
         self.pm.register(provider, name=f"provider:{info.name}")
         _check_names(self.pm, provider, info.name)
@@ -211,7 +226,8 @@ class PluginManager:
             if not any(impl.plugin is target for impl in caller.get_hookimpls()):
                 raise PluginError(
                     f"provider {provider!r} does not implement {hook!r}",
-                    provider=provider, operation=hook,
+                    provider=provider,
+                    operation=hook,
                 )
             self._callers[key] = caller
         return caller(**kwargs)
@@ -230,7 +246,9 @@ class PluginManager:
     def register_commands(self, cli: Any) -> None:
         """Let every plugin add CLI subcommands; a failing one is reported, not fatal."""
         for name, plugin in list(self.pm.list_name_plugin()):
-            impls = [i for i in self.pm.hook.register_commands.get_hookimpls() if i.plugin is plugin]
+            impls = [
+                i for i in self.pm.hook.register_commands.get_hookimpls() if i.plugin is plugin
+            ]
             for impl in impls:
                 try:
                     impl.function(cli=cli)
@@ -245,14 +263,17 @@ class PluginManager:
 
         def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
             tracer.info(
-                "hook.call", hook=hook_name, impls=[i.plugin_name for i in impls],
+                "hook.call",
+                hook=hook_name,
+                impls=[i.plugin_name for i in impls],
                 kwargs={k: redact(repr(v)) for k, v in kwargs.items()},
             )
 
         def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Any) -> None:
             exc = outcome.exception
             tracer.info(
-                "hook.return", hook=hook_name,
+                "hook.return",
+                hook=hook_name,
                 result=None if exc else redact(repr(outcome.get_result())[:200]),
                 error=None if exc is None else type(exc).__name__,
             )
@@ -263,28 +284,32 @@ class PluginManager:
         """Every loaded provider and every failure, for ``voxhub providers``."""
         rows: list[dict[str, Any]] = []
         for name, entry in sorted(self.providers.items()):
-            rows.append({
-                "provider": name,
-                "distribution": entry.distribution,
-                "version": entry.version,
-                "kinds": sorted(k.value for k in entry.info.kinds),
-                "capabilities": sorted(c.value for c in entry.info.capabilities),
-                "sandbox": name in self.sandboxes,
-                "description": entry.info.description,
-                "error": None,
-            })
+            rows.append(
+                {
+                    "provider": name,
+                    "distribution": entry.distribution,
+                    "version": entry.version,
+                    "kinds": sorted(k.value for k in entry.info.kinds),
+                    "capabilities": sorted(c.value for c in entry.info.capabilities),
+                    "sandbox": name in self.sandboxes,
+                    "description": entry.info.description,
+                    "error": None,
+                }
+            )
         for failure in self.failures:
-            rows.append({
-                "provider": None,
-                "plugin": failure.name,
-                "distribution": failure.distribution,
-                "version": None,
-                "kinds": [],
-                "capabilities": [],
-                "sandbox": False,
-                "description": "",
-                "error": failure.error,
-            })
+            rows.append(
+                {
+                    "provider": None,
+                    "plugin": failure.name,
+                    "distribution": failure.distribution,
+                    "version": None,
+                    "kinds": [],
+                    "capabilities": [],
+                    "sandbox": False,
+                    "description": "",
+                    "error": failure.error,
+                }
+            )
         return rows
 
 

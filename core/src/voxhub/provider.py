@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
@@ -28,9 +29,9 @@ if TYPE_CHECKING:
     import structlog
 
 __all__ = [
-    "Capability",
     "CallbackEvent",
     "CallbackRequest",
+    "Capability",
     "CredentialField",
     "OptionSpec",
     "PollingHints",
@@ -87,8 +88,9 @@ class OptionSpec:
         where = f"option {self.name!r}"
 
         def bad(msg: str) -> InvalidInputError:
-            return InvalidInputError(f"{where}: {msg}", field=self.name, provider=provider,
-                                     operation="validate")
+            return InvalidInputError(
+                f"{where}: {msg}", field=self.name, provider=provider, operation="validate"
+            )
 
         if isinstance(value, str) and self.type is not str:
             value = _from_string(value, self.type, bad)
@@ -114,8 +116,11 @@ class OptionSpec:
                 for i, item in enumerate(value):
                     if not isinstance(item, self.item_type):
                         raise bad(f"item {i} should be {self.item_type.__name__}")
-                    if (self.max_length is not None and isinstance(item, str)
-                            and len(item) > self.max_length):
+                    if (
+                        self.max_length is not None
+                        and isinstance(item, str)
+                        and len(item) > self.max_length
+                    ):
                         raise bad(f"item {i} is longer than {self.max_length} characters")
         return value
 
@@ -182,8 +187,8 @@ class ProviderInfo:
     options: tuple[OptionSpec, ...] = ()
     credentials: tuple[CredentialField, ...] = ()
     default_base_url: str | None = None
-    retry: RetryPolicy = RetryPolicy()
-    polling: PollingHints = PollingHints()
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    polling: PollingHints = attrs.field(factory=PollingHints)
     requests_per_second: float | None = None
     export_formats: frozenset[str] = frozenset()  # formats ``export`` renders natively
     docs_url: str | None = None
@@ -200,7 +205,9 @@ class ProviderInfo:
                 known = ", ".join(sorted(o.name for o in self.options)) or "none"
                 raise UnsupportedOptionError(
                     f"unknown option {key!r} (accepted: {known})",
-                    field=key, provider=self.name, operation="validate",
+                    field=key,
+                    provider=self.name,
+                    operation="validate",
                 )
             checked[key] = spec.convert(value, provider=self.name)
         return checked
@@ -219,8 +226,7 @@ class ProviderSettings:
     values: Mapping[str, Any] = attrs.field(factory=dict)
 
     def get(self, name: str, default: Any = None) -> Any:
-        value = self.values.get(name, default)
-        return value
+        return self.values.get(name, default)
 
     def secret(self, name: str) -> str | None:
         """The revealed value of a secret field, or ``None`` if not configured."""
@@ -239,7 +245,8 @@ class ProviderSettings:
             raise ConfigurationError(
                 f"missing setting {name!r} for profile {self.profile!r} "
                 f"(set {env} or add it to the config file)",
-                provider=self.provider, operation="authenticate",
+                provider=self.provider,
+                operation="authenticate",
             )
         return value
 
@@ -254,6 +261,8 @@ class ProviderContext:
     ``callback_events(job_id)`` returns the payloads (``CallbackEvent.data``) of
     every verified callback stored for a job, oldest first — what providers
     whose results arrive only by callback build their results from.
+    ``state_dir`` is a directory beside the job store that every process sharing
+    the store also shares (for cross-process locks).
     """
 
     provider: str
@@ -265,6 +274,7 @@ class ProviderContext:
     auth: Any = None
     callback_url_for: Callable[[str], str | None] = lambda _job_id: None
     callback_events: Callable[[str], list[Mapping[str, Any]]] = lambda _job_id: []
+    state_dir: Path | None = None
 
     @property
     def base_url(self) -> str:
@@ -337,7 +347,9 @@ class Provider:
         """Cross-field checks beyond the per-option specs; return the request (maybe normalized)."""
         return request
 
-    def submit(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> JobHandle | Submitted:
+    def submit(
+        self, ctx: ProviderContext, request: JobRequest, handle: JobHandle
+    ) -> JobHandle | Submitted:
         """Create the vendor job; return ``handle`` with the vendor's ids filled in."""
         raise NotImplementedError
 
@@ -347,8 +359,10 @@ class Provider:
         """Create several jobs in one vendor request (only with ``Capability.BATCH_SUBMIT``)."""
         return [self.submit(ctx, request, handle) for request, handle in items]
 
-    def recover(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> JobHandle | None:
-        """Find a job whose submit answer was lost (by its idempotency key); ``None`` if none exists."""
+    def recover(
+        self, ctx: ProviderContext, request: JobRequest, handle: JobHandle
+    ) -> JobHandle | None:
+        """Find the job of a submit whose answer was lost (by idempotency key), else ``None``."""
         raise NotImplementedError
 
     def status(self, ctx: ProviderContext, handle: JobHandle) -> JobStatus:
@@ -368,12 +382,14 @@ class Provider:
         """Run a failed job again at the vendor (only with ``Capability.RETRY``)."""
         raise NotImplementedError
 
-    def parse_callback(
-        self, ctx: ProviderContext, request: CallbackRequest
-    ) -> CallbackEvent:
+    def parse_callback(self, ctx: ProviderContext, request: CallbackRequest) -> CallbackEvent:
         """Verify and read a callback this provider sent."""
-        raise NotFoundError("this provider does not accept callbacks", provider=ctx.provider,
-                            operation="callback", status=404)
+        raise NotFoundError(
+            "this provider does not accept callbacks",
+            provider=ctx.provider,
+            operation="callback",
+            status=404,
+        )
 
     # --- the hook implementations pluggy sees (routing is done by the plugin manager) ----
 

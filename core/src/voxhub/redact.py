@@ -98,7 +98,11 @@ def redact(obj: Any) -> Any:
         return redact_text(obj.decode("utf-8", "replace"))
     if isinstance(obj, Mapping):
         return {
-            k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else redact(v))
+            k: (
+                MASK
+                if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
+                else redact(v)
+            )
             for k, v in obj.items()
         }
     if isinstance(obj, list | tuple | set | frozenset):
@@ -118,9 +122,7 @@ def mask_url(url: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode(
-            [(k, MASK if _is_secret_query_key(k) else v) for k, v in pairs], safe="*"
-        )
+        query = urlencode([(k, MASK if _is_secret_query_key(k) else v) for k, v in pairs], safe="*")
     return redact_text(urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment)))
 
 

@@ -243,7 +243,9 @@ def _drop_connection(environ: WSGIEnvironment) -> None:
     if isinstance(sock, socket.socket):
         try:
             # SO_LINGER 0 makes close send a RST: the client sees a reset, not a clean EOF.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
@@ -270,8 +272,10 @@ class RunningSandbox:
         sandbox.root_url = self.base_url
         # A short poll interval makes stop() take milliseconds instead of half a second.
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05},
-            name=f"sandbox-{sandbox.provider}", daemon=True,
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sandbox-{sandbox.provider}",
+            daemon=True,
         )
         self._thread.start()
 
@@ -313,7 +317,7 @@ class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("sandbox.request", line=self.requestline, status=str(code))
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_error(self, format: str, *args: Any) -> None:
         log.debug("sandbox.error", message=format % args)
 
 

@@ -18,7 +18,6 @@ from cattrs.strategies import configure_tagged_union
 
 from .models import (
     JobRequest,
-    JobRequest,
     LocalFile,
     Media,
     ModerationReport,
@@ -29,7 +28,7 @@ from .models import (
     TaskInfo,
     Transcript,
 )
-from .redact import MASK, Secret, is_secret_key
+from .redact import MASK, Secret, redact
 
 __all__ = ["converter", "dump", "has_masked_secrets", "load"]
 
@@ -59,7 +58,10 @@ configure_tagged_union(
     converter,
     tag_name="type",
     tag_generator=lambda cls: {
-        LocalFile: "file", RemoteUrl: "url", RtcChannel: "rtc", StreamUrl: "stream",
+        LocalFile: "file",
+        RemoteUrl: "url",
+        RtcChannel: "rtc",
+        StreamUrl: "stream",
     }[cls],
 )
 configure_tagged_union(
@@ -67,10 +69,11 @@ configure_tagged_union(
     converter,
     tag_name="type",
     tag_generator=lambda cls: {
-        Transcript: "transcript", ModerationReport: "moderation", TaskInfo: "task",
+        Transcript: "transcript",
+        ModerationReport: "moderation",
+        TaskInfo: "task",
     }[cls],
 )
-
 
 
 def _optional_media(value: Any, _: Any) -> Media | None:
@@ -86,11 +89,8 @@ converter.register_unstructure_hook(
 
 def _dump_request(request: JobRequest) -> dict[str, Any]:
     data = _plain_request(request)
-    # Options whose names say they are secret never reach the store.
-    data["options"] = {
-        k: (MASK if is_secret_key(k) and v not in (None, "") else v)
-        for k, v in request.options.items()
-    }
+    # Options whose names say they are secret (at any depth) never reach the store.
+    data["options"] = redact(request.options)
     return data  # type: ignore[no-any-return]
 
 
@@ -114,13 +114,19 @@ def load(data: Any, cls: type[T]) -> T:
     return converter.structure(data, cls)
 
 
+def _contains_mask(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_contains_mask(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_contains_mask(v) for v in value)
+    return value == MASK
+
+
 def has_masked_secrets(request: JobRequest) -> bool:
     """Whether a request loaded from the store lost secret values (they must be re-supplied)."""
     media = request.media
-    if any(v == MASK for k, v in request.options.items() if is_secret_key(k)):
+    if _contains_mask(request.options):
         return True
     return isinstance(media, RemoteUrl) and any(
         v.reveal() == MASK for v in media.auth_headers.values()
     )
-
-

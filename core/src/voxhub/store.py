@@ -266,16 +266,28 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def record(
-        self, request: JobRequest, handle: JobHandle, *, batch: str | None = None
+        self,
+        request: JobRequest,
+        handle: JobHandle,
+        *,
+        batch: str | None = None,
+        unique: bool = True,
     ) -> tuple[JobRecord, bool]:
         """Store a new job before anything is sent; returns ``(record, created)``.
 
         When a job with the same provider, profile and idempotency key exists,
         nothing is written and that job is returned with ``created=False``.
+        ``unique=False`` stores the job without claiming its key (an adopted handle).
         """
         now = self.clock.time()
+        key = handle.idempotency_key if unique else None
         with self._write() as conn:
-            if handle.idempotency_key is not None:
+            existing = conn.execute(
+                "SELECT * FROM jobs WHERE job_id=?", (handle.job_id,)
+            ).fetchone()
+            if existing is not None:
+                return self._record(existing), False
+            if key is not None:
                 row = conn.execute(
                     "SELECT * FROM jobs WHERE provider=? AND profile=? AND idempotency_key=?",
                     (handle.provider, handle.profile, handle.idempotency_key),
@@ -287,9 +299,17 @@ class Store:
                        request, handle, batch, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    handle.job_id, handle.provider, handle.profile, handle.kind.value,
-                    handle.idempotency_key, Phase.RECORDED, _json(dump(request)),
-                    _json(dump(handle)), batch, now, now,
+                    handle.job_id,
+                    handle.provider,
+                    handle.profile,
+                    handle.kind.value,
+                    key,
+                    Phase.RECORDED,
+                    _json(dump(request)),
+                    _json(dump(handle)),
+                    batch,
+                    now,
+                    now,
                 ),
             )
             self._event(conn, handle.job_id, "recorded", {"provider": handle.provider})
@@ -316,8 +336,7 @@ class Store:
             cur = conn.execute(
                 """UPDATE jobs SET phase=?, owner=?, lease_until=?, updated_at=?, error=NULL
                    WHERE job_id=? AND phase=?""",
-                (Phase.SENDING, self.owner, now + self.LEASE_SECONDS, now, job_id,
-                 Phase.RECORDED),
+                (Phase.SENDING, self.owner, now + self.LEASE_SECONDS, now, job_id, Phase.RECORDED),
             )
             if cur.rowcount != 1:
                 return None
@@ -350,8 +369,14 @@ class Store:
             conn.execute(
                 """UPDATE jobs SET phase=?, owner=NULL, lease_until=?, error=?, updated_at=?
                    WHERE job_id=? AND phase=?""",
-                (Phase.RECORDED if unsent else Phase.SENDING, None if unsent else 0.0,
-                 error, now, job_id, Phase.SENDING),
+                (
+                    Phase.RECORDED if unsent else Phase.SENDING,
+                    None if unsent else 0.0,
+                    error,
+                    now,
+                    job_id,
+                    Phase.SENDING,
+                ),
             )
             self._event(conn, job_id, "submit-failed", {"error": error, "unsent": unsent})
 
@@ -381,7 +406,10 @@ class Store:
         row = conn.execute("SELECT status FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         old = load(json.loads(row["status"]), JobStatus) if row and row["status"] else None
         if old is not None and (old.state, old.vendor_state, old.reason, old.progress) == (
-            status.state, status.vendor_state, status.reason, status.progress
+            status.state,
+            status.vendor_state,
+            status.reason,
+            status.progress,
         ):
             return False
         if old is not None and old.state.is_terminal and not status.state.is_terminal:
@@ -415,9 +443,15 @@ class Store:
                     "UPDATE jobs SET handle=?, vendor_id=? WHERE job_id=?",
                     (_json(dump(handle)), handle.vendor_id, job_id),
                 )
-            self._event(conn, job_id, "reopened", {
-                "status": data, "vendor_ids": handle.vendor_ids if handle else None,
-            })
+            self._event(
+                conn,
+                job_id,
+                "reopened",
+                {
+                    "status": data,
+                    "vendor_ids": handle.vendor_ids if handle else None,
+                },
+            )
 
     def save_result(self, job_id: str, result: Result) -> None:
         with self._write() as conn:
@@ -462,9 +496,11 @@ class Store:
             )
 
     def callback_token_hash(self, job_id: str) -> str | None:
-        row = self._conn().execute(
-            "SELECT token_hash FROM callback_tokens WHERE job_id=?", (job_id,)
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute("SELECT token_hash FROM callback_tokens WHERE job_id=?", (job_id,))
+            .fetchone()
+        )
         return None if row is None else str(row["token_hash"])
 
     # --- reading ------------------------------------------------------------------
@@ -501,10 +537,14 @@ class Store:
             return None
 
     def find_by_vendor_id(self, provider: str, vendor_id: str) -> JobRecord | None:
-        row = self._conn().execute(
-            "SELECT * FROM jobs WHERE provider=? AND vendor_id=? ORDER BY created_at DESC",
-            (provider, vendor_id),
-        ).fetchone()
+        row = (
+            self._conn()
+            .execute(
+                "SELECT * FROM jobs WHERE provider=? AND vendor_id=? ORDER BY created_at DESC",
+                (provider, vendor_id),
+            )
+            .fetchone()
+        )
         return None if row is None else self._record(row)
 
     def result(self, job_id: str) -> Result | None:
@@ -544,9 +584,11 @@ class Store:
         return [self._record(r) for r in self._conn().execute(sql, args).fetchall()]
 
     def events(self, job_id: str, after: int = 0) -> list[Event]:
-        rows = self._conn().execute(
-            "SELECT * FROM events WHERE job_id=? AND seq>? ORDER BY seq", (job_id, after)
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute("SELECT * FROM events WHERE job_id=? AND seq>? ORDER BY seq", (job_id, after))
+            .fetchall()
+        )
         return [
             Event(r["seq"], r["job_id"], r["at"], r["type"], json.loads(r["data"])) for r in rows
         ]
@@ -555,9 +597,11 @@ class Store:
         if job_id is None:
             row = self._conn().execute("SELECT MAX(seq) FROM events").fetchone()
         else:
-            row = self._conn().execute(
-                "SELECT MAX(seq) FROM events WHERE job_id=?", (job_id,)
-            ).fetchone()
+            row = (
+                self._conn()
+                .execute("SELECT MAX(seq) FROM events WHERE job_id=?", (job_id,))
+                .fetchone()
+            )
         return int(row[0] or 0)
 
     def wait_for_event(

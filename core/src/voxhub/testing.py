@@ -14,24 +14,40 @@ Fixtures:
     ``voxhub_orchestrator(profiles={...}, clock=..., callback_url=...)`` builds an
     orchestrator on ``voxhub_store`` with only the given profiles configured
     (the environment and the user's config file are ignored).
+
+And :class:`ProviderConformance`, the test class every provider plugin subclasses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from .clock import FakeClock
 from .config import Config
+from .errors import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidInputError,
+    NotFoundError,
+    ProviderUnavailableError,
+    RateLimitedError,
+)
+from .models import JobHandle, JobRequest, JobState, JobStatus, Result, Transcript
 from .orchestrator import Orchestrator
 from .plugins import PluginManager
+from .provider import Capability
 from .sandbox import FaultPlan, RunningSandbox, serve
 from .store import Store
 
 __all__ = [
+    "ProviderConformance",
     "voxhub_clock",
     "voxhub_orchestrator",
     "voxhub_plugins",
@@ -107,3 +123,266 @@ def voxhub_orchestrator(
     yield make
     for orch in made:
         orch.http.close()
+
+
+# --- the provider conformance suite ----------------------------------------------------
+
+
+class ProviderConformance:
+    """Subclass this in a plugin's tests to check a provider against the whole voxhub contract.
+
+    Set :attr:`provider` (and :attr:`sandbox` if it differs), override
+    :meth:`make_request` to return a request that succeeds against the sandbox,
+    and list :attr:`invalid_options` as ``(options, field)`` pairs that must be
+    refused locally. Everything runs over real HTTP against the plugin's sandbox::
+
+        class TestEchoConformance(ProviderConformance):
+            provider = "echo"
+            invalid_options = [({"speed": 0}, "speed")]
+
+            def make_request(self, tmp_path):
+                return JobRequest(provider="echo", media=RemoteUrl("http://x/hello"))
+
+    Checked: declared metadata, option validation before any request,
+    submit/status/wait/fetch/close, idempotent status/fetch/close, error mapping
+    (bad credentials, unknown job, rate limiting, server errors), no secret in
+    debug logs (JSON and console) or the store, JSON/SRT/VTT export of the
+    result, and resuming a job from its handle in a fresh orchestrator.
+    """
+
+    #: The provider under test.
+    provider: str = ""
+    #: The sandbox to start (defaults to the provider's name).
+    sandbox: str | None = None
+    #: Keyword options for the sandbox (e.g. make jobs finish quickly).
+    sandbox_options: Mapping[str, Any] = {}
+    #: ``(options, field)`` pairs that validation must refuse, naming ``field``.
+    invalid_options: Sequence[tuple[Mapping[str, Any], str]] = ()
+    #: Seconds to wait for a job in the lifecycle tests.
+    timeout: float = 60.0
+
+    # --- what a plugin author provides --------------------------------------------
+
+    def make_request(self, tmp_path: Path) -> JobRequest:
+        """A request that runs to success against the sandbox."""
+        raise NotImplementedError("override make_request() in your conformance test class")
+
+    def complete(self, orch: Orchestrator, handle: JobHandle) -> JobStatus:
+        """Bring a submitted job to a final state (override for stream-like jobs)."""
+        return orch.wait(handle, timeout=self.timeout)
+
+    # --- fixtures -------------------------------------------------------------------
+
+    @pytest.fixture
+    def server(self, voxhub_sandbox: Callable[..., RunningSandbox]) -> RunningSandbox:
+        return voxhub_sandbox(self.sandbox or self.provider, **dict(self.sandbox_options))
+
+    @pytest.fixture
+    def receiver(self, voxhub_store: Store, voxhub_plugins: PluginManager) -> Iterator[str]:
+        """A callback receiver on loopback writing into the test's store."""
+        from werkzeug.serving import make_server
+
+        from .callbacks import CallbackHandler, wsgi_app
+
+        holder: dict[str, Orchestrator] = {}
+
+        def app(environ: Any, start_response: Any) -> Any:
+            return wsgi_app(CallbackHandler(holder["orch"]))(environ, start_response)
+
+        srv = make_server("127.0.0.1", 0, app, threaded=True)
+        self._receiver_holder = holder
+        threading.Thread(
+            target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+        yield f"http://127.0.0.1:{srv.server_port}"
+        srv.shutdown()
+        srv.server_close()
+
+    @pytest.fixture
+    def orch(
+        self,
+        server: RunningSandbox,
+        receiver: str,
+        voxhub_orchestrator: Callable[..., Orchestrator],
+    ) -> Orchestrator:
+        made = voxhub_orchestrator({self.profile: server.settings()}, callback_url=receiver)
+        self._receiver_holder["orch"] = made
+        return made
+
+    @property
+    def profile(self) -> str:
+        return self.provider
+
+    # --- the checks -------------------------------------------------------------------
+
+    def test_declares_its_metadata(self, voxhub_plugins: PluginManager) -> None:
+        entry = voxhub_plugins.provider(self.provider)
+        info = entry.info
+        assert info.name == self.provider
+        assert info.kinds, "a provider runs at least one job kind"
+        assert all(isinstance(c, Capability) for c in info.capabilities)
+        names = [o.name for o in info.options]
+        assert len(names) == len(set(names)), "option names are unique"
+        assert all(o.help for o in info.options), "every option has help text"
+        assert (self.sandbox or self.provider) in voxhub_plugins.sandboxes, "ships a sandbox"
+        assert entry.distribution, "loaded from an installed distribution's entry point"
+
+    def test_refuses_invalid_options_before_any_request(
+        self, orch: Orchestrator, server: RunningSandbox, tmp_path: Path
+    ) -> None:
+        base = self.make_request(tmp_path)
+        before = server.sandbox.counters.get("requests")
+        cases = [*self.invalid_options, ({"no_such_option_xyz": 1}, "no_such_option_xyz")]
+        for options, field in cases:
+            request = attrs.evolve(base, options={**base.options, **options})
+            with pytest.raises(InvalidInputError) as info:
+                orch.submit(request)
+            assert info.value.field == field, f"{options}: expected field {field!r}"
+            assert field in str(info.value)
+        assert server.sandbox.counters.get("requests") == before, "validation sent requests"
+
+    def test_lifecycle_and_idempotent_calls(
+        self, orch: Orchestrator, server: RunningSandbox, tmp_path: Path
+    ) -> None:
+        handle = orch.submit(self.make_request(tmp_path))
+        assert handle.vendor_ids, "submit returns the vendor's ids"
+        assert self.complete(orch, handle).state is JobState.SUCCEEDED
+        assert orch.status(handle).state is JobState.SUCCEEDED
+        assert orch.status(handle) == orch.status(handle)
+        result = orch.fetch(handle)
+        assert orch.fetch(handle) == result
+        self.check_exports(orch, handle, result)
+        orch.close(handle)
+        orch.close(handle)  # closing twice is not an error
+
+    def check_exports(self, orch: Orchestrator, handle: JobHandle, result: Result) -> None:
+        data = json.loads(orch.export(handle, "json"))
+        assert data["provider"] == self.provider and data["job_id"] == handle.job_id
+        if isinstance(result, Transcript):
+            assert set(data) == {"provider", "job_id", "language", "duration", "text", "segments"}
+            for fmt, head in (("srt", "1\n"), ("vtt", "WEBVTT")):
+                text = orch.export(handle, fmt)
+                assert text.startswith(head), f"{fmt} export starts with {head!r}"
+                assert " --> " in text
+
+    def test_resumes_from_a_handle_in_a_fresh_orchestrator(
+        self,
+        orch: Orchestrator,
+        server: RunningSandbox,
+        tmp_path: Path,
+        voxhub_orchestrator: Callable[..., Orchestrator],
+    ) -> None:
+        handle = orch.submit(self.make_request(tmp_path))
+        fresh = voxhub_orchestrator(
+            {self.profile: server.settings()},
+            store=Store(tmp_path / "fresh.db"),
+            callback_url=orch.callback_url,
+        )
+        self._receiver_holder["orch"] = orch  # callbacks still land in the first store
+        assert self.complete(orch, handle).is_terminal
+        assert fresh.status(handle).state is JobState.SUCCEEDED
+        assert fresh.fetch(handle) is not None
+
+    def test_bad_credentials_are_an_authentication_error(
+        self,
+        server: RunningSandbox,
+        tmp_path: Path,
+        voxhub_orchestrator: Callable[..., Orchestrator],
+        voxhub_plugins: PluginManager,
+    ) -> None:
+        info = voxhub_plugins.provider(self.provider).info
+        settings = dict(server.settings())
+        secrets_ = [f.name for f in info.credentials if f.secret and f.name in settings]
+        assert secrets_, "the sandbox profile has at least one secret credential"
+        for name in secrets_:
+            settings[name] = "wrong-" + "0" * 26
+        orch = voxhub_orchestrator({self.profile: settings}, clock=FakeClock())
+        with pytest.raises((AuthenticationError, ConfigurationError)):
+            orch.submit(self.make_request(tmp_path))
+
+    def test_unknown_job_is_not_found(self, orch: Orchestrator, tmp_path: Path) -> None:
+        handle = orch.submit(self.make_request(tmp_path))
+        ghost = attrs.evolve(
+            handle, job_id="vx_ghost", vendor_ids={k: "nonexistent0000" for k in handle.vendor_ids}
+        )
+        entry = orch.plugins.provider(self.provider)
+        if Capability.CALLBACK_ONLY in entry.info.capabilities:
+            pytest.skip("callback-only providers cannot look a job up by id")
+        with pytest.raises(NotFoundError):
+            orch.status(ghost)
+
+    def test_rate_limits_and_server_errors_are_retried_then_mapped(
+        self,
+        server: RunningSandbox,
+        tmp_path: Path,
+        voxhub_orchestrator: Callable[..., Orchestrator],
+        receiver: str,
+    ) -> None:
+        clock = FakeClock()
+        orch = voxhub_orchestrator(
+            {self.profile: server.settings()}, clock=clock, callback_url=receiver
+        )
+        self._receiver_holder["orch"] = orch
+        server.sandbox.set_faults(
+            FaultPlan(rate_limited=0.3, server_error=0.2, retry_after=0.5, seed=3)
+        )
+        handle = orch.submit(self.make_request(tmp_path))
+        server.sandbox.set_faults(FaultPlan())
+        assert self.complete(orch, handle).state is JobState.SUCCEEDED
+        entry = orch.plugins.provider(self.provider)
+        if Capability.CALLBACK_ONLY in entry.info.capabilities:
+            return
+        server.sandbox.set_faults(FaultPlan(rate_limited=1.0, retry_after=1))
+        fresh = voxhub_orchestrator(
+            {self.profile: server.settings()},
+            clock=FakeClock(),
+            store=Store(tmp_path / "limited.db"),
+        )
+        with pytest.raises(RateLimitedError):
+            fresh.status(handle)
+        server.sandbox.set_faults(FaultPlan(server_error=1.0))
+        with pytest.raises(ProviderUnavailableError):
+            fresh.status(handle)
+        server.sandbox.set_faults(FaultPlan())
+
+    @pytest.mark.parametrize("fmt", ["json", "console"])
+    def test_no_secret_in_logs_errors_or_store(
+        self,
+        fmt: str,
+        server: RunningSandbox,
+        tmp_path: Path,
+        voxhub_orchestrator: Callable[..., Orchestrator],
+        voxhub_plugins: PluginManager,
+        receiver: str,
+    ) -> None:
+        import io
+
+        import structlog
+
+        from .logging_setup import configure_logging, ensure_default_logging
+
+        info = voxhub_plugins.provider(self.provider).info
+        settings = server.settings()
+        secret_values = [
+            str(settings[f.name]) for f in info.credentials if f.secret and settings.get(f.name)
+        ]
+        out = io.StringIO()
+        configure_logging("debug", fmt, stream=out)
+        try:
+            store = Store(tmp_path / "secrets.db")
+            orch = voxhub_orchestrator({self.profile: settings}, store=store, callback_url=receiver)
+            self._receiver_holder["orch"] = orch
+            handle = orch.submit(self.make_request(tmp_path))
+            self.complete(orch, handle)
+            exported = orch.export(handle, "json")
+            store.close()
+        finally:
+            structlog.reset_defaults()
+            ensure_default_logging()
+        logs = out.getvalue()
+        assert logs, "debug logging produced output"
+        stored = b"".join(p.read_bytes() for p in tmp_path.glob("secrets.db*"))
+        for value in secret_values:
+            assert value not in logs, "a credential appeared in the logs"
+            assert value not in exported, "a credential appeared in an export"
+            assert value.encode() not in stored, "a credential reached the job store"

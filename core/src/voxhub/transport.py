@@ -72,7 +72,7 @@ USER_AGENT = "voxhub/0.1"
 
 @attrs.frozen
 class Timeouts:
-    """Connect and read timeouts in seconds. ``read`` applies between bytes, not to the whole call."""
+    """Connect and read timeouts in seconds; ``read`` is between bytes, not for the whole call."""
 
     connect: float = 10.0
     read: float = 60.0
@@ -390,7 +390,10 @@ class HttpClient:
                 data = body.iter_chunks(progress or _UPLOAD_PROGRESS.get())
             started = self.clock.monotonic()
             bound = log.bind(
-                provider=provider, operation=operation, method=method, url=mask_url(url),
+                provider=provider,
+                operation=operation,
+                method=method,
+                url=mask_url(url),
                 attempt=attempt,
             )
             try:

@@ -28,8 +28,12 @@ from voxhub import (
 from voxhub.errors import InvalidInputError, ProviderError, error_for_status
 from voxhub.transport import MultipartBody, Part, Response
 
-_STATES = {"queued": JobState.QUEUED, "running": JobState.RUNNING, "done": JobState.SUCCEEDED,
-           "error": JobState.FAILED}
+_STATES = {
+    "queued": JobState.QUEUED,
+    "running": JobState.RUNNING,
+    "done": JobState.SUCCEEDED,
+    "error": JobState.FAILED,
+}
 
 
 class EchoProvider(Provider):
@@ -37,8 +41,16 @@ class EchoProvider(Provider):
         name="echo",
         kinds=frozenset({JobKind.TRANSCRIPTION}),
         description="Test provider echoing file names (core tests only).",
-        capabilities=frozenset({Capability.UPLOAD, Capability.URL, Capability.RECOVER,
-                                Capability.PROGRESS, Capability.DELETE, Capability.LIST}),
+        capabilities=frozenset(
+            {
+                Capability.UPLOAD,
+                Capability.URL,
+                Capability.RECOVER,
+                Capability.PROGRESS,
+                Capability.DELETE,
+                Capability.LIST,
+            }
+        ),
         options=(
             OptionSpec("fail", bool, "Make the job fail."),
             OptionSpec("speed", int, "A ranged option.", min=1, max=10),
@@ -55,8 +67,12 @@ class EchoProvider(Provider):
 
     def validate(self, ctx: ProviderContext, request: JobRequest) -> JobRequest:
         if request.options.get("fail") and request.options.get("text"):
-            raise InvalidInputError("fail and text cannot be combined", field="fail",
-                                    provider="echo", operation="validate")
+            raise InvalidInputError(
+                "fail and text cannot be combined",
+                field="fail",
+                provider="echo",
+                operation="validate",
+            )
         return request
 
     def _check(self, resp: Response, operation: str) -> Any:
@@ -66,8 +82,9 @@ class EchoProvider(Provider):
         body = resp.json(provider="echo", operation=operation) if is_json and resp.data else {}
         message = body.get("error", resp.text) if isinstance(body, dict) else resp.text
         if resp.status == 400 and isinstance(body, dict) and body.get("field"):
-            raise InvalidInputError(message, field=body["field"], provider="echo",
-                                    operation=operation)
+            raise InvalidInputError(
+                message, field=body["field"], provider="echo", operation=operation
+            )
         raise error_for_status(resp.status, message, provider="echo", operation=operation)
 
     def submit(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> JobHandle:
@@ -76,10 +93,12 @@ class EchoProvider(Provider):
             payload["language"] = request.language
         url = f"{ctx.base_url}/v1/jobs"
         if isinstance(request.media, LocalFile):
-            body = MultipartBody([
-                Part("options", json.dumps(payload), content_type="application/json"),
-                Part("media", path=request.media.path),
-            ])
+            body = MultipartBody(
+                [
+                    Part("options", json.dumps(payload), content_type="application/json"),
+                    Part("media", path=request.media.path),
+                ]
+            )
             resp = ctx.http.request("POST", url, operation="submit", headers=ctx.auth, body=body)
         elif isinstance(request.media, RemoteUrl):
             payload["url"] = request.media.url
@@ -89,37 +108,73 @@ class EchoProvider(Provider):
         job = self._check(resp, "submit")
         return handle.with_vendor({"job": job["id"]})
 
-    def recover(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> JobHandle | None:
-        resp = ctx.http.request("GET", f"{ctx.base_url}/v1/jobs", operation="recover",
-                                headers=ctx.auth, params={"key": handle.idempotency_key})
+    def recover(
+        self, ctx: ProviderContext, request: JobRequest, handle: JobHandle
+    ) -> JobHandle | None:
+        resp = ctx.http.request(
+            "GET",
+            f"{ctx.base_url}/v1/jobs",
+            operation="recover",
+            headers=ctx.auth,
+            params={"key": handle.idempotency_key},
+        )
         jobs = self._check(resp, "recover")
         return handle.with_vendor({"job": jobs[0]["id"]}) if jobs else None
 
     def status(self, ctx: ProviderContext, handle: JobHandle) -> JobStatus:
-        resp = ctx.http.request("GET", f"{ctx.base_url}/v1/jobs/{handle.vendor_ids['job']}",
-                                operation="status", headers=ctx.auth)
+        resp = ctx.http.request(
+            "GET",
+            f"{ctx.base_url}/v1/jobs/{handle.vendor_ids['job']}",
+            operation="status",
+            headers=ctx.auth,
+        )
         job = self._check(resp, "status")
         state = _STATES.get(job["status"], JobState.RUNNING)
-        return JobStatus(state, vendor_state=job["status"], reason=job.get("error") and "error",
-                         detail=job.get("error"), progress=job.get("progress"), raw=job)
+        return JobStatus(
+            state,
+            vendor_state=job["status"],
+            reason=job.get("error") and "error",
+            detail=job.get("error"),
+            progress=job.get("progress"),
+            raw=job,
+        )
 
     def fetch(self, ctx: ProviderContext, handle: JobHandle) -> Transcript:
-        resp = ctx.http.request("GET", f"{ctx.base_url}/v1/jobs/{handle.vendor_ids['job']}/result",
-                                operation="fetch", headers=ctx.auth)
+        resp = ctx.http.request(
+            "GET",
+            f"{ctx.base_url}/v1/jobs/{handle.vendor_ids['job']}/result",
+            operation="fetch",
+            headers=ctx.auth,
+        )
         data = self._check(resp, "fetch")
         if not isinstance(data, dict) or not isinstance(data.get("words"), list):
             raise ProviderError("malformed result", provider="echo", operation="fetch")
         words = tuple(Word(w["s"], w["e"], w["w"], w["c"]) for w in data["words"])
         text = " ".join(w.text for w in words)
-        segment = Segment(words[0].start if words else 0.0, words[-1].end if words else 0.0,
-                          text, speaker="0", words=words)
-        return Transcript("echo", handle.job_id, text, language=data.get("language"),
-                          duration=words[-1].end if words else 0.0,
-                          segments=(segment,) if words else (), raw=data)
+        segment = Segment(
+            words[0].start if words else 0.0,
+            words[-1].end if words else 0.0,
+            text,
+            speaker="0",
+            words=words,
+        )
+        return Transcript(
+            "echo",
+            handle.job_id,
+            text,
+            language=data.get("language"),
+            duration=words[-1].end if words else 0.0,
+            segments=(segment,) if words else (),
+            raw=data,
+        )
 
     def close(self, ctx: ProviderContext, handle: JobHandle) -> None:
-        resp = ctx.http.request("DELETE", f"{ctx.base_url}/v1/jobs/{handle.vendor_ids['job']}",
-                                operation="close", headers=ctx.auth)
+        resp = ctx.http.request(
+            "DELETE",
+            f"{ctx.base_url}/v1/jobs/{handle.vendor_ids['job']}",
+            operation="close",
+            headers=ctx.auth,
+        )
         if resp.status != 404:
             self._check(resp, "close")
 

@@ -12,10 +12,9 @@ import threading
 import uuid
 from typing import Any
 
+from voxhub.sandbox import FaultPlan, Sandbox
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
-
-from voxhub.sandbox import FaultPlan, Sandbox
 
 API_KEY = "echo-test-key-0123456789"
 
@@ -25,20 +24,23 @@ class EchoSandbox(Sandbox):
 
     provider = "echo"
 
-    def __init__(self, *, faults: FaultPlan | None = None, steps: int = 2,
-                 drop_after_create: bool = False) -> None:
+    def __init__(
+        self, *, faults: FaultPlan | None = None, steps: int = 2, drop_after_create: bool = False
+    ) -> None:
         super().__init__(faults=faults)
         self.steps = steps
         self.drop_after_create = drop_after_create
         self.jobs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self.url_map = Map([
-            Rule("/v1/jobs", methods=["POST"], endpoint="create"),
-            Rule("/v1/jobs", methods=["GET"], endpoint="list"),
-            Rule("/v1/jobs/<job_id>", methods=["GET"], endpoint="get"),
-            Rule("/v1/jobs/<job_id>", methods=["DELETE"], endpoint="delete"),
-            Rule("/v1/jobs/<job_id>/result", methods=["GET"], endpoint="result"),
-        ])
+        self.url_map = Map(
+            [
+                Rule("/v1/jobs", methods=["POST"], endpoint="create"),
+                Rule("/v1/jobs", methods=["GET"], endpoint="list"),
+                Rule("/v1/jobs/<job_id>", methods=["GET"], endpoint="get"),
+                Rule("/v1/jobs/<job_id>", methods=["DELETE"], endpoint="delete"),
+                Rule("/v1/jobs/<job_id>/result", methods=["GET"], endpoint="result"),
+            ]
+        )
 
     def credentials(self) -> dict[str, str]:
         return {"api_key": API_KEY}
@@ -122,17 +124,27 @@ class EchoSandbox(Sandbox):
                 return _json({"error": f"job is {job['status']}"}, 409)
         source = job.get("name") or job.get("url", "")
         words = str(job.get("text") or source.rsplit("/", 1)[-1]).split()
-        return _json({
-            "id": job_id,
-            "language": job.get("language") or "en",
-            "words": [{"w": w, "s": float(i), "e": i + 0.8, "c": 0.9} for i, w in enumerate(words)],
-        })
+        return _json(
+            {
+                "id": job_id,
+                "language": job.get("language") or "en",
+                "words": [
+                    {"w": w, "s": float(i), "e": i + 0.8, "c": 0.9} for i, w in enumerate(words)
+                ],
+            }
+        )
 
     def _public(self, job: dict[str, Any]) -> dict[str, Any]:
         progress = min(1.0, job["polls"] / max(1, self.steps))
-        return {"id": job["id"], "status": job["status"], "key": job.get("key"),
-                "progress": progress if job["status"] != "queued" else 0.0,
-                "error": job.get("error"), "name": job.get("name"), "size": job.get("size")}
+        return {
+            "id": job["id"],
+            "status": job["status"],
+            "key": job.get("key"),
+            "progress": progress if job["status"] != "queued" else 0.0,
+            "error": job.get("error"),
+            "name": job.get("name"),
+            "size": job.get("size"),
+        }
 
 
 def _json(data: Any, status: int = 200) -> Response:
