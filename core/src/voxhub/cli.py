@@ -117,7 +117,10 @@ def cli(
 
 
 def _state() -> _State:
-    return click.get_current_context().find_object(_State)  # type: ignore[no-any-return]
+    state = click.get_current_context().find_object(_State)
+    if state is None:  # only when a plugin command runs outside the voxhub group
+        state = _State(store=None, config=None, debug=False)
+    return state
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:

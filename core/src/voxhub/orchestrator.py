@@ -284,15 +284,16 @@ class Orchestrator:
         public ``callback_url`` is configured and the provider supports it).
         """
         request = self.prepare(request)
-        assert request.kind is not None and request.profile is not None
+        kind, profile = request.kind, request.profile
+        assert kind is not None and profile is not None  # prepare() filled both in
         key = request.idempotency_key or derive_idempotency_key(request)
         request = attrs.evolve(request, idempotency_key=key)
-        ctx = self.context(request.provider, request.profile)
+        ctx = self.context(request.provider, profile)
         handle = JobHandle(
             job_id=new_job_id(),
             provider=request.provider,
-            kind=request.kind,
-            profile=request.profile,
+            kind=kind,
+            profile=profile,
             endpoint=ctx.base_url or None,
             idempotency_key=key,
         )

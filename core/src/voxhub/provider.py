@@ -10,6 +10,7 @@ hook implementations, so an author never needs to touch pluggy — but raw
 
 from __future__ import annotations
 
+import builtins
 import enum
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -72,13 +73,13 @@ class OptionSpec:
     """
 
     name: str
-    type: type
+    type: builtins.type
     help: str = ""
     choices: tuple[Any, ...] | None = None
     min: float | None = None
     max: float | None = None
     max_length: int | None = None
-    item_type: type | None = None
+    item_type: builtins.type | None = None
     max_items: int | None = None
     default: Any = None
     secret: bool = False
@@ -103,9 +104,10 @@ class OptionSpec:
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(str(c) for c in self.choices)
             raise bad(f"{value!r} is not one of: {allowed}")
-        if self.min is not None and value < self.min:
+        number: Any = value  # a number here: the isinstance check above allowed only the type
+        if self.min is not None and number < self.min:
             raise bad(f"{value} is below the minimum {_num(self.min)} (allowed {self._range()})")
-        if self.max is not None and value > self.max:
+        if self.max is not None and number > self.max:
             raise bad(f"{value} is above the maximum {_num(self.max)} (allowed {self._range()})")
         if self.max_length is not None and isinstance(value, str) and len(value) > self.max_length:
             raise bad(f"longer than {self.max_length} characters")

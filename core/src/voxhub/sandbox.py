@@ -267,7 +267,8 @@ class RunningSandbox:
         self.sandbox = sandbox
         self.server = server
         host, port = server.server_address[:2]
-        host_text = f"[{host}]" if ":" in str(host) else str(host)
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        host_text = f"[{host}]" if ":" in host else host
         self.base_url = f"http://{host_text}:{port}"
         sandbox.root_url = self.base_url
         # A short poll interval makes stop() take milliseconds instead of half a second.

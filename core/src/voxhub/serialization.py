@@ -77,21 +77,24 @@ configure_tagged_union(
 
 
 def _optional_media(value: Any, _: Any) -> Media | None:
-    return None if value is None else converter.structure(value, Media)  # type: ignore[arg-type]
+    if value is None:
+        return None
+    media: Media = converter.structure(value, Media)  # type: ignore[arg-type]
+    return media
 
 
 converter.register_structure_hook(Media | None, _optional_media)
 converter.register_unstructure_hook(
     Media | None,
-    lambda v: None if v is None else converter.unstructure(v, Media),  # type: ignore[arg-type]
+    lambda v: None if v is None else converter.unstructure(v, Media),
 )
 
 
 def _dump_request(request: JobRequest) -> dict[str, Any]:
-    data = _plain_request(request)
+    data: dict[str, Any] = _plain_request(request)
     # Options whose names say they are secret (at any depth) never reach the store.
     data["options"] = redact(request.options)
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 _plain_request = cattrs.gen.make_dict_unstructure_fn(JobRequest, converter)
@@ -105,7 +108,7 @@ def dump(obj: Any) -> Any:
     :func:`load` can rebuild them as :data:`~voxhub.models.Result`.
     """
     if isinstance(obj, Transcript | ModerationReport | TaskInfo):
-        return converter.unstructure(obj, Result)  # type: ignore[arg-type]
+        return converter.unstructure(obj, Result)
     return converter.unstructure(obj)
 
 
@@ -119,7 +122,7 @@ def _contains_mask(value: Any) -> bool:
         return any(_contains_mask(v) for v in value.values())
     if isinstance(value, list):
         return any(_contains_mask(v) for v in value)
-    return value == MASK
+    return bool(value == MASK)
 
 
 def has_masked_secrets(request: JobRequest) -> bool:
