@@ -1,0 +1,210 @@
+"""Shared fixtures: sandboxes on real loopback sockets and provider contexts built directly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from voxhub.clock import SystemClock
+from voxhub.config import Config
+from voxhub.models import JobHandle, JobKind, JobRequest, RtcChannel, new_job_id
+from voxhub.provider import Provider, ProviderContext
+from voxhub.sandbox import FaultPlan, RunningSandbox, serve
+from voxhub.transport import HttpClient, RateLimiter, Timeouts
+from voxhub_agora.sandbox import AgoraSttSandbox, AgoraTranscoderSandbox
+from voxhub_agora.stt import AgoraSttProvider
+from voxhub_agora.transcoder import AgoraTranscoderProvider
+
+
+class FastClock(SystemClock):
+    """Real time, but sleeps are recorded and cut short (back-offs in milliseconds)."""
+
+    def __init__(self) -> None:
+        self.slept: list[float] = []
+        self._lock = threading.Lock()
+
+    def sleep(self, seconds: float, wake: threading.Event | None = None) -> bool:
+        with self._lock:
+            self.slept.append(seconds)
+        return super().sleep(min(seconds, 0.002), wake)
+
+
+@pytest.fixture(autouse=True)
+def _private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default lock directory is the job store's: keep every test inside tmp_path.
+    monkeypatch.setenv("VOXHUB_STORE", str(tmp_path / "store" / "jobs.db"))
+    monkeypatch.setenv("VOXHUB_CONFIG", str(tmp_path / "no-config.toml"))
+
+
+@pytest.fixture
+def clock() -> FastClock:
+    return FastClock()
+
+
+@pytest.fixture
+def http(clock: FastClock) -> Iterator[HttpClient]:
+    client = HttpClient(clock=clock, timeouts=Timeouts(connect=2.0, read=5.0))
+    yield client
+    client.close()
+
+
+# One server per sandbox kind for the whole session (stopping a werkzeug server takes its
+# 0.5 s poll interval); each test gets it reset, with default settings and no faults.
+_TUNABLES = ("builder_token_ttl", "task_lifetime", "require_rtc_tokens", "schedule",
+             "agent_schedule", "visible_after")
+
+
+def _fresh(running: RunningSandbox, defaults: dict[str, Any]) -> RunningSandbox:
+    sandbox = running.sandbox
+    sandbox.reset()
+    sandbox.set_faults(FaultPlan())
+    for name, value in defaults.items():
+        setattr(sandbox, name, value)
+    return running
+
+
+@pytest.fixture(scope="session")
+def _stt_server() -> Iterator[tuple[RunningSandbox, dict[str, Any]]]:
+    sandbox = AgoraSttSandbox()
+    defaults = {n: getattr(sandbox, n) for n in _TUNABLES if hasattr(sandbox, n)}
+    with serve(sandbox) as running:
+        yield running, defaults
+
+
+@pytest.fixture(scope="session")
+def _tc_server() -> Iterator[tuple[RunningSandbox, dict[str, Any]]]:
+    sandbox = AgoraTranscoderSandbox()
+    defaults = {n: getattr(sandbox, n) for n in _TUNABLES if hasattr(sandbox, n)}
+    with serve(sandbox) as running:
+        yield running, defaults
+
+
+@pytest.fixture
+def stt_sandbox(_stt_server: tuple[RunningSandbox, dict[str, Any]]) -> RunningSandbox:
+    return _fresh(*_stt_server)
+
+
+@pytest.fixture
+def tc_sandbox(_tc_server: tuple[RunningSandbox, dict[str, Any]]) -> RunningSandbox:
+    return _fresh(*_tc_server)
+
+
+@pytest.fixture
+def lock_dir(tmp_path: Path) -> Path:
+    return tmp_path / "locks"
+
+
+@pytest.fixture
+def stt(lock_dir: Path) -> AgoraSttProvider:
+    return AgoraSttProvider(lock_dir=lock_dir)
+
+
+@pytest.fixture
+def transcoder(lock_dir: Path) -> AgoraTranscoderProvider:
+    return AgoraTranscoderProvider(lock_dir=lock_dir)
+
+
+MakeCtx = Callable[..., ProviderContext]
+
+
+@pytest.fixture
+def make_ctx(http: HttpClient, clock: FastClock) -> MakeCtx:
+    """``make_ctx(provider, running_sandbox, auth="basic", **setting_overrides)``."""
+
+    def make(provider: Provider, running: RunningSandbox | None, *, auth: str | None = "basic",
+             limiter: RateLimiter | None = None, drop: tuple[str, ...] = (),
+             client: HttpClient | None = None, **overrides: Any) -> ProviderContext:
+        info = provider.info
+        values: dict[str, Any] = dict(running.settings()) if running is not None else {}
+        if auth is not None:
+            values["auth"] = auth
+        values.update(overrides)
+        for key in drop:
+            values.pop(key, None)
+        settings = Config.from_profiles({info.name: values}).settings(info, info.name)
+        ctx = ProviderContext(
+            provider=info.name, profile=info.name, settings=settings,
+            http=(client or http).bind(info.name, retry=info.retry, limiter=limiter), clock=clock,
+            log=structlog.get_logger("test"),
+        )
+        ctx.auth = provider.authenticate(ctx)
+        return ctx
+
+    return make
+
+
+def stt_request(channel: str, key: str | None = None, **options: Any) -> JobRequest:
+    options.setdefault("languages", ["en-US"])
+    return JobRequest(provider="agora-stt", media=RtcChannel(channel),
+                      kind=JobKind.CHANNEL_TRANSCRIPTION, options=options,
+                      idempotency_key=key or f"key-{channel}-{new_job_id()}")
+
+
+def handle_for(request: JobRequest) -> JobHandle:
+    assert request.kind is not None
+    return JobHandle(job_id=new_job_id(), provider=request.provider, kind=request.kind,
+                     profile=request.provider, idempotency_key=request.idempotency_key)
+
+
+def tc_request(key: str | None = None, **options: Any) -> JobRequest:
+    return JobRequest(provider="agora-transcoder", kind=JobKind.TRANSCODING, options=options,
+                      idempotency_key=key or f"key-{new_job_id()}")
+
+
+def transcoder_doc() -> dict[str, Any]:
+    """A valid composite configuration: one RTC host, canvas, watermark, RTC output."""
+    return {
+        "idleTimeout": 300,
+        "audioInputs": [{"rtc": {"rtcChannel": "show", "rtcUid": 1001}}],
+        "videoInputs": [{
+            "rtc": {"rtcChannel": "show", "rtcUid": 1001},
+            "placeholderImageUrl": "https://example.com/offline.png",
+            "region": {"x": 0, "y": 0, "width": 640, "height": 360, "zOrder": 2},
+        }],
+        "canvas": {"width": 640, "height": 360, "color": 0,
+                   "backgroundImage": "https://example.com/bg.jpg", "fillMode": "FIT"},
+        "watermarks": [{"imageUrl": "https://example.com/logo.png",
+                        "region": {"x": 10, "y": 10, "width": 120, "height": 120, "zOrder": 50}}],
+        "outputs": [{
+            "rtc": {"rtcChannel": "show-mixed", "rtcUid": 2002},
+            "audioOption": {"profileType": "AUDIO_PROFILE_MUSIC_STANDARD"},
+            "videoOption": {"width": 640, "height": 360, "bitrate": 800, "codec": "H264",
+                            "fps": 15},
+        }],
+    }
+
+
+class Helpers:
+    """The helpers above, as a fixture (test modules cannot import conftest in importlib mode)."""
+
+    stt_request = staticmethod(stt_request)
+    handle_for = staticmethod(handle_for)
+    tc_request = staticmethod(tc_request)
+    transcoder_doc = staticmethod(transcoder_doc)
+
+
+@pytest.fixture
+def h() -> type[Helpers]:
+    return Helpers
+
+
+@pytest.fixture
+def debug_logs() -> Iterator[list[Any]]:
+    """Every structlog event at every level, as raw dicts (before any redaction)."""
+    import logging
+
+    from structlog.testing import LogCapture
+
+    old = structlog.get_config()
+    capture = LogCapture()
+    structlog.configure(processors=[capture],
+                        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+                        cache_logger_on_first_use=False)
+    try:
+        yield capture.entries
+    finally:
+        structlog.configure(**old)

@@ -1,0 +1,581 @@
+"""agora-stt against its sandbox on a real socket: lifecycle, validation, duplicates, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from voxhub.errors import (
+    AuthenticationError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProviderUnavailableError,
+)
+from voxhub.models import JobState
+from voxhub.provider import Submitted
+from voxhub.sandbox import FaultPlan, RunningSandbox
+from voxhub_agora._base import BuilderToken
+from voxhub_agora.errors import AgoraInvalidRequestError, BuilderTokenError, TaskConflictError
+from voxhub_agora.sandbox import AgoraSttSandbox
+from voxhub_agora.stt import AgoraSttProvider, normalize_stt_status
+
+VERSIONS = ("v7", "v6", "v5")
+AUTHS = ("basic", "token")
+
+
+@pytest.mark.parametrize("auth", AUTHS)
+@pytest.mark.parametrize("version", VERSIONS)
+def test_lifecycle(version: str, auth: str, stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
+                   make_ctx: Any, h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox, auth=auth)
+    request = h.stt_request(f"room-{version}-{auth}", api_version=version,
+                            languages=["en-US", "ja-JP"], translate={"en-US": ["fr-FR"]},
+                            max_idle_time=60)
+    submitted = stt.submit(ctx, request, h.handle_for(request))
+    handle = submitted.handle
+    if version == "v7":
+        assert set(handle.vendor_ids) == {"agent_id"}
+    else:
+        # The pair query/update/stop need is kept on the handle.
+        assert set(handle.vendor_ids) == {"task_id", "builder_token_name"}
+    assert handle.vendor_state["api_version"] == version
+    time.sleep(0.25)  # v7 agents go STARTING -> RUNNING after 0.2 s in the sandbox
+    assert stt.status(ctx, handle).state is JobState.RUNNING
+
+    updated = stt.update(ctx, handle, languages=["en-US"], subscribe_audio_uids=["42"],
+                         translate=False)
+    if version != "v7":
+        assert updated.vendor_state["sequence_id"] == 1
+        updated = stt.update(ctx, updated, translate={"en-US": ["de-DE"]})
+        assert updated.vendor_state["sequence_id"] == 2
+    sandbox = stt_sandbox.sandbox
+    assert isinstance(sandbox, AgoraSttSandbox)
+    task = next(iter(sandbox.tasks.values()))
+    assert task.body["languages"] == ["en-US"]
+    assert task.body["rtcConfig"]["subscribeAudioUids"] == ["42"]
+
+    info = stt.fetch(ctx, updated)
+    assert info.task_id == (handle.vendor_ids.get("agent_id") or handle.vendor_ids["task_id"])
+    assert info.state is JobState.RUNNING and info.details["channel"] == f"room-{version}-{auth}"
+
+    stt.close(ctx, updated)
+    stt.close(ctx, updated)  # idempotent
+    assert stt.status(ctx, updated).state is JobState.SUCCEEDED
+    counters = sandbox.counters.snapshot()
+    assert counters["tasks.created"] == 1 and counters["tasks.stopped"] == 1
+    assert counters.get("rtc_tokens.invalid", 0) == 0  # the generated bot tokens verified
+    assert counters.get("auth.refused", 0) == 0
+
+
+@pytest.mark.parametrize(("options", "field", "needle"), [
+    ({"max_idle_time": 4}, "max_idle_time", "5..2592000"),
+    ({"max_idle_time": 2592001}, "max_idle_time", "5..2592000"),
+    ({"languages": ["en-US", "ja-JP", "fr-FR"], "api_version": "v5"}, "languages", "1..2"),
+    ({"languages": ["en-US"] * 5}, "languages", "at most 4"),
+    ({"languages": ["english"]}, "languages", "language code"),
+    ({"encryption_mode": 9}, "encryption_mode", "0..8"),
+    ({"encryption_mode": 2}, "encryption_secret", "required when cryptionMode is 2"),
+    ({"encryption_secret": "abcdefgh"}, "encryption_secret", "only used with cryptionMode"),
+    ({"encryption_mode": 7, "encryption_secret": "k" * 16}, "encryption_salt", "required"),
+    ({"encryption_mode": 8, "encryption_secret": "k" * 16, "encryption_salt": "c2FsdA=="},
+     "encryption_salt", "exactly 32"),
+    ({"encryption_mode": 1, "encryption_secret": "k" * 16, "encryption_salt": "A" * 44},
+     "encryption_salt", "only used with cryptionMode 7 or 8"),
+    ({"subscribe_audio_uids": ["1", "2"], "unsubscribe_audio_uids": ["3"]},
+     "unsubscribe_audio_uids", "cannot be combined"),
+    ({"subscribe_audio_uids": ["1", "2", "3", "4"], "api_version": "v5"},
+     "subscribe_audio_uids", "1..3"),
+    ({"subscribe_audio_uids": ["all", "1"]}, "subscribe_audio_uids", '"all" must be the only'),
+    ({"subscribe_audio_uids": ["abc"]}, "subscribe_audio_uids", "numeric uid"),
+    ({"unsubscribe_audio_uids": ["1"], "api_version": "v5"}, "unsubscribe_audio_uids",
+     "not available in API v5"),
+    ({"uid_languages": {"7": ["en-US"]}, "api_version": "v5"}, "uid_languages", "v6 and v7"),
+    ({"uid_languages": {str(i): ["en-US"] for i in range(1, 7)}}, "uid_languages", "at most 5"),
+    ({"uid_languages": {"7": ["en-US", "ja-JP", "fr-FR", "de-DE", "es-ES"]}}, "uid_languages",
+     "1..4"),
+    ({"sub_bot_uid": "0"}, "sub_bot_uid", "1..4294967295"),
+    ({"sub_bot_uid": "77", "pub_bot_uid": "77"}, "pub_bot_uid", "must differ"),
+    ({"translate": {"en-US": ["en-US"]}}, "translate", "must not contain the source"),
+    ({"translate": {"en-US": ["a-b"]}}, "translate", "language code"),
+    ({"translate": {"en-US": ["fr-FR", "de-DE", "es-ES", "it-IT", "ja-JP", "ko-KR"]}},
+     "translate", "1..5"),
+    ({"translate": {s: ["fr-FR"] for s in ("en-US", "ja-JP", "ko-KR")}, "api_version": "v5"},
+     "translate", "1..2"),
+    ({"force_translate_interval": 3}, "force_translate_interval", "only available in API v5"),
+    ({"force_translate_interval": 6, "api_version": "v5"}, "force_translate_interval", "2..5"),
+    ({"transfer_mode": ["RTC"], "api_version": "v6"}, "transfer_mode", "only available in API v5"),
+    ({"transfer_mode": ["SMS"], "api_version": "v5"}, "transfer_mode", "RTC, RTM"),
+    ({"caption_bucket": "b"}, "caption_access_key", "required"),
+    ({"caption_bucket": "b", "caption_access_key": "ak", "caption_secret_key": "sk",
+      "caption_vendor": 9, "caption_region": 0}, "caption_vendor", "1..8"),
+    ({"caption_bucket": "b", "caption_access_key": "ak", "caption_secret_key": "sk",
+      "caption_vendor": 1, "caption_region": 0, "caption_slice_duration": 4},
+     "caption_slice_duration", "5..28800"),
+    ({"caption_bucket": "b", "caption_access_key": "ak", "caption_secret_key": "sk",
+      "caption_vendor": 1, "caption_region": 0, "caption_file_name_prefix": ["a/b"]},
+     "caption_file_name_prefix", "letters and digits"),
+    ({"caption_bucket": "b", "caption_access_key": "ak", "caption_secret_key": "sk",
+      "caption_vendor": 1, "caption_region": 0, "caption_file_name_prefix": ["a" * 129]},
+     "caption_file_name_prefix", "at most 128"),
+    ({"instance_id": "has space"}, "instance_id", "a-z, A-Z"),
+    ({"api_version": "v8"}, "api_version", "v7, v6, v5"),
+    ({"bogus": 1}, "bogus", "unknown option"),
+])
+def test_invalid_start_refused_locally(options: dict[str, Any], field: str, needle: str,
+                                       stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
+                                       make_ctx: Any, h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("room", **options)
+    with pytest.raises(InvalidInputError) as info:
+        stt.validate(ctx, request)
+    with pytest.raises(InvalidInputError):
+        stt.submit(ctx, request, h.handle_for(request))
+    assert info.value.field == field, info.value
+    assert needle in str(info.value)
+    assert stt_sandbox.sandbox.counters.get("requests") == 0
+
+
+def test_media_and_languages_are_required(stt: AgoraSttProvider, make_ctx: Any, h: Any,
+                                          stt_sandbox: RunningSandbox) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("room")
+    no_media = type(request)(provider="agora-stt", options={"languages": ["en-US"]})
+    with pytest.raises(InvalidInputError, match="rtc:CHANNEL"):
+        stt.validate(ctx, no_media)
+    no_language = type(request)(provider="agora-stt", media=request.media)
+    with pytest.raises(InvalidInputError, match="'languages' is required"):
+        stt.validate(ctx, no_language)
+    with_language = type(request)(provider="agora-stt", media=request.media, language="en-US")
+    stt.validate(ctx, with_language)
+
+
+def test_invalid_update_refused_locally(stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
+                                        make_ctx: Any, h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("room", api_version="v6")
+    handle = stt.submit(ctx, request, h.handle_for(request)).handle
+    before = stt_sandbox.sandbox.counters.get("requests")
+    with pytest.raises(InvalidInputError, match=r"1\.\.2"):  # updates allow 2 sources
+        stt.update(ctx, handle, translate={s: ["fr-FR"] for s in ("en-US", "ja-JP", "ko-KR")})
+    with pytest.raises(InvalidInputError, match="names no field"):
+        stt.update(ctx, handle)
+    assert stt_sandbox.sandbox.counters.get("requests") == before
+
+
+def _start_many(stt: AgoraSttProvider, make_ctx: Any, running: RunningSandbox, h: Any,
+                channel: str, count: int, version: str) -> list[Submitted]:
+    barrier = threading.Barrier(count)
+    results: list[Submitted] = []
+    errors: list[BaseException] = []
+
+    def one(index: int) -> None:
+        ctx = make_ctx(stt, running)
+        # Different idempotency keys: two different apps enabling STT for one channel.
+        request = h.stt_request(channel, key=f"app-{index}", api_version=version)
+        barrier.wait()
+        try:
+            results.append(stt.submit(ctx, request, h.handle_for(request)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("version", ["v7", "v6"])
+def test_concurrent_starts_in_threads_create_one_task(version: str, stt: AgoraSttProvider,
+                                                      stt_sandbox: RunningSandbox,
+                                                      make_ctx: Any, h: Any) -> None:
+    results = _start_many(stt, make_ctx, stt_sandbox, h, "busy", 6, version)
+    sandbox = stt_sandbox.sandbox
+    assert sandbox.counters.get("tasks.created") == 1
+    assert len({tuple(sorted(r.handle.vendor_ids.items())) for r in results}) == 1
+    assert sum(1 for r in results if r.handle.vendor_state.get("shared")) == 5
+    # The task is stopped only when its last job is closed.
+    ctx = make_ctx(stt, stt_sandbox)
+    for submitted in results[:-1]:
+        stt.close(ctx, submitted.handle)
+    assert sandbox.counters.get("tasks.stopped") == 0
+    stt.close(ctx, results[-1].handle)
+    assert sandbox.counters.get("tasks.stopped") == 1
+    # After that, a new start creates a new task.
+    request = h.stt_request("busy", api_version=version)
+    stt.submit(ctx, request, h.handle_for(request))
+    assert sandbox.counters.get("tasks.created") == 2
+
+
+_CHILD = r"""
+import json, sys, time
+import structlog
+from voxhub.clock import SystemClock
+from voxhub.config import Config
+from voxhub.models import JobHandle, JobKind, JobRequest, RtcChannel, new_job_id
+from voxhub.provider import ProviderContext
+from voxhub.transport import HttpClient
+from voxhub_agora.stt import AgoraSttProvider
+
+args = json.loads(sys.argv[1])
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+provider = AgoraSttProvider()  # lock dir: the store's directory ($VOXHUB_STORE), shared
+info = provider.info
+settings = Config.from_profiles({"agora-stt": args["settings"]}).settings(info, "agora-stt")
+ctx = ProviderContext(provider=info.name, profile=info.name, settings=settings,
+                      http=HttpClient().bind(info.name, retry=info.retry), clock=SystemClock(),
+                      log=structlog.get_logger())
+request = JobRequest(provider="agora-stt", media=RtcChannel(args["channel"]),
+                     kind=JobKind.CHANNEL_TRANSCRIPTION,
+                     options={"languages": ["en-US"], "api_version": args["version"]},
+                     idempotency_key=args["key"])
+handle = JobHandle(job_id=new_job_id(), provider="agora-stt", kind=JobKind.CHANNEL_TRANSCRIPTION,
+                   profile="agora-stt", idempotency_key=args["key"])
+time.sleep(max(0.0, args["at"] - time.time()))
+print(json.dumps(provider.submit(ctx, request, handle).handle.vendor_ids))
+"""
+
+
+@pytest.mark.parametrize("version", ["v7", "v5"])
+def test_concurrent_starts_in_processes_create_one_task(version: str, tmp_path: Path,
+                                                        stt_sandbox: RunningSandbox) -> None:
+    store = tmp_path / "shared" / "jobs.db"
+    env = {**os.environ, "VOXHUB_STORE": str(store)}
+    start_at = time.time() + 1.2  # both processes start the same instant, after imports
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD, json.dumps({
+                "settings": stt_sandbox.settings(), "channel": "shared-room", "key": f"p{i}",
+                "version": version, "at": start_at,
+            })],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    assert outputs[0] == outputs[1]
+    assert stt_sandbox.sandbox.counters.get("tasks.created") == 1
+    assert (store.parent / "agora-locks").is_dir()
+
+
+def test_same_input_started_twice_collides_at_agora(stt: AgoraSttProvider, make_ctx: Any,
+                                                    stt_sandbox: RunningSandbox, h: Any) -> None:
+    # Without the channel lock (dedupe off), the derived agent name still de-duplicates.
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("same", key="one-input", dedupe_channel=False)
+    first = stt.submit(ctx, request, h.handle_for(request))
+    second = stt.submit(ctx, request, h.handle_for(request))
+    assert first.handle.vendor_ids == second.handle.vendor_ids
+    counters = stt_sandbox.sandbox.counters
+    assert counters.get("tasks.created") == 1 and counters.get("tasks.repeated_start") == 1
+
+
+def test_repeated_start_with_same_builder_token_finds_first_task(
+        stt: AgoraSttProvider, make_ctx: Any, stt_sandbox: RunningSandbox, h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    token = stt.acquire_builder_token(ctx, "inst-1", "same")
+    request = h.stt_request("same", api_version="v6", dedupe_channel=False)
+    first = stt.start_task(ctx, request, h.handle_for(request), builder_token=token)
+    # A retry whose first answer was lost uses the same token: Agora names the first task.
+    again = stt.start_task(ctx, request, h.handle_for(request), builder_token=token)
+    assert first.handle.vendor_ids == again.handle.vendor_ids
+    assert stt_sandbox.sandbox.counters.get("tasks.created") == 1
+
+
+def test_expired_builder_token_is_reacquired(stt: AgoraSttProvider, make_ctx: Any,
+                                             stt_sandbox: RunningSandbox, h: Any) -> None:
+    running = stt_sandbox
+    running.sandbox.builder_token_ttl = 0.2  # type: ignore[attr-defined]
+    ctx = make_ctx(stt, running)
+    token = stt.acquire_builder_token(ctx, "inst-1", "late")
+    time.sleep(0.3)  # the server now refuses it ("resourceId reaches out ...")
+    request = h.stt_request("late", api_version="v6")
+    submitted = stt.start_task(ctx, request, h.handle_for(request), builder_token=token)
+    assert submitted.handle.vendor_ids["builder_token_name"] != token.name
+    counters = running.sandbox.counters
+    assert counters.get("tokens.acquired") == 2 and counters.get("tasks.created") == 1
+
+
+def test_old_builder_token_is_replaced_before_sending(stt: AgoraSttProvider, make_ctx: Any,
+                                                      stt_sandbox: RunningSandbox,
+                                                      h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    fresh = stt.acquire_builder_token(ctx, "inst-1", "late")
+    old = BuilderToken(fresh.name, fresh.instance_id, ctx.clock.monotonic() - 301)
+    request = h.stt_request("late", api_version="v6")
+    submitted = stt.start_task(ctx, request, h.handle_for(request), builder_token=old)
+    assert submitted.handle.vendor_ids["builder_token_name"] != fresh.name
+    assert stt_sandbox.sandbox.counters.get("POST /v1/projects/" + ctx.auth.app_id
+                                            + "/rtsc/speech-to-text/tasks") == 1
+
+
+def test_mismatched_pair_is_a_builder_token_error(stt: AgoraSttProvider, make_ctx: Any,
+                                                  stt_sandbox: RunningSandbox, h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("a", api_version="v6")
+    first = stt.submit(ctx, request, h.handle_for(request)).handle
+    other_request = h.stt_request("b", api_version="v6")
+    other = stt.submit(ctx, other_request, h.handle_for(other_request)).handle
+    crossed = first.with_vendor({"builder_token_name": other.vendor_ids["builder_token_name"]})
+    with pytest.raises(BuilderTokenError, match="code 53") as info:
+        stt.status(ctx, crossed)
+    assert info.value.request_id
+
+
+@pytest.mark.parametrize(("endpoint", "status", "body", "error", "message"), [
+    ("start", 400, {"code": 2, "reason": "body schema check fail, languages: bad"},
+     AgoraInvalidRequestError, "code 2"),
+    ("start", 409, {"code": 49, "reason": "The task has been started, current status is "
+                    "STARTED, taskId is abc123"}, None, None),
+    ("acquire", 400, {"code": 62}, PermissionDeniedError, "not enabled"),
+    ("start", 400, {"code": 62}, ProviderUnavailableError, "network problem"),
+    ("start", 500, {"code": 1}, ProviderUnavailableError, "internal error (code 1)"),
+    ("start", 400, {"code": 1001}, None, None),  # unparsable token: re-acquired, then works
+    ("start", 400, {"message": "the product name does not match with builderToken"}, None, None),
+    ("acquire", 400, {"message": "invalid_appid!"}, PermissionDeniedError, "not enabled"),
+    ("acquire", 401, {"message": "Invalid authentication credentials"}, AuthenticationError,
+     "customer ID"),
+    ("acquire", 403, {"message": "forbidden"}, PermissionDeniedError, "not enabled"),
+])
+def test_error_codes_mapped(endpoint: str, status: int, body: dict[str, Any],
+                            error: type[Exception] | None, message: str | None,
+                            stt: AgoraSttProvider, stt_sandbox: RunningSandbox, make_ctx: Any,
+                            h: Any) -> None:
+    sandbox = stt_sandbox.sandbox
+    assert isinstance(sandbox, AgoraSttSandbox)
+    sandbox.inject_error(endpoint, status, body)
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("codes", api_version="v6")
+    if error is None:
+        submitted = stt.submit(ctx, request, h.handle_for(request))
+        if body.get("code") == 49:
+            assert submitted.handle.vendor_ids["task_id"] == "abc123"
+        else:
+            assert sandbox.counters.get("tasks.created") == 1
+        return
+    with pytest.raises(error) as info:
+        stt.submit(ctx, request, h.handle_for(request))
+    assert message is not None and message in str(info.value)
+    assert getattr(info.value, "request_id", None) or info.value.details.get("request_id")
+
+
+def test_query_of_ended_task_and_code_404(stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
+                                          make_ctx: Any, h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("gone", api_version="v6")
+    handle = stt.submit(ctx, request, h.handle_for(request)).handle
+    sandbox = stt_sandbox.sandbox
+    assert isinstance(sandbox, AgoraSttSandbox)
+    sandbox.inject_error("query", 404, {"code": 404, "reason": "The task is not found"})
+    status = stt.status(ctx, handle)
+    assert status.state is JobState.SUCCEEDED and status.vendor_state == "ENDED"
+    with pytest.raises(NotFoundError):
+        stt.query(ctx, handle.with_vendor({"task_id": "nope"}))
+
+
+@pytest.mark.parametrize(("code", "delays"), [
+    (20, [3.0, 6.0]), (501, [1.0, 3.0, 6.0]), (502, [1.0, 3.0, 6.0]), (504, [1.0, 3.0, 6.0]),
+])
+def test_retryable_codes_use_agoras_backoff(code: int, delays: list[float], clock: Any,
+                                            stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
+                                            make_ctx: Any, h: Any) -> None:
+    sandbox = stt_sandbox.sandbox
+    assert isinstance(sandbox, AgoraSttSandbox)
+    # Fails as often as the schedule allows retries, then succeeds.
+    sandbox.inject_error("start", 500, {"code": code}, times=len(delays))
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("retry", api_version="v6")
+    stt.submit(ctx, request, h.handle_for(request))
+    assert clock.slept == delays
+    assert sandbox.counters.get("tasks.created") == 1
+    # One failure more than the schedule allows is raised, with its request id.
+    request2 = h.stt_request("retry2", api_version="v6")
+    submitted = stt.submit(ctx, request2, h.handle_for(request2))
+    sandbox.inject_error("query", 500, {"code": code}, times=len(delays) + 1)
+    with pytest.raises(ProviderUnavailableError) as info:
+        stt.query(ctx, submitted.handle)
+    assert info.value.details["code"] == code and info.value.details["request_id"]
+
+
+def test_retries_under_injected_faults(stt: AgoraSttProvider, make_ctx: Any, h: Any,
+                                       stt_sandbox: RunningSandbox) -> None:
+    running = stt_sandbox
+    running.sandbox.set_faults(FaultPlan(server_error=0.3, rate_limited=0.1, retry_after=0.01,
+                                         seed=7))
+    for version in VERSIONS:
+        ctx = make_ctx(stt, running)
+        request = h.stt_request(f"flaky-{version}", api_version=version)
+        handle = stt.submit(ctx, request, h.handle_for(request)).handle
+        for _ in range(3):
+            stt.status(ctx, handle)
+        stt.close(ctx, handle)
+    counters = running.sandbox.counters.snapshot()
+    assert counters["tasks.created"] == 3 and counters["tasks.stopped"] == 3
+    assert sum(v for k, v in counters.items() if k.startswith("faults.")) > 3
+
+
+def test_dropped_connections_are_retried(stt: AgoraSttProvider, make_ctx: Any, h: Any,
+                                        stt_sandbox: RunningSandbox) -> None:
+    running = stt_sandbox
+    running.sandbox.set_faults(FaultPlan(drop=0.3, seed=3))
+    ctx = make_ctx(stt, running)
+    request = h.stt_request("drops", api_version="v6")
+    handle = stt.submit(ctx, request, h.handle_for(request)).handle
+    assert stt.status(ctx, handle).state is JobState.RUNNING
+    assert running.sandbox.counters.get("tasks.created") == 1
+
+
+def test_host_fallback_when_first_host_is_unreachable(make_ctx: Any, h: Any, lock_dir: Path,
+                                                      stt_sandbox: RunningSandbox) -> None:
+    provider = AgoraSttProvider(hosts=("http://127.0.0.1:9", stt_sandbox.base_url),
+                                lock_dir=lock_dir)
+    ctx = make_ctx(provider, stt_sandbox, drop=("base_url",))
+    assert ctx.settings.base_url is None
+    request = h.stt_request("fallback")
+    handle = provider.submit(ctx, request, h.handle_for(request)).handle
+    provider.status(ctx, handle)
+    assert stt_sandbox.sandbox.counters.get("tasks.created") == 1
+
+
+def test_explicit_base_url_has_no_fallback(make_ctx: Any, h: Any, lock_dir: Path,
+                                           stt_sandbox: RunningSandbox) -> None:
+    provider = AgoraSttProvider(hosts=(stt_sandbox.base_url,), lock_dir=lock_dir)
+    ctx = make_ctx(provider, None, auth="basic", base_url="http://127.0.0.1:9",
+                   **{k: v for k, v in stt_sandbox.settings().items() if k != "base_url"})
+    request = h.stt_request("nofallback")
+    with pytest.raises(ProviderUnavailableError):
+        provider.submit(ctx, request, h.handle_for(request))
+    assert stt_sandbox.sandbox.counters.get("requests") == 0
+
+
+def test_bad_bot_token_fails_the_task(stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
+                                      make_ctx: Any, h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("badbot", api_version="v6", sub_bot_token="007eJxnotatoken")
+    handle = stt.submit(ctx, request, h.handle_for(request)).handle
+    status = stt.status(ctx, handle)
+    assert status.state is JobState.FAILED and status.vendor_state == "FAILURE_STOP"
+    assert stt_sandbox.sandbox.counters.get("rtc_tokens.invalid") == 1
+
+
+def test_task_that_ends_itself(stt: AgoraSttProvider, make_ctx: Any, h: Any,
+                               stt_sandbox: RunningSandbox) -> None:
+    running = stt_sandbox
+    running.sandbox.task_lifetime = 0.2  # type: ignore[attr-defined]
+    ctx = make_ctx(stt, running)
+    for version in ("v7", "v6"):
+        request = h.stt_request(f"idle-{version}", api_version=version)
+        handle = stt.submit(ctx, request, h.handle_for(request)).handle
+        time.sleep(0.25)
+        assert stt.status(ctx, handle).state is JobState.SUCCEEDED
+        stt.close(ctx, handle)  # closing an ended task is not an error
+
+
+def test_recover_finds_lost_starts(stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
+                                   make_ctx: Any, h: Any) -> None:
+    ctx = make_ctx(stt, stt_sandbox)
+    request = h.stt_request("lost", key="lost-input", dedupe_channel=False)
+    started = stt.submit(ctx, request, h.handle_for(request)).handle
+    found = stt.recover(ctx, request, h.handle_for(request))
+    assert found is not None and found.vendor_ids == started.vendor_ids
+    never = h.stt_request("never", key="never-sent")
+    assert stt.recover(ctx, never, h.handle_for(never)) is None
+    v6 = h.stt_request("lost6", api_version="v6")
+    v6_handle = h.handle_for(v6)
+    stt.submit(ctx, v6, v6_handle)
+    recovered = stt.recover(ctx, v6, v6_handle)
+    assert recovered is not None and "task_id" in recovered.vendor_ids
+
+
+@pytest.mark.parametrize(("version", "vendor", "state"), [
+    ("v6", "IDLE", JobState.QUEUED), ("v6", "PREPARING", JobState.QUEUED),
+    ("v6", "PREPARED", JobState.QUEUED), ("v6", "STARTING", JobState.QUEUED),
+    ("v6", "CREATED", JobState.QUEUED), ("v6", "STARTED", JobState.RUNNING),
+    ("v6", "IN_PROGRESS", JobState.RUNNING), ("v6", "STOPPING", JobState.RUNNING),
+    ("v6", "STOPPED", JobState.SUCCEEDED), ("v6", "FAILURE_STOP", JobState.FAILED),
+    ("v7", "IDLE", JobState.QUEUED), ("v7", "STARTING", JobState.QUEUED),
+    ("v7", "RUNNING", JobState.RUNNING), ("v7", "RECOVERING", JobState.RUNNING),
+    ("v7", "STOPPING", JobState.RUNNING), ("v7", "STOPPED", JobState.SUCCEEDED),
+    ("v7", "FAILED", JobState.FAILED), ("v7", "SOMETHING_NEW", JobState.RUNNING),
+])
+def test_status_strings_normalized(version: str, vendor: str, state: JobState) -> None:
+    status = normalize_stt_status(version, vendor)
+    assert status.state is state and status.vendor_state == vendor
+
+
+def test_sandbox_refuses_bad_bodies_in_agora_shapes(stt_sandbox: RunningSandbox,
+                                                    make_ctx: Any, stt: AgoraSttProvider) -> None:
+    import urllib3
+
+    ctx = make_ctx(stt, stt_sandbox)
+    auth = ctx.auth.header(now=time.time())
+    base = f"{stt_sandbox.base_url}/v1/projects/{ctx.auth.app_id}/rtsc/speech-to-text"
+    pool = urllib3.PoolManager()
+    token = json.loads(pool.request("POST", f"{base}/builderTokens",
+                                    json={"instanceId": "raw"},
+                                    headers={"Authorization": auth}).data)["tokenName"]
+    answer = pool.request("POST", f"{base}/tasks?builderToken={token}",
+                          json={"languages": ["en-US"], "maxIdleTime": 1,
+                                "rtcConfig": {"channelName": "c", "subBotUid": "1",
+                                              "pubBotUid": "2"}},
+                          headers={"Authorization": auth})
+    assert answer.status == 400
+    body = json.loads(answer.data)
+    assert body["code"] == 2 and "maxIdleTime" in body["reason"] and "5..2592000" in body["reason"]
+    assert answer.headers.get("X-Request-ID")
+    v7 = f"{stt_sandbox.base_url}/api/speech-to-text/v1/projects/{ctx.auth.app_id}/join"
+    answer = pool.request("POST", v7, json={"languages": ["en-US"]},
+                          headers={"Authorization": auth})
+    assert answer.status == 400 and set(json.loads(answer.data)) == {"reason", "detail"}
+    answer = pool.request("POST", f"{base}/builderTokens".replace(ctx.auth.app_id, "0" * 32),
+                          json={"instanceId": "x"}, headers={"Authorization": auth})
+    assert answer.status == 400 and json.loads(answer.data) == {"message": "invalid_appid!"}
+
+
+def test_conflict_error_carries_task_id() -> None:
+    from voxhub_agora.errors import error_from_answer
+
+    error = error_from_answer(409, {"reason": "TaskConflict", "detail": "x", "agent_id": "a1"},
+                              provider="agora-stt", operation="join", request_id="r")
+    assert isinstance(error, TaskConflictError) and error.task_id == "a1"
+
+
+def test_lost_start_answers_reuse_the_recorded_token(stt: AgoraSttProvider, make_ctx: Any,
+                                                      clock: Any, h: Any,
+                                                      stt_sandbox: RunningSandbox) -> None:
+    from voxhub.errors import TimeoutError as VoxTimeout
+    from voxhub.transport import HttpClient, Timeouts
+
+    sandbox = stt_sandbox.sandbox
+    tasks_path = f"/v1/projects/{sandbox.app_id}/rtsc/speech-to-text/tasks"  # type: ignore[attr-defined]
+    # Every start answer arrives after the client gave up: the task exists, nobody knows.
+    sandbox.set_faults(FaultPlan(slow=1.0, slow_seconds=0.3, only_paths=(tasks_path,)))
+    client = HttpClient(clock=clock, timeouts=Timeouts(connect=2.0, read=0.1))
+    request = h.stt_request("lost-answers", key="one-input", api_version="v6")
+    try:
+        with pytest.raises(VoxTimeout):
+            stt.submit(make_ctx(stt, stt_sandbox, client=client), request,
+                       h.handle_for(request))
+    finally:
+        client.close()
+    time.sleep(0.35)
+    sandbox.set_faults(FaultPlan())
+    # The next attempt (another process could do the same) reuses the recorded token.
+    submitted = stt.submit(make_ctx(stt, stt_sandbox), request, h.handle_for(request))
+    assert submitted.handle.vendor_ids["task_id"] == next(iter(sandbox.tasks))  # type: ignore[attr-defined]
+    assert sandbox.counters.get("tasks.created") == 1
+    assert sandbox.counters.get("tokens.acquired") == 1
