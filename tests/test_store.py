@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,30 +111,45 @@ def test_upgrades_a_version_one_store(tmp_path: Path) -> None:
     store.set_callback_token_hash(make(store).job_id, "abc")
 
 
-def _writer(path: str, worker: int, count: int) -> None:
-    store = Store(path)
-    for i in range(count):
-        handle = make(store, f"w{worker}-{i}")
-        store.claim(handle.job_id)
-        store.mark_submitted(handle.with_vendor({"job": f"v{worker}-{i}"}))
-        store.set_status(handle.job_id, JobStatus(JobState.SUCCEEDED))
-        store.add_event(handle.job_id, "note", {"i": i})
+# Worker programs run as separate Python processes (not forks of the test runner), exactly
+# like several voxhub processes sharing one store file.
+WRITER = """
+import sys
+from voxhub import JobHandle, JobKind, JobRequest, JobState, JobStatus, Store
+from voxhub.models import new_job_id
+path, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = Store(path)
+for i in range(count):
+    key = f"w{worker}-{i}"
+    request = JobRequest(provider="echo", kind=JobKind.TRANSCRIPTION, profile="echo",
+                         idempotency_key=key)
+    handle = JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo", idempotency_key=key)
+    store.record(request, handle)
+    store.claim(handle.job_id)
+    store.mark_submitted(handle.with_vendor({"job": key}))
+    store.set_status(handle.job_id, JobStatus(JobState.SUCCEEDED))
+    store.add_event(handle.job_id, "note", {"i": i})
+"""
+
+CLAIMER = """
+import sys
+from voxhub import Store
+print("won" if Store(sys.argv[1]).claim(sys.argv[2]) is not None else "lost")
+"""
 
 
-def _claimer(path: str, job_id: str, results: multiprocessing.Queue[bool]) -> None:
-    results.put(Store(path).claim(job_id) is not None)
+def spawn(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def test_several_processes_write_without_losing_anything(tmp_path: Path) -> None:
     path = str(tmp_path / "s.db")
     Store(path)
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(path, w, 25)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+    procs = [spawn(WRITER, path, str(w), "25") for w in range(4)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err  # no "database is locked" reaches anyone
     store = Store(path)
     jobs = store.jobs()
     assert len(jobs) == 100
@@ -145,11 +161,6 @@ def test_several_processes_write_without_losing_anything(tmp_path: Path) -> None
 def test_only_one_process_wins_a_claim(tmp_path: Path) -> None:
     path = str(tmp_path / "s.db")
     handle = make(Store(path))
-    ctx = multiprocessing.get_context("spawn")
-    results: multiprocessing.Queue[bool] = ctx.Queue()
-    procs = [ctx.Process(target=_claimer, args=(path, handle.job_id, results)) for _ in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert sorted(results.get(timeout=5) for _ in procs) == [False, False, False, True]
+    procs = [spawn(CLAIMER, path, handle.job_id) for _ in range(4)]
+    outcomes = sorted(proc.communicate(timeout=120)[0].strip() for proc in procs)
+    assert outcomes == ["lost", "lost", "lost", "won"]
