@@ -477,16 +477,18 @@ def moderate(
 ) -> None:
     """Submit live streams for moderation; prints job ids (or the reports with --wait)."""
     orch = _state().orchestrator()
-    handles = []
-    for stream in streams:
-        request = JobRequest(
+    requests = [
+        JobRequest(
             provider=provider,
             media=media_from(stream),
             kind=JobKind.STREAM_MODERATION,
             options=_parse_options(opts),
             profile=profile,
         )
-        handles.append(orch.submit(request, callback=callback))
+        for stream in streams
+    ]
+    # One vendor request for all streams when the provider takes several at once.
+    handles = orch.submit_many(requests, callback=callback)
     for handle in handles:
         if wait_s is None:
             click.echo(handle.job_id)
@@ -733,6 +735,9 @@ def sandbox(providers_: tuple[str, ...], host: str, port: int, faults: tuple[str
     )
     running: list[RunningSandbox] = []
     stop = threading.Event()
+    # Installed before anything is announced, so a SIGTERM right after the JSON line
+    # stops the sandboxes cleanly (exit 0) instead of killing the process.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         for index, name in enumerate(names):
             spec = plugins.sandboxes.get(name)
@@ -744,7 +749,6 @@ def sandbox(providers_: tuple[str, ...], host: str, port: int, faults: tuple[str
             running.append(server)
             click.echo(json.dumps(server.announce()))
         sys.stdout.flush()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(0.5):
                 pass
@@ -796,6 +800,40 @@ def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
         pass
     finally:
         server.server_close()
+
+
+# --- plugin authoring ------------------------------------------------------------------
+
+
+@cli.group(cls=_Group)
+def plugin() -> None:
+    """Write a provider plugin of your own (see docs/plugins.md)."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    help="Where to create voxhub-NAME/ (default: the current directory).",
+)
+@click.option("--force", is_flag=True, help="Overwrite the generated files in voxhub-NAME/.")
+def plugin_new(name: str, directory: Path, force: bool) -> None:
+    """Generate voxhub-NAME/, a working plugin to turn into yours.
+
+    It holds a provider of a small fictional job API, the sandbox emulating that
+    API, tests (voxhub's conformance suite) and packaging. NAME is the provider's
+    name: lower-case letters, digits and dashes (e.g. acme).
+    """
+    from .scaffold import ScaffoldError, new_plugin, next_steps
+
+    try:
+        target = new_plugin(name, directory, force=force)
+    except ScaffoldError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(next_steps(target, name))
 
 
 def _add_plugin_commands() -> None:

@@ -87,23 +87,53 @@ class StoreError(VoxhubError):
     """The job store could not be opened, migrated or written."""
 
 
-class InvalidInputError(VoxhubError):
-    """The request is invalid; ``field`` names the offending input when known."""
+class _VendorFacts:
+    """Keeps what a vendor said about an error: HTTP status, its own code, its request id."""
+
+    details: dict[str, Any]
+
+    def _keep_vendor_facts(
+        self, status: int | None, code: str | int | None, request_id: str | None
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        for key, value in (("status", status), ("code", code), ("request_id", request_id)):
+            if value is not None:
+                self.details.setdefault(key, value)
+
+
+class InvalidInputError(_VendorFacts, VoxhubError):
+    """The request is invalid; ``field`` names the offending input when known.
+
+    Raised before any request when voxhub can tell, or from a vendor's refusal
+    (then ``status``, ``code`` and ``request_id`` keep the vendor's facts).
+    """
 
     exit_code = 2
 
-    def __init__(self, message: str, *, field: str | None = None, **kw: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        code: str | int | None = None,
+        request_id: str | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(message, **kw)
         self.field = field
         if field is not None:
             self.details.setdefault("field", field)
+        self._keep_vendor_facts(status, code, request_id)
 
 
 class UnsupportedOptionError(InvalidInputError):
     """The provider does not accept this option (or not in this combination)."""
 
 
-class ProviderError(VoxhubError):
+class ProviderError(_VendorFacts, VoxhubError):
     """An error reported by (or about) a provider's service.
 
     ``status`` is the HTTP status when there was one; ``code`` the vendor's own
@@ -120,12 +150,7 @@ class ProviderError(VoxhubError):
         **kw: Any,
     ) -> None:
         super().__init__(message, **kw)
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-        for key, value in (("status", status), ("code", code), ("request_id", request_id)):
-            if value is not None:
-                self.details.setdefault(key, value)
+        self._keep_vendor_facts(status, code, request_id)
 
 
 class AuthenticationError(ProviderError):

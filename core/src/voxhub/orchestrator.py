@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -313,6 +313,77 @@ class Orchestrator:
             request = _keep_secrets(record.request, request)
         self._prepare_callback(record.job_id, request, callback)
         return self._send(record.job_id, request, progress=progress)
+
+    def submit_many(
+        self,
+        requests: Sequence[JobRequest],
+        *,
+        batch: str | None = None,
+        callback: bool | None = None,
+    ) -> list[JobHandle]:
+        """Submit several jobs of one provider profile, in one vendor request when it can.
+
+        With ``Capability.BATCH_SUBMIT`` every job is recorded and claimed first, then
+        the provider's ``submit_batch`` creates them all at once (e.g. several Tupu
+        streams). Otherwise this is :meth:`submit` in a loop. Inputs already stored are
+        not submitted again.
+        """
+        prepared = [self.prepare(r) for r in requests]
+        if not prepared:
+            return []
+        first = prepared[0]
+        entry = self.plugins.provider(first.provider)
+        same = all((r.provider, r.profile) == (first.provider, first.profile) for r in prepared)
+        if Capability.BATCH_SUBMIT not in entry.info.capabilities or not same or len(prepared) == 1:
+            return [self.submit(r, batch=batch, callback=callback) for r in prepared]
+        assert first.profile is not None
+        ctx = self.context(first.provider, first.profile)
+        done: dict[int, JobHandle] = {}
+        claimed: list[tuple[int, JobRequest, JobRecord]] = []
+        for index, request in enumerate(prepared):
+            key = request.idempotency_key or derive_idempotency_key(request)
+            request = attrs.evolve(request, idempotency_key=key)
+            assert request.kind is not None
+            handle = JobHandle(
+                job_id=new_job_id(),
+                provider=request.provider,
+                kind=request.kind,
+                profile=first.profile,
+                endpoint=ctx.base_url or None,
+                idempotency_key=key,
+            )
+            record, _ = self.store.record(request, handle, batch=batch)
+            if record.phase in (Phase.SUBMITTED, Phase.CLOSED):
+                done[index] = record.handle
+                continue
+            self._prepare_callback(record.job_id, request, callback)
+            mine = self.store.claim(record.job_id)
+            if mine is None:  # someone else is sending it: follow that one
+                done[index] = self._not_claimed(record.job_id, request, None)
+                continue
+            if record.job_id in self._callback_tokens:
+                request = attrs.evolve(request, callback_url=ctx.callback_url_for(record.job_id))
+            claimed.append((index, request, mine))
+        if claimed:
+            items = [(request, record.handle) for _, request, record in claimed]
+            try:
+                answers = self.plugins.call(first.provider, "submit_batch", ctx=ctx, items=items)
+            except VoxhubError as exc:
+                unsent = not exc.details.get("maybe_sent", False) and not isinstance(
+                    exc, ProviderUnavailableError
+                )
+                for _, _, record in claimed:
+                    self.store.release(record.job_id, error=str(exc), unsent=unsent)
+                raise
+            if not isinstance(answers, list) or len(answers) != len(claimed):
+                raise PluginError(
+                    "submit_batch must return one handle per item",
+                    provider=first.provider,
+                    operation="submit",
+                )
+            for (index, request, _), answer in zip(claimed, answers, strict=True):
+                done[index] = self._accepted(answer, request)
+        return [done[i] for i in range(len(prepared))]
 
     def _prepare_callback(self, job_id: str, request: JobRequest, callback: bool | None) -> None:
         entry = self.plugins.provider(request.provider)
@@ -647,12 +718,15 @@ class Orchestrator:
     def fetch(self, job: JobRef, *, refresh: bool = False) -> Result:
         """The job's result: stored if present, else fetched (and stored once final)."""
         record = self.record(job)
-        if not refresh and record.has_result:
+        entry = self.plugins.provider(record.provider)
+        # Callback-only results are built locally from the stored callbacks, and callbacks
+        # may still arrive after the final one: rebuild them rather than serve a stale copy.
+        rebuild = Capability.CALLBACK_ONLY in entry.info.capabilities
+        if not refresh and not rebuild and record.has_result:
             stored = self.store.result(record.job_id)
             if stored is not None:
                 return stored
         handle = self.handle(record.job_id)
-        entry = self.plugins.provider(handle.provider)
         status = self.status(handle)
         callback_only = Capability.CALLBACK_ONLY in entry.info.capabilities
         if status.state is JobState.FAILED:

@@ -412,8 +412,9 @@ class Store:
             status.progress,
         ):
             return False
-        if old is not None and old.state.is_terminal and not status.state.is_terminal:
-            # A late, stale answer (e.g. a delayed callback) never reopens a finished job.
+        if old is not None and old.state.is_terminal:
+            # A final state is final: a late or out-of-order answer (a delayed callback, a
+            # stale poll) never changes it. Vendor-side retries go through reopen().
             return False
         data = dump(attrs.evolve(status, raw=None))
         conn.execute(

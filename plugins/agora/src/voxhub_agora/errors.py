@@ -85,25 +85,8 @@ class TaskConflictError(ProviderError):
 class AgoraInvalidRequestError(InvalidInputError):
     """Agora refused a parameter (code 2, ``body schema check fail``, HTTP 400).
 
-    Carries the same ``status`` / ``code`` / ``request_id`` facts as a :class:`ProviderError`.
+    Carries ``status`` / ``code`` / ``request_id`` like every vendor refusal.
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        code: int | str | None = None,
-        request_id: str | None = None,
-        **kw: Any,
-    ) -> None:
-        super().__init__(message, **kw)
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-        for key, value in (("status", status), ("code", code), ("request_id", request_id)):
-            if value is not None:
-                self.details.setdefault(key, value)
 
 
 def _vendor_text(body: Any) -> str:

@@ -1,0 +1,87 @@
+"""``voxhub tupu keygen`` and the plugin's registration."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+from voxhub.plugins import PluginManager
+from voxhub.provider import Capability
+from voxhub_tupu import plugin
+from voxhub_tupu.provider import TupuProvider
+from voxhub_tupu.sandbox import TupuSandbox
+from voxhub_tupu.signing import load_private_key, load_public_key
+
+
+def _cli() -> click.Group:
+    @click.group()
+    def cli() -> None:
+        """A stand-in for the voxhub command group."""
+
+    plugin.register_commands(cli)
+    return cli
+
+
+def test_keygen_writes_a_key_pair(tmp_path: Path) -> None:
+    target = tmp_path / "keys"
+    old = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(_cli(), ["tupu", "keygen", str(target)])
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    private, public = target / "tupu_private.pem", target / "tupu_public.pem"
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600
+    assert stat.S_IMODE(public.stat().st_mode) == 0o644
+    key = load_private_key(private)
+    assert key.key_size == 2048
+    assert load_public_key(public).public_numbers() == key.public_key().public_numbers()
+    out = result.output
+    assert str(public.resolve()) in out and str(private.resolve()) in out
+    assert "https://console.cloud.tuputech.com/account/cert" in out
+    assert "VOXHUB_TUPU_PRIVATE_KEY" in out and "VOXHUB_TUPU_PUBLIC_KEY" in out
+    assert "BEGIN" not in out
+    for line in private.read_text().splitlines()[1:-1]:
+        assert line not in out
+
+    again = CliRunner().invoke(_cli(), ["tupu", "keygen", str(target)])
+    assert again.exit_code == 1 and "refusing to overwrite" in again.output
+    assert load_private_key(private).private_numbers() == key.private_numbers()
+
+
+def test_keygen_bits_and_profile(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        _cli(), ["tupu", "keygen", str(tmp_path), "--bits", "3072", "--profile", "tupu-eu"])
+    assert result.exit_code == 0, result.output
+    assert load_private_key(tmp_path / "tupu_private.pem").key_size == 3072
+    assert "[tupu-eu]" in result.output and "VOXHUB_TUPU_EU_PRIVATE_KEY" in result.output
+    small = CliRunner().invoke(_cli(), ["tupu", "keygen", str(tmp_path / "x"), "--bits", "1024"])
+    assert small.exit_code == 2
+
+
+def test_plugin_is_found_by_its_entry_point() -> None:
+    manager = PluginManager.load(env={"VOXHUB_LOAD_PLUGINS": "voxhub-tupu"})
+    assert manager.failures == []
+    entry = manager.provider("tupu")
+    assert isinstance(entry.provider, TupuProvider)
+    assert entry.distribution == "voxhub-tupu"
+    caps = entry.info.capabilities
+    assert {Capability.CALLBACK_ONLY, Capability.BATCH_SUBMIT} <= caps
+    assert manager.sandboxes["tupu"].factory is TupuSandbox
+    for hook in ("authenticate", "validate", "submit", "submit_batch", "status", "fetch",
+                 "close", "parse_callback"):
+        assert manager.implements("tupu", hook)
+    cli = click.Group("voxhub")
+    manager.register_commands(cli)
+    assert "tupu" in cli.commands and manager.failures == []
+
+
+def test_credential_fields() -> None:
+    fields = {f.name: f for f in TupuProvider.info.credentials}
+    assert set(fields) == {"secret_id", "private_key", "private_key_passphrase", "public_key"}
+    assert fields["secret_id"].secret and fields["private_key_passphrase"].secret
+    assert not fields["private_key"].secret and not fields["public_key"].secret
+    assert fields["public_key"].required and not fields["private_key_passphrase"].required
