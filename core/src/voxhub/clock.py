@@ -47,8 +47,10 @@ class FakeClock:
     can assert back-off and Retry-After behaviour without waiting.
     """
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self._now = start
+    def __init__(self, start: float | None = None) -> None:
+        # Starts at the real time: signed tokens and expiry checks made with it stay valid
+        # for servers that use the real clock.
+        self._now = time.time() if start is None else start
         self._mono = 0.0
         self._lock = threading.Lock()
         self.slept: list[float] = []

@@ -728,10 +728,12 @@ class Orchestrator:
                 return stored
         handle = self.handle(record.job_id)
         status = self.status(handle)
-        callback_only = Capability.CALLBACK_ONLY in entry.info.capabilities
+        # Live work (a callback-only stream, an RTC channel task, a transcoder) has a
+        # result while it runs: a snapshot, stored only once the job is final.
+        live = rebuild or handle.kind in _LIVE_KINDS
         if status.state is JobState.FAILED:
             raise _failure(handle, status)
-        if status.state is not JobState.SUCCEEDED and not callback_only:
+        if status.state is not JobState.SUCCEEDED and not live:
             raise ProviderError(
                 f"job {handle.job_id} is {status.state.value}; its result is not ready "
                 f"(`voxhub wait {handle.job_id}` first)",
@@ -932,6 +934,9 @@ class Orchestrator:
             for future in futures:
                 yield future.result()
 
+
+_LIVE_KINDS = frozenset({JobKind.CHANNEL_TRANSCRIPTION, JobKind.TRANSCODING,
+                         JobKind.STREAM_MODERATION})
 
 # --- helpers -----------------------------------------------------------------------
 
