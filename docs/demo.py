@@ -36,8 +36,10 @@ def voxhub(*args: str, env: dict[str, str]) -> str:
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="voxhub-demo-") as tmp:
+        # A private store and config directory: the demo never touches the user's own.
         env = {**os.environ, "VOXHUB_STORE": str(Path(tmp) / "jobs.db"),
-               "VOXHUB_CONFIG": str(Path(tmp) / "config.toml")}
+               "XDG_CONFIG_HOME": str(Path(tmp) / "config")}
+        env.pop("VOXHUB_CONFIG", None)
         step("1. Offline transcription with the local provider (no account, no network)")
         voxhub("transcribe", str(SAMPLE), env=env)
 

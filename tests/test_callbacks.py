@@ -96,8 +96,9 @@ def test_bad_callbacks_are_refused_and_change_nothing(
 ) -> None:
     media = SAMPLE
     handle = waiter.submit(JobRequest(provider="revai", media=LocalFile(media)))
-    token = waiter._callback_tokens[handle.job_id]
-    good = f"{receiver}/callbacks/revai/{handle.job_id}/{token}"
+    good = waiter.context("revai").callback_url_for(handle.job_id)
+    assert good is not None and good.startswith(f"{receiver}/callbacks/revai/{handle.job_id}/")
+    token = good.rsplit("/", 1)[1]
     before = waiter.store.last_seq(handle.job_id)
     vendor = handle.vendor_id
     body = json.dumps(
@@ -119,3 +120,18 @@ def test_bad_callbacks_are_refused_and_change_nothing(
     assert len(hints) == 1  # ...and recorded once
     store_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("shared-jobs.db*"))
     assert token.encode() not in store_bytes  # only the token's hash is stored
+
+
+def test_callback_urls_survive_a_restart(
+    waiter: Orchestrator, revai: RunningSandbox, receiver: str, store_path: Path,
+    voxhub_orchestrator: Callable[..., Orchestrator],
+) -> None:
+    handle = waiter.submit(JobRequest(provider="revai", media=LocalFile(SAMPLE)))
+    url = waiter.context("revai").callback_url_for(handle.job_id)
+    # Another process sharing the store (e.g. `voxhub jobs resume`) rebuilds the same URL.
+    other = voxhub_orchestrator({"revai": revai.settings()}, store=Store(store_path),
+                                callback_url=receiver)
+    assert other.context("revai").callback_url_for(handle.job_id) == url
+    key_file = store_path.with_name(store_path.name + ".callback-key")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert url is not None and url.rsplit("/", 1)[1].encode() not in store_path.read_bytes()

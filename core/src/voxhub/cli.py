@@ -28,7 +28,7 @@ from .models import JobKind, JobRequest, JobStatus
 from .orchestrator import ClosePolicy, Orchestrator, Outcome, media_from
 from .plugins import PluginManager
 from .redact import redact
-from .sandbox import FaultPlan, RunningSandbox, serve
+from .sandbox import FaultPlan, QuietRequestHandler, RunningSandbox, serve
 from .store import JobRecord, default_store_path
 
 __all__ = ["cli", "main"]
@@ -215,12 +215,18 @@ def _requests(
     ]
 
 
+_WRITTEN: set[Path] = set()
+
+
 def _write_or_print(text: str, out_dir: Path | None, name: str, fmt: str) -> None:
     if out_dir is None:
         click.echo(text, nl=not text.endswith("\n"))
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{Path(name).stem or 'result'}.{fmt}"
+    if target in _WRITTEN:  # two inputs with one stem (a/x.wav, b/x.wav): keep both
+        target = out_dir / f"{Path(name).stem}-{len(_WRITTEN)}.{fmt}"
+    _WRITTEN.add(target)
     target.write_text(text, encoding="utf-8")
     click.echo(str(target), err=_interactive())
 
@@ -691,7 +697,8 @@ def config() -> None:
 @config.command("show")
 def config_show() -> None:
     """Print the effective configuration with every secret masked."""
-    _echo_json(Config.load(_state().config).masked())
+    infos = {name: entry.info for name, entry in _state().plugins.providers.items()}
+    _echo_json(Config.load(_state().config).masked(infos))
 
 
 @config.command("path")
@@ -779,8 +786,9 @@ def callbacks() -> None:
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--public-url",
-    help="The URL providers reach this receiver at (behind a proxy). "
-    "Jobs submitted with callbacks use it; also settable as [voxhub] callback_url.",
+    help="The URL providers reach this receiver at (e.g. behind a proxy), shown in the "
+    "startup line. Processes that submit jobs read it from [voxhub] callback_url or "
+    "VOXHUB_CALLBACK_URL: set it there too.",
 )
 def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
     """Run the callback receiver until interrupted; prints one JSON line when listening."""
@@ -789,7 +797,14 @@ def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
     from .callbacks import CallbackHandler, wsgi_app
 
     orch = _state().orchestrator(callback_url=public_url)
-    server = make_server(host, port, wsgi_app(CallbackHandler(orch)), threaded=True)
+    # The quiet handler keeps per-job callback tokens (in the URL path) out of stderr.
+    server = make_server(
+        host,
+        port,
+        wsgi_app(CallbackHandler(orch)),
+        threaded=True,
+        request_handler=QuietRequestHandler,
+    )
     listening = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
     click.echo(json.dumps({"listening": listening, "public_url": orch.callback_url or listening}))
     sys.stdout.flush()

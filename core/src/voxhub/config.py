@@ -4,7 +4,7 @@ Example ``config.toml`` (``$VOXHUB_CONFIG``, default ``$XDG_CONFIG_HOME/voxhub/c
 
     [voxhub]
     default_provider = "revai"
-    callback_url = "https://hooks.example.com/callbacks"   # public URL of the receiver
+    callback_url = "https://hooks.example.com"   # public base URL of the callback receiver
 
     [revai]                 # profile "revai" of provider revai
     token = "..."
@@ -36,7 +36,7 @@ from .redact import MASK, Secret, is_secret_key
 __all__ = ["Config", "default_config_path", "env_name"]
 
 _GLOBAL = "voxhub"
-_GLOBAL_KEYS = {"default_provider", "callback_url", "store", "log_level", "log_format"}
+_GLOBAL_KEYS = {"default_provider", "callback_url", "store"}
 
 
 def default_config_path() -> Path:
@@ -138,12 +138,31 @@ class Config:
             provider=info.name, profile=profile, base_url=base_url, values=values
         )
 
-    def masked(self) -> dict[str, Any]:
-        """The whole configuration with secrets masked (``voxhub config show``)."""
+    def masked(self, providers: Mapping[str, ProviderInfo] | None = None) -> dict[str, Any]:
+        """The whole configuration with secrets masked (``voxhub config show``).
+
+        A value is masked when its name looks secret or when the provider of its
+        profile declares that field secret (``providers`` maps names to their info).
+        """
         out: dict[str, Any] = {_GLOBAL: dict(self.globals)} if self.globals else {}
+        declared = {
+            name: {f.name for f in info.credentials if f.secret}
+            for name, info in (providers or {}).items()
+        }
         for name, section in self.profiles.items():
-            out[name] = {k: (MASK if is_secret_key(k) else v) for k, v in section.items()}
+            secret_fields = declared.get(self.provider_of(name), set())
+            out[name] = {
+                k: (MASK if is_secret_key(k) or k in secret_fields else v)
+                for k, v in section.items()
+            }
+        env_secret = {
+            env_name(profile, field)
+            for provider, fields in declared.items()
+            for profile in self.profiles_for(provider)
+            for field in fields
+        }
         for key, value in sorted(self.env.items()):
             if key.startswith("VOXHUB_") and key not in {"VOXHUB_CONFIG", "VOXHUB_STORE"}:
-                out.setdefault("environment", {})[key] = MASK if is_secret_key(key) else value
+                secret = is_secret_key(key) or key in env_secret
+                out.setdefault("environment", {})[key] = MASK if secret else value
         return out

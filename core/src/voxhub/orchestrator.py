@@ -20,8 +20,9 @@ whether the vendor job exists.
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import secrets
+import hmac
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -159,7 +160,6 @@ class Orchestrator:
         self._contexts: dict[tuple[str, str], ProviderContext] = {}
         self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._lock = threading.RLock()
-        self._callback_tokens: dict[str, str] = {}
 
     def close_resources(self) -> None:
         """Release the HTTP pool and the store's connections."""
@@ -222,12 +222,19 @@ class Orchestrator:
 
     def _callback_url_for(self, provider: str) -> Callable[[str], str | None]:
         def build(job_id: str) -> str | None:
-            token = self._callback_tokens.get(job_id)
-            if self.callback_url is None or token is None:
+            if self.callback_url is None or self.store.callback_token_hash(job_id) is None:
                 return None
-            return f"{self.callback_url}/callbacks/{provider}/{job_id}/{token}"
+            return (
+                f"{self.callback_url}/callbacks/{provider}/{job_id}/{self._callback_token(job_id)}"
+            )
 
         return build
+
+    def _callback_token(self, job_id: str) -> str:
+        # Derived, not stored: any process sharing the store (and its key file) can rebuild
+        # the URL of a job it resumes; the database holds only the token's hash.
+        digest = hmac.new(self.store.callback_key(), job_id.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def _callback_payloads(self, job_id: str) -> list[Mapping[str, Any]]:
         return [e.data for e in self.store.events(job_id) if e.type == "callback"]
@@ -361,7 +368,7 @@ class Orchestrator:
             if mine is None:  # someone else is sending it: follow that one
                 done[index] = self._not_claimed(record.job_id, request, None)
                 continue
-            if record.job_id in self._callback_tokens:
+            if self.store.callback_token_hash(record.job_id) is not None:
                 request = attrs.evolve(request, callback_url=ctx.callback_url_for(record.job_id))
             claimed.append((index, request, mine))
         if claimed:
@@ -404,9 +411,7 @@ class Orchestrator:
                 provider=request.provider,
                 operation="submit",
             )
-        token = secrets.token_urlsafe(24)
-        self.store.set_callback_token_hash(job_id, _token_hash(token))
-        self._callback_tokens[job_id] = token
+        self.store.set_callback_token_hash(job_id, _token_hash(self._callback_token(job_id)))
 
     #: How many times one call re-submits after in-doubt submissions the provider's
     #: ``recover`` showed never created a job, before giving up.
@@ -433,7 +438,7 @@ class Orchestrator:
             )
         handle = record.handle
         ctx = self.context(handle.provider, handle.profile)
-        if handle.job_id in self._callback_tokens:
+        if self.store.callback_token_hash(handle.job_id) is not None:
             request = attrs.evolve(request, callback_url=ctx.callback_url_for(handle.job_id))
         ctx.log.info("submit.sending", job_id=job_id, media=_describe(request.media))
         try:
@@ -935,8 +940,9 @@ class Orchestrator:
                 yield future.result()
 
 
-_LIVE_KINDS = frozenset({JobKind.CHANNEL_TRANSCRIPTION, JobKind.TRANSCODING,
-                         JobKind.STREAM_MODERATION})
+_LIVE_KINDS = frozenset(
+    {JobKind.CHANNEL_TRANSCRIPTION, JobKind.TRANSCODING, JobKind.STREAM_MODERATION}
+)
 
 # --- helpers -----------------------------------------------------------------------
 

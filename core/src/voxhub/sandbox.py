@@ -312,11 +312,16 @@ class RunningSandbox:
         self.stop()
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """Access lines go to structlog at debug level instead of stderr."""
+class QuietRequestHandler(WSGIRequestHandler):
+    """Access lines go to structlog at debug level instead of stderr, without the query
+    string or the last path segment (where callback URLs carry their token)."""
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        log.debug("sandbox.request", line=self.requestline, status=str(code))
+        method, _, rest = self.requestline.partition(" ")
+        path = rest.split(" ", 1)[0].split("?", 1)[0]
+        if path.count("/") > 2:
+            path = path.rsplit("/", 1)[0] + "/***"
+        log.debug("http.request", method=method, path=path, status=str(code))
 
     def log_error(self, format: str, *args: Any) -> None:
         log.debug("sandbox.error", message=format % args)
@@ -327,7 +332,7 @@ def serve(sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0) -> RunningSa
     if host not in {"127.0.0.1", "::1", "localhost"} and not host.startswith("127."):
         # Emulators accept fake credentials: never expose them beyond this machine.
         raise ValueError(f"sandboxes listen on loopback only, not {host!r}")
-    server = make_server(host, port, sandbox, threaded=True, request_handler=_QuietHandler)
+    server = make_server(host, port, sandbox, threaded=True, request_handler=QuietRequestHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]
     return RunningSandbox(sandbox, server)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import threading
@@ -488,6 +489,19 @@ class Store:
             seq = self._event(conn, job_id, type_, data)
             conn.execute("UPDATE jobs SET updated_at=? WHERE job_id=?", (self.clock.time(), job_id))
             return seq
+
+    def callback_key(self) -> bytes:
+        """The secret that callback tokens are derived from, shared by every process of this
+        store: a file beside it (mode 0600), never inside the database."""
+        path = self.path.with_name(self.path.name + ".callback-key")
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes().strip()
+        key = secrets.token_hex(32).encode()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+        return key
 
     def set_callback_token_hash(self, job_id: str, token_hash: str) -> None:
         with self._write() as conn:
