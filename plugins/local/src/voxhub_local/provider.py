@@ -1,0 +1,428 @@
+"""The ``local`` provider: offline transcription jobs run by this machine.
+
+A local job is a real job in voxhub's model, not a function call: ``submit``
+queues the file in a :class:`~voxhub_local.worker.WorkerPool` (worker
+processes, at most one per CPU) and returns at once; ``status`` reports the
+share of the audio decoded; ``fetch`` turns the engine's
+:class:`~voxhub_local.engine.Recognition` into a :class:`~voxhub.Transcript`;
+``close`` cancels a running job and frees it.
+
+What survives the process, honestly: the work runs in children of the process
+that submitted it, so it ends with that process. The handle records which
+process owns the job (host, boot, pid and the pid's start time). A provider
+that does not know a job id therefore answers
+
+* from the owning provider instance, if that is alive in this process;
+* ``RUNNING`` (no progress) if the owning process is still alive on this
+  machine — another ``voxhub`` command is running it;
+* ``FAILED`` with reason ``interrupted`` otherwise — never a made-up result.
+
+A finished job's result is stored by the orchestrator when it is fetched, so
+``fetch`` after a restart is answered from the store without asking us.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+import pocketsphinx
+from voxhub import (
+    Capability,
+    InvalidInputError,
+    JobHandle,
+    JobKind,
+    JobRequest,
+    JobState,
+    JobStatus,
+    LocalFile,
+    NotFoundError,
+    OptionSpec,
+    PollingHints,
+    Provider,
+    ProviderContext,
+    ProviderError,
+    ProviderInfo,
+    Segment,
+    Transcript,
+    Word,
+)
+
+from .engine import AudioError, ConfigError, EngineConfig, Recognition, audio_info
+from .worker import JobPhase, JobView, WorkerPool
+
+__all__ = ["INTERRUPTED_DETAIL", "LocalProvider"]
+
+NAME: Final = "local"
+#: Language of the model bundled with pocketsphinx, and the spellings accepted for it.
+BUNDLED_LANGUAGE: Final = "en-us"
+_BUNDLED_ALIASES: Final = frozenset({"en", "en-us"})
+#: Options that name files or directories (made absolute at validation, so a
+#: stored request means the same file whatever the working directory later is).
+_PATH_OPTIONS: Final = ("model_dir", "dictionary", "language_model", "grammar")
+
+INTERRUPTED_DETAIL: Final = (
+    "the process that ran this local job ended before it finished (local jobs run inside "
+    "the process that submitted them); submit it again with --new"
+)
+
+_OPTIONS: Final = (
+    OptionSpec("model_dir", str,
+               "PocketSphinx acoustic model directory (contains mdef). "
+               "Default: the US-English model shipped in the pocketsphinx wheel."),
+    OptionSpec("dictionary", str, "Pronunciation dictionary file (default: the bundled one)."),
+    OptionSpec("language_model", str,
+               "N-gram language model, ARPA or binary (default: the bundled one). "
+               "Not with keyphrase or grammar."),
+    OptionSpec("keyphrase", str,
+               "Spot this phrase instead of free dictation; every word must be in the "
+               "dictionary.", max_length=500),
+    OptionSpec("kws_threshold", float,
+               "Detection threshold of keyphrase, a probability such as 1e-20 "
+               "(larger: fewer false alarms). Only with keyphrase."),
+    OptionSpec("grammar", str, "JSGF grammar file to recognise with instead of the language "
+               "model."),
+    OptionSpec("segment_gap", float,
+               "A pause longer than this many seconds starts a new segment (default 0.5).",
+               default=0.5),
+)
+
+
+def _owner_identity() -> dict[str, Any]:
+    """Who runs jobs submitted from this process (see :func:`_owner_alive`)."""
+    pid = os.getpid()
+    return {
+        "host": socket.gethostname(),
+        "boot": _boot_id(),
+        "pid": pid,
+        "pid_started": _pid_start_time(pid),
+    }
+
+
+def _boot_id() -> str | None:
+    # Changes at every boot: a pid recorded before a reboot means nothing after it.
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+
+
+def _pid_start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (Linux), to tell pid reuse apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after it.
+    fields = stat.rpartition(")")[2].split()
+    try:
+        return int(fields[19])  # field 22 of proc(5), the 20th after the name
+    except (IndexError, ValueError):
+        return None
+
+
+def _owner_alive(owner: Mapping[str, Any]) -> bool | None:
+    """Whether the process described by ``owner`` still runs: ``None`` if unknowable here."""
+    if not owner:
+        return False  # a handle without an owner (e.g. adopted): nobody here runs it
+    if owner.get("host") != socket.gethostname():
+        return None
+    boot = owner.get("boot")
+    if boot is not None and boot != _boot_id():
+        return False
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    started = owner.get("pid_started")
+    if started is not None:
+        return bool(_pid_start_time(pid) == started)
+    return True
+
+
+#: Live provider instances of this process by token, so that a second
+#: instance (e.g. a second PluginManager) can answer for jobs the first runs.
+_INSTANCES: weakref.WeakValueDictionary[str, LocalProvider] = weakref.WeakValueDictionary()
+
+
+class LocalProvider(Provider):
+    """Offline transcription with PocketSphinx, as voxhub jobs (see the module docstring).
+
+    Args:
+        max_workers: Worker processes running at once (default: one per CPU
+            this process may use, or ``VOXHUB_LOCAL_WORKERS``).
+    """
+
+    info = ProviderInfo(
+        name=NAME,
+        kinds=frozenset({JobKind.TRANSCRIPTION}),
+        description="Offline speech recognition on this machine (PocketSphinx, US English).",
+        capabilities=frozenset({Capability.UPLOAD, Capability.PROGRESS, Capability.CANCEL,
+                                Capability.WORD_TIMINGS}),
+        options=_OPTIONS,
+        credentials=(),
+        # Jobs of a few seconds are common (decoding runs ~5x faster than real
+        # time): poll soon, and never wait more than a second between polls.
+        polling=PollingHints(first_poll=0.2, typical_duration=5.0, max_interval=1.0),
+        docs_url="https://github.com/cmusphinx/pocketsphinx",
+    )
+
+    def __init__(self, *, max_workers: int | None = None) -> None:
+        self._pool = WorkerPool(max_workers)
+        self._token = uuid.uuid4().hex
+        _INSTANCES[self._token] = self
+        # Runs when the instance is collected or, at the latest, at interpreter
+        # exit: queued jobs are dropped and running workers killed rather than
+        # waited for (a job cannot outlive its process; see the module docstring).
+        self._finalizer = weakref.finalize(self, WorkerPool.shutdown, self._pool)
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The worker processes of this instance."""
+        return self._pool
+
+    def shutdown(self) -> None:
+        """Stop every job of this instance now, as the end of the process would."""
+        _INSTANCES.pop(self._token, None)
+        self._finalizer()
+
+    # --- validation ---------------------------------------------------------------
+
+    def validate(self, ctx: ProviderContext, request: JobRequest) -> JobRequest:
+        """Check media, language and options; return the request with absolute paths."""
+        media = request.media
+        if not isinstance(media, LocalFile):
+            kind = "no media" if media is None else f"{type(media).__name__} media"
+            raise InvalidInputError(
+                f"the local provider transcribes local audio files only, got {kind}",
+                field="media", provider=NAME, operation="validate",
+            )
+        try:
+            audio_info(media.path)
+        except AudioError as exc:
+            raise InvalidInputError(str(exc), field="media", provider=NAME,
+                                    operation="validate") from None
+        options = dict(request.options)
+        for name in _PATH_OPTIONS:
+            value = options.get(name)
+            if isinstance(value, str) and value:
+                options[name] = str(Path(value).expanduser().resolve())
+        language = _language(request.language, options)
+        _engine_config(options)  # every cross-field and file check, before anything runs
+        path = LocalFile(media.path.expanduser().resolve())
+        return attrs.evolve(request, media=path, options=options, language=language)
+
+    # --- the job lifecycle ---------------------------------------------------------
+
+    def submit(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> JobHandle:
+        """Queue the file in the worker pool; the vendor id is a new local job id."""
+        media = request.media
+        if not isinstance(media, LocalFile):  # validate() ran, but submit may be called alone
+            raise InvalidInputError("the local provider needs a local file", field="media",
+                                    provider=NAME, operation="submit")
+        config = _engine_config(request.options)
+        local_id = "lj_" + uuid.uuid4().hex[:20]
+        owner = {**_owner_identity(), "instance": self._token}
+        try:
+            self._pool.submit(local_id, str(media.path), config)
+        except RuntimeError as exc:  # shut down: nothing was queued, so nothing is in doubt
+            raise ProviderError(f"the local provider cannot take jobs: {exc}", provider=NAME,
+                                operation="submit") from None
+        ctx.log.info("local.queued", job_id=handle.job_id, local_job=local_id,
+                     workers=self._pool.max_workers)
+        language = request.language or BUNDLED_LANGUAGE
+        return handle.with_vendor({"local_job": local_id},
+                                  {"owner": owner, "language": language})
+
+    def status(self, ctx: ProviderContext, handle: JobHandle) -> JobStatus:
+        """Where the job is; progress is the share of the audio decoded."""
+        local_id = _local_id(handle)
+        view = self._pool.view(local_id)
+        if view is not None:
+            return _status(view)
+        other = self._owner_instance(handle)
+        if other is not None:
+            return other.status(ctx, handle)
+        self._check_not_ours(handle, "status")
+        where = _elsewhere(_owner(handle))
+        if where is not None:
+            # Not ours to judge: it may well be running there. Progress is only known there.
+            return JobStatus(JobState.RUNNING, vendor_state="elsewhere",
+                             detail=f"owned by {where}; its progress is only known there")
+        return JobStatus(JobState.FAILED, vendor_state="interrupted", reason="interrupted",
+                         detail=INTERRUPTED_DETAIL)
+
+    def fetch(self, ctx: ProviderContext, handle: JobHandle) -> Transcript:
+        """The transcript of a finished job (segments, word timings and confidences)."""
+        local_id = _local_id(handle)
+        view = self._pool.view(local_id)
+        if view is None:
+            other = self._owner_instance(handle)
+            if other is not None:
+                return other.fetch(ctx, handle)
+            self._check_not_ours(handle, "fetch")
+            where = _elsewhere(_owner(handle))
+            if where is not None:
+                raise ProviderError(
+                    f"local job {local_id} is owned by {where}; its result reaches the store "
+                    "when that process fetches it", provider=NAME, operation="fetch",
+                )
+            raise NotFoundError(
+                f"local job {local_id} is not held by this process: the process that ran it "
+                "ended before its result was stored; submit it again with --new",
+                provider=NAME, operation="fetch",
+            )
+        if view.phase is not JobPhase.SUCCEEDED or view.result is None:
+            raise ProviderError(
+                f"local job {local_id} is {view.phase.value}; its result is not ready",
+                provider=NAME, operation="fetch", details={"state": view.phase.value},
+            )
+        transcript = to_transcript(view.result, job_id=handle.job_id,
+                                   language=str(handle.vendor_state.get("language")
+                                                or BUNDLED_LANGUAGE))
+        self._pool.mark_fetched(local_id)
+        return transcript
+
+    def close(self, ctx: ProviderContext, handle: JobHandle) -> None:
+        """Cancel the job if it still runs (its worker is stopped) and free it."""
+        local_id = _local_id(handle)
+        if self._pool.view(local_id) is not None:
+            self._pool.forget(local_id)
+            return
+        other = self._owner_instance(handle)
+        if other is not None:
+            other.close(ctx, handle)
+            return
+        where = _elsewhere(_owner(handle))
+        if where is not None:
+            raise ProviderError(
+                f"local job {local_id} is owned by {where}; it can only be cancelled there "
+                "(or by ending that process)", provider=NAME, operation="close",
+            )
+        # Otherwise the process that ran it is gone, and the job with it: nothing to do.
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _check_not_ours(self, handle: JobHandle, operation: str) -> None:
+        """An id this very instance handed out but no longer holds is simply unknown."""
+        if _owner(handle).get("instance") == self._token:
+            raise NotFoundError(
+                f"no local job {_local_id(handle)} here: it was closed, its fetched result "
+                "was released, or it never existed", provider=NAME, operation=operation,
+            )
+
+    def _owner_instance(self, handle: JobHandle) -> LocalProvider | None:
+        owner = _owner(handle)
+        token = owner.get("instance")
+        if owner.get("pid") != os.getpid() or not isinstance(token, str) or token == self._token:
+            return None
+        return _INSTANCES.get(token)
+
+
+def _elsewhere(owner: Mapping[str, Any]) -> str | None:
+    """Where a job we do not hold lives, if its owner may still run it; ``None`` if it is gone."""
+    alive = _owner_alive(owner)
+    if alive is None:
+        return f"a process on host {owner.get('host')!r} (it cannot be checked from here)"
+    if alive and owner.get("pid") != os.getpid():
+        return f"process {owner.get('pid')} on this machine"
+    return None
+
+
+def _local_id(handle: JobHandle) -> str:
+    local_id = handle.vendor_ids.get("local_job")
+    if not local_id:
+        raise NotFoundError(f"job {handle.job_id} has no local job id", provider=NAME,
+                            operation="lookup")
+    return local_id
+
+
+def _owner(handle: JobHandle) -> Mapping[str, Any]:
+    owner = handle.vendor_state.get("owner")
+    return owner if isinstance(owner, Mapping) else {}
+
+
+def _language(language: str | None, options: Mapping[str, Any]) -> str:
+    """The request's language, checked against the model that will be used."""
+    if language is None or not language.strip():
+        return BUNDLED_LANGUAGE
+    code = language.strip().lower().replace("_", "-")
+    if code in _BUNDLED_ALIASES:
+        return BUNDLED_LANGUAGE
+    if options.get("model_dir"):
+        # Another model was given: its language is the user's business; we only label it.
+        return code
+    raise InvalidInputError(
+        f"language {language!r} is not supported by the bundled model, which recognises US "
+        "English only (en-us); for another language give a PocketSphinx model with the "
+        "options model_dir, dictionary and language_model",
+        field="language", provider=NAME, operation="validate",
+    )
+
+
+def _engine_config(options: Mapping[str, Any]) -> EngineConfig:
+    """The engine configuration of validated options; a bad one names its field."""
+    known = {name: options[name] for name in (spec.name for spec in _OPTIONS) if name in options}
+    try:
+        return EngineConfig(**known)
+    except ConfigError as exc:
+        raise InvalidInputError(
+            f"option {exc.field!r}: {str(exc).partition(': ')[2] or exc}",
+            field=exc.field, provider=NAME, operation="validate",
+        ) from None
+
+
+def _status(view: JobView) -> JobStatus:
+    phase = view.phase
+    if phase is JobPhase.QUEUED:
+        return JobStatus(JobState.QUEUED, vendor_state="waiting-for-worker", progress=0.0)
+    if phase is JobPhase.RUNNING:
+        return JobStatus(JobState.RUNNING, vendor_state="decoding", progress=view.progress)
+    if phase is JobPhase.SUCCEEDED:
+        return JobStatus(JobState.SUCCEEDED, vendor_state="done", progress=1.0)
+    if phase is JobPhase.CANCELLED:
+        return JobStatus(JobState.CANCELLED, vendor_state="cancelled", progress=view.progress)
+    return JobStatus(JobState.FAILED, vendor_state="failed", reason=view.reason,
+                     detail=view.detail, progress=view.progress)
+
+
+def to_transcript(recognition: Recognition, *, job_id: str, language: str) -> Transcript:
+    """The core transcript of an engine result: one segment per engine segment.
+
+    Word times and confidences are the decoder's (posterior probabilities);
+    segments carry no confidence of their own (the decoder gives none) and no
+    speaker (PocketSphinx does not diarize).
+    """
+    segments = tuple(
+        Segment(
+            start=segment.start,
+            end=segment.end,
+            text=segment.text,
+            speaker=None,
+            confidence=None,
+            words=tuple(
+                Word(start=w.start, end=w.end, text=w.text, confidence=w.confidence)
+                for w in segment.words
+            ),
+        )
+        for segment in recognition.segments
+    )
+    raw = {
+        "engine": "pocketsphinx",
+        "engine_version": getattr(pocketsphinx, "__version__", None),
+        "duration": recognition.duration,
+        "words": len(recognition.words),
+    }
+    return Transcript(provider=NAME, job_id=job_id, text=recognition.text, language=language,
+                      duration=recognition.duration, segments=segments, raw=raw)
