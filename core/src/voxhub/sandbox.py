@@ -36,6 +36,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from .redact import redact_text
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
@@ -321,7 +323,7 @@ class QuietRequestHandler(WSGIRequestHandler):
         path = rest.split(" ", 1)[0].split("?", 1)[0]
         if path.count("/") > 2:
             path = path.rsplit("/", 1)[0] + "/***"
-        log.debug("http.request", method=method, path=path, status=str(code))
+        log.debug("http.request", method=method, path=redact_text(path), status=str(code))
 
     def log_error(self, format: str, *args: Any) -> None:
         log.debug("sandbox.error", message=format % args)

@@ -205,7 +205,7 @@ class ProviderConformance:
 
     def settings(self, server: RunningSandbox | None) -> dict[str, Any]:
         """The client profile for the sandbox (empty without one)."""
-        return dict(self.settings(server)) if server is not None else {}
+        return dict(server.settings()) if server is not None else {}
 
     def requests_seen(self, server: RunningSandbox | None) -> int:
         return server.sandbox.counters.get("requests") if server is not None else 0
