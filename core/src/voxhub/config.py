@@ -5,6 +5,8 @@ Example ``config.toml`` (``$VOXHUB_CONFIG``, default ``$XDG_CONFIG_HOME/voxhub/c
     [voxhub]
     default_provider = "revai"
     callback_url = "https://hooks.example.com"   # public base URL of the callback receiver
+    connect_timeout = 10                         # seconds (VOXHUB_CONNECT_TIMEOUT)
+    read_timeout = 60                            # seconds between bytes (VOXHUB_READ_TIMEOUT)
 
     [revai]                 # profile "revai" of provider revai
     token = "..."
@@ -36,7 +38,7 @@ from .redact import MASK, Secret, is_secret_key
 __all__ = ["Config", "default_config_path", "env_name"]
 
 _GLOBAL = "voxhub"
-_GLOBAL_KEYS = {"default_provider", "callback_url", "store"}
+_GLOBAL_KEYS = {"default_provider", "callback_url", "store", "connect_timeout", "read_timeout"}
 
 
 def default_config_path() -> Path:

@@ -65,7 +65,7 @@ from .plugins import PluginManager, ProviderEntry
 from .provider import Capability, ProviderContext, Submitted
 from .serialization import dump, has_masked_secrets
 from .store import JobRecord, Phase, Store
-from .transport import HttpClient, RateLimiter, upload_progress
+from .transport import HttpClient, RateLimiter, Timeouts, upload_progress
 
 __all__ = ["ClosePolicy", "JobRef", "Orchestrator", "Outcome", "WaitPolicy", "media_from"]
 
@@ -153,7 +153,7 @@ class Orchestrator:
         self.store = (
             store_path if isinstance(store_path, Store) else Store(store_path, clock=self.clock)
         )
-        self.http = http or HttpClient(clock=self.clock)
+        self.http = http or HttpClient(clock=self.clock, timeouts=_timeouts(self.config))
         self.callback_url = (callback_url or self.config.get("callback_url") or "").rstrip(
             "/"
         ) or None
@@ -536,6 +536,7 @@ class Orchestrator:
             return self.store.get(job_id).handle
         entry = self.plugins.provider(record.provider)
         ctx = self.context(record.provider, record.profile)
+        self._let_in_flight_request_land(job_id)
         if Capability.RECOVER in entry.info.capabilities:
             found = self.plugins.call(
                 record.provider, "recover", ctx=ctx, request=request, handle=record.handle
@@ -565,6 +566,22 @@ class Orchestrator:
             operation="submit",
             details={"job_id": job_id, "in_doubt": True},
         )
+
+    def _let_in_flight_request_land(self, job_id: str) -> None:
+        """Wait until a claimed submit request can no longer be in flight.
+
+        A request sent at claim time lives at most a connect plus a read timeout; until
+        then the vendor may still create the job (its sender may have died waiting), so
+        "recover found nothing" would not yet prove it was never created.
+        """
+        claimed = self.store.claimed_at(job_id)
+        if claimed is None:
+            return
+        grace = self.http.timeouts.connect + self.http.timeouts.read
+        remaining = claimed + grace - self.clock.time()
+        if remaining > 0:
+            log.info("submit.await_in_flight", job_id=job_id, seconds=round(remaining, 2))
+            self.clock.sleep(remaining)
 
     # --- looking jobs up ---------------------------------------------------------------
 
@@ -974,6 +991,19 @@ def derive_idempotency_key(request: JobRequest) -> str:
     ]
     digest = hashlib.sha256(repr(payload).encode()).hexdigest()
     return f"auto-{digest[:32]}"
+
+
+def _timeouts(config: Config) -> Timeouts:
+    defaults = Timeouts()
+    try:
+        return Timeouts(
+            connect=float(config.get("connect_timeout", defaults.connect)),
+            read=float(config.get("read_timeout", defaults.read)),
+        )
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            "connect_timeout and read_timeout must be numbers of seconds"
+        ) from None
 
 
 def _token_hash(token: str) -> str:

@@ -608,6 +608,15 @@ class Store:
             Event(r["seq"], r["job_id"], r["at"], r["type"], json.loads(r["data"])) for r in rows
         ]
 
+    def claimed_at(self, job_id: str) -> float | None:
+        """When the job's submit request was last claimed for sending (epoch seconds)."""
+        row = (
+            self._conn()
+            .execute("SELECT MAX(at) FROM events WHERE job_id=? AND type='sending'", (job_id,))
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else float(row[0])
+
     def last_seq(self, job_id: str | None = None) -> int:
         if job_id is None:
             row = self._conn().execute("SELECT MAX(seq) FROM events").fetchone()

@@ -1,0 +1,182 @@
+"""Real-time factor and peak memory of the ``local`` provider on a long recording.
+
+A WAV of ``--minutes`` of speech is made at run time by repeating
+``docs/samples/hello.wav`` (into a temporary directory). Each repeat runs in a
+fresh subprocess that transcribes it through an :class:`voxhub.Orchestrator`
+and the ``local`` provider exactly as an application would (submit, wait,
+fetch), then reports:
+
+* wall seconds from submit to fetched transcript, and the real-time factor
+  (seconds of work per second of audio; below 1 is faster than real time);
+* its own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), the orchestrating
+  process;
+* the peak RSS of the worker process that decoded
+  (``getrusage(RUSAGE_CHILDREN)`` once the worker has been reaped).
+
+Two baseline subprocesses only import: voxhub, the provider and the engine
+(what the orchestrating process loads), and the worker module alone (what a
+worker loads: the engine, numpy, PocketSphinx). "Over baseline" is what the
+transcription itself costs.
+``--jobs N`` submits N copies at once (up to one worker per CPU) and reports
+the aggregate real-time factor, wall time / (N x audio length).
+
+    python bench/local_rtf.py [--minutes 3] [--repeats 3] [--jobs 1]
+
+No network. Needs ``voxhub-local`` installed. Results are recorded in
+``plugins/local/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "docs" / "samples" / "hello.wav"
+
+
+def _rss_mib(who: int) -> float:
+    # Linux reports ru_maxrss in KiB (macOS in bytes: this bench assumes Linux).
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def _imports(mode: str) -> None:
+    # A worker process imports only the worker module (engine, numpy, PocketSphinx);
+    # the orchestrating process imports voxhub and the provider as well.
+    names = ["voxhub_local.worker"] if mode == "worker-baseline" else [
+        "voxhub", "voxhub_local.engine", "voxhub_local.provider"]
+    for name in names:
+        importlib.import_module(name)
+
+
+def make_audio(minutes: float, target: Path) -> float:
+    """Write ``minutes`` of speech (the sample repeated) to ``target``; return its seconds."""
+    import numpy as np
+    import soundfile
+
+    data, rate = soundfile.read(str(SAMPLE), dtype="int16")
+    copies = max(1, round(minutes * 60 * rate / len(data)))
+    soundfile.write(str(target), np.tile(data, copies), rate)
+    return float(copies * len(data) / rate)
+
+
+def child(mode: str, path: str, jobs: int) -> dict[str, Any]:
+    """Run in a fresh process: ``baseline`` only imports; ``provider`` transcribes."""
+    _imports(mode)
+    if mode in ("baseline", "worker-baseline"):
+        return {"mode": mode, "peak_rss_mib": round(_rss_mib(resource.RUSAGE_SELF), 1)}
+
+    from voxhub import Config, JobRequest, LocalFile, Orchestrator, PluginManager, Transcript
+    from voxhub_local.provider import LocalProvider
+
+    plugins = PluginManager.load(env={"VOXHUB_LOAD_PLUGINS": "voxhub-local"})
+    provider = plugins.provider("local").provider
+    assert isinstance(provider, LocalProvider)
+    with tempfile.TemporaryDirectory() as tmp, Orchestrator(
+        store=Path(tmp) / "bench.db", config=Config.from_profiles({}), plugins=plugins
+    ) as orch:
+        started = time.perf_counter()
+        handles = [
+            orch.submit(JobRequest(provider="local", media=LocalFile(path),
+                                   idempotency_key=f"bench-{i}"))
+            for i in range(jobs)
+        ]
+        words = 0
+        for handle in handles:
+            orch.wait(handle)
+            transcript = orch.fetch(handle)
+            assert isinstance(transcript, Transcript)
+            words += sum(len(s.words) for s in transcript.segments)
+        seconds = time.perf_counter() - started
+    workers = len(provider.pool.worker_pids)
+    provider.shutdown()
+    # RUSAGE_CHILDREN only counts reaped children: wait for the reader threads to reap them.
+    deadline = time.monotonic() + 10
+    while provider.pool.worker_pids and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {
+        "mode": mode,
+        "seconds": round(seconds, 3),
+        "words": words,
+        "workers": workers,
+        "peak_rss_mib": round(_rss_mib(resource.RUSAGE_SELF), 1),
+        "worker_peak_rss_mib": round(_rss_mib(resource.RUSAGE_CHILDREN), 1),
+    }
+
+
+def run_child(mode: str, path: Path, jobs: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path), str(jobs)],
+        check=True, capture_output=True, text=True, timeout=7200,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=3.0,
+                        help="length of the generated recording (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs to take the median of")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="copies transcribed at once (default 1)")
+    args = parser.parse_args()
+    if args.minutes <= 0 or args.repeats < 1 or args.jobs < 1:
+        parser.error("--minutes must be positive, --repeats and --jobs at least 1")
+
+    with tempfile.TemporaryDirectory(prefix="voxhub-bench-") as tmp:
+        audio = Path(tmp) / "speech.wav"
+        duration = make_audio(args.minutes, audio)
+        baseline = run_child("baseline", audio, 1)
+        worker_baseline = run_child("worker-baseline", audio, 1)
+        runs = []
+        for index in range(args.repeats):
+            run = run_child("provider", audio, args.jobs)
+            runs.append(run)
+            print(f"run {index + 1}/{args.repeats}: {run['seconds']:.1f} s", file=sys.stderr)
+
+    def median(key: str) -> float:
+        return float(statistics.median(r[key] for r in runs))
+
+    seconds = [r["seconds"] for r in runs]
+    rtf = median("seconds") / (duration * args.jobs)
+    cpu = os.cpu_count() or 1
+    rows = [
+        ("audio", f"{duration / 60:.1f} min ({duration:.0f} s) x {args.jobs} job(s)"),
+        ("repeats", f"{args.repeats} (median shown)"),
+        ("wall time, submit to transcript", f"{median('seconds'):.1f} s "
+                                            f"(min {min(seconds):.1f}, max {max(seconds):.1f})"),
+        ("real-time factor", f"{rtf:.3f} ({1 / rtf:.1f}x faster than real time)"),
+        ("worker processes used", f"{int(median('workers'))} of {cpu} CPUs"),
+        ("words recognised", f"{int(median('words'))}"),
+        ("baseline RSS (imports only)", f"{baseline['peak_rss_mib']:.0f} MiB"),
+        ("orchestrating process peak RSS", f"{median('peak_rss_mib'):.0f} MiB (+"
+         f"{median('peak_rss_mib') - baseline['peak_rss_mib']:.0f} over baseline)"),
+        ("worker baseline RSS (engine imports only)",
+         f"{worker_baseline['peak_rss_mib']:.0f} MiB"),
+        ("worker process peak RSS", f"{median('worker_peak_rss_mib'):.0f} MiB (+"
+         f"{median('worker_peak_rss_mib') - worker_baseline['peak_rss_mib']:.0f}"
+         " over worker baseline)"),
+    ]
+    print(f"## local provider, {sys.platform}, Python {sys.version.split()[0]}\n")
+    print("| measure | value |")
+    print("|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "--child":
+        print(json.dumps(child(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+    else:
+        main()
