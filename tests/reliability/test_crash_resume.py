@@ -123,8 +123,9 @@ def test_batch_killed_repeatedly_then_resumed_has_one_job_and_one_result_per_inp
             seen_phases.append(_phases(store_path))
             if slow:
                 sandbox.set_faults()
-                # Let the requests the dead client left in flight land before anyone looks
-                # for them (see test_resume_waits_for_a_submission_still_in_flight).
+                # Let the requests the dead client left in flight land, so the next run's
+                # recover finds them at once (test_resume_waits_for_a_submission_still_in_flight
+                # covers looking while they are still on their way).
                 time.sleep(max(0.0, SLOW + 0.3 - (time.monotonic() - started)))
 
         # Kills really hit the middle of submits (in doubt) and of waiting/fetching.

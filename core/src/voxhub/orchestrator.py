@@ -536,11 +536,15 @@ class Orchestrator:
             return self.store.get(job_id).handle
         entry = self.plugins.provider(record.provider)
         ctx = self.context(record.provider, record.profile)
-        self._let_in_flight_request_land(job_id)
         if Capability.RECOVER in entry.info.capabilities:
             found = self.plugins.call(
                 record.provider, "recover", ctx=ctx, request=request, handle=record.handle
             )
+            if found is None and self._let_in_flight_request_land(job_id):
+                # Not there yet, but its request may still have been in flight: ask again.
+                found = self.plugins.call(
+                    record.provider, "recover", ctx=ctx, request=request, handle=record.handle
+                )
             if isinstance(found, JobHandle):
                 log.info("submit.recovered", job_id=job_id, vendor_ids=found.vendor_ids)
                 self.store.add_event(job_id, "recovered", {"vendor_ids": found.vendor_ids})
@@ -554,6 +558,7 @@ class Orchestrator:
                 )
             return self._send(job_id, request, rounds=rounds)
         if resubmit_without_recover:
+            self._let_in_flight_request_land(job_id)
             self.store.release(job_id, error=None, unsent=True)
             return self._send(job_id, request)
         self.store.release(job_id, error="submission outcome unknown", unsent=False)
@@ -567,21 +572,25 @@ class Orchestrator:
             details={"job_id": job_id, "in_doubt": True},
         )
 
-    def _let_in_flight_request_land(self, job_id: str) -> None:
+    def _let_in_flight_request_land(self, job_id: str) -> bool:
         """Wait until a claimed submit request can no longer be in flight.
 
         A request sent at claim time lives at most a connect plus a read timeout; until
         then the vendor may still create the job (its sender may have died waiting), so
-        "recover found nothing" would not yet prove it was never created.
+        "recover found nothing" would not yet prove it was never created. Returns
+        whether it waited.
         """
         claimed = self.store.claimed_at(job_id)
         if claimed is None:
-            return
+            return False
         grace = self.http.timeouts.connect + self.http.timeouts.read
-        remaining = claimed + grace - self.clock.time()
-        if remaining > 0:
-            log.info("submit.await_in_flight", job_id=job_id, seconds=round(remaining, 2))
-            self.clock.sleep(remaining)
+        # The claim time was written on the store's clock: compare on the same one.
+        remaining = claimed + grace - self.store.clock.time()
+        if remaining <= 0:
+            return False
+        log.info("submit.await_in_flight", job_id=job_id, seconds=round(remaining, 2))
+        self.clock.sleep(remaining)
+        return True
 
     # --- looking jobs up ---------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import pluggy
 import structlog
 
 from . import hookspecs
-from .errors import ConfigurationError, PluginError
+from .errors import ConfigurationError, PluginError, VoxhubError
 from .provider import Provider, ProviderInfo
 from .sandbox import SandboxSpec
 
@@ -230,7 +230,18 @@ class PluginManager:
                     operation=hook,
                 )
             self._callers[key] = caller
-        return caller(**kwargs)
+        try:
+            return caller(**kwargs)
+        except VoxhubError:
+            raise
+        except Exception as exc:
+            # A plugin bug (KeyError, TypeError...) is named as one, never mistaken for,
+            # say, "job not found"; the traceback stays attached for --debug.
+            raise PluginError(
+                f"provider plugin failed in {hook}: {type(exc).__name__}: {exc}",
+                provider=provider,
+                operation=hook,
+            ) from exc
 
     def implements(self, provider: str, hook: str) -> bool:
         target = self.provider(provider).provider

@@ -12,6 +12,7 @@ Two complementary nets:
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -72,6 +73,7 @@ def register_secret(value: str) -> None:
         _pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """Whether a mapping key (header, field, option name) holds a secret value."""
     norm = key.lower().replace("-", "").replace("_", "")
