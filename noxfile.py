@@ -28,7 +28,9 @@ def packages() -> list[str]:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (core, every plugin, cross-plugin)."""
-    session.install(*packages(), "rev-ai")  # rev-ai: the official SDK, for fidelity tests
+    # rev-ai: the official SDK, for fidelity tests; ruff and mypy: the template tests check
+    # that generated plugins are lint-clean and typed.
+    session.install(*packages(), "rev-ai", "ruff", "mypy")
     session.run("pytest", *(session.posargs or ["-q", "--durations=15"]))
 
 
