@@ -73,7 +73,7 @@ def main() -> None:
         variants["voxhub (store on tmpfs)"] = Path("/dev/shm")
     seconds: dict[str, list[float]] = {"hand-written urllib3": [], **{k: [] for k in variants}}
     per_job: dict[str, float] = {}
-    with SandboxProcess("revai", processing_seconds=0, use_engine=False) as sandbox:
+    with SandboxProcess("revai", options=dict(processing_seconds=0, use_engine=False)) as sandbox:
         bare_run(sandbox, 5)  # warm-up: imports, connections
         for _ in range(args.repeats):
             for name in seconds:

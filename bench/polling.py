@@ -34,8 +34,8 @@ def run_mode(duration: float, jobs: int, callbacks: bool) -> tuple[list[float], 
     from voxhub.callbacks import CallbackHandler, wsgi_app
     from werkzeug.serving import make_server
 
-    with SandboxProcess("revai", processing_seconds=duration, use_engine=False,
-                        callback_schedule=(0.2, 0.5, 1.0, 2.0)) as sandbox, \
+    with SandboxProcess("revai", options=dict(processing_seconds=duration, use_engine=False,
+                        callback_schedule=(0.2, 0.5, 1.0, 2.0))) as sandbox, \
             tempfile.TemporaryDirectory() as tmp:
         holder: dict[str, Orchestrator] = {}
         server = make_server("127.0.0.1", 0, lambda e, s: wsgi_app(

@@ -88,7 +88,7 @@ def main() -> None:
 
     seconds: dict[str, list[float]] = {name: [] for name in variants}
     requests: dict[str, float] = {}
-    with SandboxProcess("revai", processing_seconds=0, use_engine=False) as sandbox:
+    with SandboxProcess("revai", options=dict(processing_seconds=0, use_engine=False)) as sandbox:
         sdk_batch(sandbox, 5, 1)  # warm-up
         for _ in range(args.repeats):
             for name, run in variants.items():

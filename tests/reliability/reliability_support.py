@@ -13,15 +13,12 @@ folder on ``sys.path``, because test modules cannot import a conftest in importl
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -201,71 +198,6 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
-
-
-class SandboxProcess:
-    """``voxhub sandbox NAME`` in a child process; stopped (SIGTERM, then SIGKILL) on exit."""
-
-    def __init__(self, provider: str, home: Path, faults: Mapping[str, Any] | None = None) -> None:
-        argv = [*voxhub_cli(), "sandbox", provider]
-        for key, value in (faults or {}).items():
-            argv += ["--fault", f"{key}={json.dumps(value)}"]
-        self.proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=cli_env(home),
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.stop()
-            raise RuntimeError(f"voxhub sandbox {provider} did not start")
-        announced = json.loads(line)
-        self.base_url: str = announced["base_url"]
-        self.credentials: dict[str, str] = announced["credentials"]
-
-    def env(self, profile: str) -> dict[str, str]:
-        """``VOXHUB_<PROFILE>_*`` variables pointing a client at this sandbox."""
-        prefix = f"VOXHUB_{profile.upper().replace('-', '_')}_"
-        out = {prefix + "BASE_URL": self.base_url}
-        out.update({prefix + k.upper(): v for k, v in self.credentials.items()})
-        return out
-
-    def _control(self, action: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(  # noqa: S310 - a loopback http URL
-            f"{self.base_url}/_sandbox/{action}",
-            data=data,
-            method="GET" if body is None else "POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
-            return json.loads(answer.read())
-
-    def counters(self) -> dict[str, int]:
-        return dict(self._control("counters"))
-
-    def set_faults(self, **plan: Any) -> None:
-        self._control("faults", plan)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-    def __enter__(self) -> SandboxProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.02) -> bool:

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 from reliability_support import (
     SAMPLE_WAV,
-    SandboxProcess,
     cli_env,
     voxhub_cli,
     wait_until,
@@ -31,6 +30,7 @@ from reliability_support import (
 from voxhub import JobRequest, JobState, Orchestrator, Store
 from voxhub.config import Config
 from voxhub.orchestrator import derive_idempotency_key, media_from
+from voxhub.sandbox import SandboxProcess
 from voxhub.store import Phase
 from voxhub_revai.options import key_token
 
@@ -82,7 +82,7 @@ def test_batch_killed_repeatedly_then_resumed_has_one_job_and_one_result_per_inp
     inputs = _inputs(tmp_path)
     store_path = tmp_path / "jobs.db"
     out_dir = tmp_path / "out"
-    with SandboxProcess("revai", tmp_path) as sandbox:
+    with SandboxProcess("revai", env=cli_env(tmp_path)) as sandbox:
         env = cli_env(tmp_path, VOXHUB_STORE=str(store_path), **sandbox.env("revai"))
         base = [*voxhub_cli(), "--log-level", "error"]
         transcribe = [*base, "transcribe", *inputs, "-p", "revai", "--batch", BATCH,
@@ -184,7 +184,8 @@ def test_resume_waits_for_a_submission_still_in_flight(tmp_path: Path) -> None:
 
     url = "https://media.voxhub.invalid/in-flight.wav"
     store_path = tmp_path / "jobs.db"
-    with SandboxProcess("revai", tmp_path, faults={"slow": 1.0, "slow_seconds": 2.0}) as sandbox:
+    slow_submits = {"slow": 1.0, "slow_seconds": 2.0}
+    with SandboxProcess("revai", env=cli_env(tmp_path), faults=slow_submits) as sandbox:
         env = cli_env(tmp_path, VOXHUB_STORE=str(store_path), **sandbox.env("revai"))
         proc = subprocess.Popen(
             [*voxhub_cli(), "transcribe", url, "-p", "revai", "--batch", "b", "--no-wait"],

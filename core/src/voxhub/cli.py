@@ -723,13 +723,26 @@ def config_path() -> None:
     help="Port of the first sandbox (0 = ephemeral); the next ones use the next ports.",
 )
 @click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An emulator setting (JSON value), e.g. processing_seconds=0 for the Rev.ai sandbox.",
+)
+@click.option(
     "--fault",
     "faults",
     multiple=True,
     metavar="KEY=VALUE",
     help="Fault injection, e.g. rate_limited=0.1 server_error=0.05 drop=0.02.",
 )
-def sandbox(providers_: tuple[str, ...], host: str, port: int, faults: tuple[str, ...]) -> None:
+def sandbox(
+    providers_: tuple[str, ...],
+    host: str,
+    port: int,
+    faults: tuple[str, ...],
+    options: tuple[str, ...],
+) -> None:
     """Run vendor emulators on loopback; prints one JSON line per sandbox, serves until ^C."""
     plugins = _state().plugins
     names = list(providers_) or sorted(plugins.sandboxes)
@@ -740,6 +753,7 @@ def sandbox(providers_: tuple[str, ...], host: str, port: int, faults: tuple[str
         if faults
         else None
     )
+    knobs = {k: _json_or_text(v) for k, v in (o.partition("=")[::2] for o in options)}
     running: list[RunningSandbox] = []
     stop = threading.Event()
     # Installed before anything is announced, so a SIGTERM right after the JSON line
@@ -752,7 +766,7 @@ def sandbox(providers_: tuple[str, ...], host: str, port: int, faults: tuple[str
                 raise click.UsageError(
                     f"no sandbox for {name!r} (installed: {', '.join(sorted(plugins.sandboxes))})"
                 )
-            server = serve(spec.factory(faults=plan), host, port + index if port else 0)
+            server = serve(spec.factory(faults=plan, **knobs), host, port + index if port else 0)
             running.append(server)
             click.echo(json.dumps(server.announce()))
         sys.stdout.flush()
@@ -764,6 +778,13 @@ def sandbox(providers_: tuple[str, ...], host: str, port: int, faults: tuple[str
     finally:
         for server in running:
             server.stop()
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 _PLUGINS: list[PluginManager] = []

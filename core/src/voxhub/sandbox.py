@@ -11,6 +11,8 @@ share, so each emulator is only about its vendor:
   ``GET /_sandbox/counters``, ``POST /_sandbox/faults`` (a JSON FaultPlan),
   ``POST /_sandbox/reset``;
 * :func:`serve`, a loopback server in a background thread;
+* :class:`SandboxProcess`, ``voxhub sandbox NAME`` in a child process, for tests
+  and benchmarks that kill or load the client but need the vendor to live on;
 * :class:`CallbackSender`, webhook delivery with retries.
 
 Sandboxes listen on loopback only; nothing here reaches the outside world.
@@ -47,6 +49,7 @@ __all__ = [
     "FaultPlan",
     "RunningSandbox",
     "Sandbox",
+    "SandboxProcess",
     "SandboxSpec",
     "serve",
 ]
@@ -402,3 +405,109 @@ class CallbackSender:
         for _ in self._threads:
             self._queue.put(None)
         self._pool.clear()
+
+
+class SandboxProcess:
+    """``voxhub sandbox PROVIDER`` in a child process, driven through its control API.
+
+    The emulator outlives whatever the caller does to its own process (kills,
+    load), which is what crash tests and benchmarks need::
+
+        with SandboxProcess("revai", options={"processing_seconds": 0}) as vendor:
+            env = vendor.env("revai")          # VOXHUB_REVAI_BASE_URL, VOXHUB_REVAI_TOKEN
+            vendor.set_faults(rate_limited=0.2)
+            print(vendor.counters()["requests"])
+
+    ``options`` are the sandbox's own settings (``voxhub sandbox --option``),
+    ``faults`` a :class:`FaultPlan` as keywords, ``env`` the child's environment.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        options: Mapping[str, Any] | None = None,
+        faults: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        voxhub: str | None = None,
+    ) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        argv = [voxhub or str(Path(sys.executable).with_name("voxhub")), "sandbox", provider]
+        for flag, values in (("--option", options), ("--fault", faults)):
+            for key, value in (values or {}).items():
+                argv += [flag, f"{key}={json.dumps(value)}"]
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=None if env is None else dict(env),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.stop()
+            raise RuntimeError(f"voxhub sandbox {provider} did not start")
+        announced = json.loads(line)
+        self.provider = provider
+        self.base_url: str = announced["base_url"]
+        self.credentials: dict[str, str] = announced["credentials"]
+        self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(30))
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """A client profile for this sandbox: ``base_url`` plus its credentials."""
+        return {"base_url": self.base_url, **self.credentials}
+
+    def env(self, profile: str | None = None) -> dict[str, str]:
+        """``VOXHUB_<PROFILE>_*`` variables pointing a client at this sandbox."""
+        from .config import env_name
+
+        profile = profile or self.provider
+        return {env_name(profile, key): value for key, value in self.settings.items()}
+
+    def _control(self, action: str, body: Any = None) -> Any:
+        answer = self._http.request(
+            "GET" if body is None else "POST",
+            f"{self.base_url}/_sandbox/{action}",
+            body=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        if answer.status != 200:
+            raise RuntimeError(f"sandbox control {action} failed: HTTP {answer.status}")
+        return json.loads(answer.data)
+
+    def counters(self) -> dict[str, int]:
+        """What the sandbox received so far (see :class:`Counters`)."""
+        return dict(self._control("counters"))
+
+    def set_faults(self, **plan: Any) -> None:
+        """Replace the fault plan (no keywords: no faults)."""
+        self._control("faults", plan)
+
+    def reset(self) -> None:
+        """Forget all vendor state and counters."""
+        self._control("reset", {})
+
+    def stop(self) -> None:
+        """Stop the child (SIGTERM, then SIGKILL after 10 s)."""
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> SandboxProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
