@@ -50,7 +50,6 @@ def bare_run(sandbox: SandboxProcess, jobs: int) -> None:
             while json.loads(pool.request("GET", f"{api}/jobs/{job['id']}",
                                           headers=auth).data)["status"] != "transcribed":
                 pass
-            json.loads(pool.request("GET", f"{api}/jobs/{job['id']}", headers=auth).data)
             transcript = json.loads(pool.request(
                 "GET", f"{api}/jobs/{job['id']}/transcript",
                 headers={**auth, "Accept": "application/vnd.rev.transcript.v1.0+json"}).data)

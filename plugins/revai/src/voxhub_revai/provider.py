@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -109,6 +111,27 @@ class RevaiProvider(Provider):
     """Rev.ai's async STT API behind voxhub's provider contract."""
 
     info = INFO
+
+    #: How many finished jobs' details are remembered for the fetch that usually follows.
+    FINISHED_MEMORY = 1024
+
+    def __init__(self) -> None:
+        # The status call that saw a job finish already read its details (duration,
+        # failure): keeping them spares fetch one GET per job. Another process simply
+        # reads the job again.
+        self._finished: OrderedDict[str, RevJob] = OrderedDict()
+        self._finished_lock = threading.Lock()
+
+    def _remember(self, vendor_id: str, job: RevJob) -> None:
+        with self._finished_lock:
+            self._finished[vendor_id] = job
+            while len(self._finished) > self.FINISHED_MEMORY:
+                self._finished.popitem(last=False)
+
+    def _finished_job(self, ctx: ProviderContext, vendor_id: str) -> RevJob:
+        with self._finished_lock:
+            job = self._finished.pop(vendor_id, None)
+        return job if job is not None else self.get_job(ctx, vendor_id, operation="fetch")
 
     # --- configuration -----------------------------------------------------------
 
@@ -299,12 +322,17 @@ class RevaiProvider(Provider):
 
     def status(self, ctx: ProviderContext, handle: JobHandle) -> JobStatus:
         """The job's state: in_progress → running, transcribed → succeeded, failed → failed."""
-        return self.get_job(ctx, self._vendor_id(handle)).to_status()
+        vendor_id = self._vendor_id(handle)
+        job = self.get_job(ctx, vendor_id)
+        status = job.to_status()
+        if status.is_terminal:
+            self._remember(vendor_id, job)
+        return status
 
     def fetch(self, ctx: ProviderContext, handle: JobHandle) -> Transcript:
         """The JSON transcript as a :class:`Transcript` (duration from the job)."""
         vendor_id = self._vendor_id(handle)
-        job = self.get_job(ctx, vendor_id, operation="fetch")
+        job = self._finished_job(ctx, vendor_id)
         status = job.to_status()
         if status.state is JobState.FAILED:
             raise JobFailedError(
