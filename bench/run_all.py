@@ -41,8 +41,9 @@ Reading these numbers:
 - The sandboxes are werkzeug development servers that close the connection after
   every answer, so no client here gains from keep-alive; all pay one TCP connect
   per request.
-- voxhub makes 4 requests per short Rev.ai job (submit, status, and a fetch that
-  reads the job for its duration, then the transcript); the SDK loop makes 3.
+- voxhub and the SDK loop both make 3 requests per short Rev.ai job (submit,
+  status, transcript): the Rev.ai provider reuses the job details its last status
+  call read.
 - The machine is a shared 2-core VM: absolute times drift between runs (start-up
   most of all); the ratios against the baseline of the same run are what to read.
 """
