@@ -182,6 +182,7 @@ class Store:
         self.path = Path(path) if path is not None else default_store_path()
         self.clock = clock or SystemClock()
         self.owner = _owner_id()
+        self._callback_key: bytes | None = None
         self._local = threading.local()
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -493,14 +494,25 @@ class Store:
     def callback_key(self) -> bytes:
         """The secret that callback tokens are derived from, shared by every process of this
         store: a file beside it (mode 0600), never inside the database."""
+        if self._callback_key is not None:
+            return self._callback_key
         path = self.path.with_name(self.path.name + ".callback-key")
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
-            return path.read_bytes().strip()
-        key = secrets.token_hex(32).encode()
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(key)
+            key = path.read_bytes().strip()
+            for _ in range(100):  # another process may be between creating and writing it
+                if key:
+                    break
+                time.sleep(0.01)
+                key = path.read_bytes().strip()
+            if not key:
+                raise StoreError(f"the callback key file {path} is empty") from None
+        else:
+            key = secrets.token_hex(32).encode()
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(key)
+        self._callback_key = key  # read once per store: it never changes
         return key
 
     def set_callback_token_hash(self, job_id: str, token_hash: str) -> None:
