@@ -158,7 +158,6 @@ class Orchestrator:
             "/"
         ) or None
         self._contexts: dict[tuple[str, str], ProviderContext] = {}
-        self._limiters: dict[tuple[str, str], RateLimiter] = {}
         self._lock = threading.RLock()
 
     def close_resources(self) -> None:

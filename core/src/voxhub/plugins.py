@@ -31,24 +31,11 @@ from .errors import ConfigurationError, PluginError, VoxhubError
 from .provider import Provider, ProviderInfo
 from .sandbox import SandboxSpec
 
-__all__ = ["LIFECYCLE_HOOKS", "PluginFailure", "PluginManager", "ProviderEntry"]
+__all__ = ["PluginFailure", "PluginManager", "ProviderEntry"]
 
 log = structlog.get_logger("voxhub.plugins")
 
 ENTRY_POINT_GROUP = "voxhub"
-LIFECYCLE_HOOKS = (
-    "authenticate",
-    "validate",
-    "submit",
-    "submit_batch",
-    "recover",
-    "status",
-    "fetch",
-    "export",
-    "close",
-    "retry",
-    "parse_callback",
-)
 
 
 @attrs.frozen
@@ -244,6 +231,7 @@ class PluginManager:
             ) from exc
 
     def implements(self, provider: str, hook: str) -> bool:
+        """Whether ``provider`` has its own implementation of lifecycle ``hook``."""
         target = self.provider(provider).provider
         return any(impl.plugin is target for impl in getattr(self.pm.hook, hook).get_hookimpls())
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -172,8 +172,3 @@ class Secret:
 
     def __len__(self) -> int:
         return len(self._value)
-
-
-def secrets_in(values: Iterable[Any]) -> list[str]:
-    """The revealed values of the :class:`Secret` objects among ``values`` (for tests)."""
-    return [v.reveal() for v in values if isinstance(v, Secret)]

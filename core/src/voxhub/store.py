@@ -472,18 +472,6 @@ class Store:
             )
             self._event(conn, job_id, "closed", {})
 
-    def mark_failed(self, job_id: str, error: str, status: JobStatus | None = None) -> None:
-        """A job that will not go on (e.g. refused by the provider at submit)."""
-        with self._write() as conn:
-            conn.execute(
-                "UPDATE jobs SET error=?, owner=NULL, lease_until=NULL, updated_at=? "
-                "WHERE job_id=?",
-                (error, self.clock.time(), job_id),
-            )
-            self._event(conn, job_id, "error", {"error": error})
-            if status is not None:
-                self._set_status(conn, job_id, status)
-
     def add_event(self, job_id: str, type_: str, data: Any) -> int:
         """Append a provider event (e.g. a verified callback's payload); returns its sequence."""
         with self._write() as conn:

@@ -22,7 +22,6 @@ import contextlib
 import contextvars
 import json as jsonlib
 import mimetypes
-import os
 import random
 import socket
 import threading
@@ -543,8 +542,3 @@ class ProviderHttp:
             limiter=self.limiter,
             progress=progress,
         )
-
-
-def file_size(path: os.PathLike[str] | str) -> int:
-    """Size of a local file, for limits checked before an upload."""
-    return Path(path).stat().st_size
