@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 from voxhub import FakeClock, RetryPolicy, Timeouts, configure_logging
-from voxhub.errors import TimeoutError, TransportError
+from voxhub.errors import RequestTimeoutError, TransportError
 from voxhub.logging_setup import ensure_default_logging
 from voxhub.redact import Secret
 from voxhub.transport import HttpClient, MultipartBody, Part, RateLimiter, parse_retry_after
@@ -111,7 +111,7 @@ def test_connection_refused_is_retried_even_for_submits() -> None:
     with pytest.raises(TransportError) as info:
         http.request("POST", "http://127.0.0.1:9/nothing", operation="submit", json={})
     assert info.value.details["attempts"] == 3
-    assert info.value.details["maybe_sent"] is False
+    assert info.value.in_doubt is False
     assert "connection refused" in str(info.value)
     assert info.value.provider == "t" and info.value.operation == "submit"
 
@@ -124,7 +124,7 @@ def test_read_timeout_is_a_timeout_error(server: Callable[[Handler], str]) -> No
     http = client(timeouts=Timeouts(connect=1, read=0.2)).bind(
         "t", retry=RetryPolicy(max_attempts=2)
     )
-    with pytest.raises(TimeoutError) as info:
+    with pytest.raises(RequestTimeoutError) as info:
         http.request("GET", server(slow), operation="status")
     assert info.value.details["attempts"] == 2
 

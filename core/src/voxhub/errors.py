@@ -29,8 +29,8 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailableError",
     "RateLimitedError",
+    "RequestTimeoutError",
     "StoreError",
-    "TimeoutError",
     "TransportError",
     "UnsupportedOptionError",
     "VoxhubError",
@@ -138,7 +138,17 @@ class ProviderError(_VendorFacts, VoxhubError):
 
     ``status`` is the HTTP status when there was one; ``code`` the vendor's own
     error code; ``request_id`` the vendor's request id for support tickets.
+
+    ``in_doubt`` is the exactly-once signal for a failed *creating* request: True
+    when the request may have reached the vendor and created something (its answer
+    was lost), False when it provably did not (refused, or never sent). The
+    submission owner (:mod:`voxhub.submission`) asks the provider's ``recover`` hook
+    about in-doubt submissions before it sends anything again. Left unset, it is
+    the class default: :attr:`in_doubt_by_default`.
     """
+
+    #: Whether an error of this class leaves a submission in doubt when nobody said.
+    in_doubt_by_default = False
 
     def __init__(
         self,
@@ -147,10 +157,12 @@ class ProviderError(_VendorFacts, VoxhubError):
         status: int | None = None,
         code: str | int | None = None,
         request_id: str | None = None,
+        in_doubt: bool | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(message, **kw)
         self._keep_vendor_facts(status, code, request_id)
+        self.in_doubt: bool = self.in_doubt_by_default if in_doubt is None else in_doubt
 
 
 class AuthenticationError(ProviderError):
@@ -188,12 +200,15 @@ class ProviderUnavailableError(ProviderError):
 
     exit_code = 5
 
+    # The service failed while (or before) answering: the request may have landed.
+    in_doubt_by_default = True
+
 
 class TransportError(ProviderUnavailableError):
     """The HTTP exchange itself failed (connection refused or reset, TLS, protocol)."""
 
 
-class TimeoutError(ProviderUnavailableError):
+class RequestTimeoutError(ProviderUnavailableError):
     """A request took longer than its connect or read timeout."""
 
 

@@ -41,8 +41,6 @@ from .errors import (
     NotFoundError,
     PluginError,
     ProviderError,
-    ProviderUnavailableError,
-    RateLimitedError,
     VoxhubError,
     WaitTimeoutError,
 )
@@ -375,9 +373,7 @@ class Orchestrator:
             try:
                 answers = self.plugins.call(first.provider, "submit_batch", ctx=ctx, items=items)
             except VoxhubError as exc:
-                unsent = not exc.details.get("maybe_sent", False) and not isinstance(
-                    exc, ProviderUnavailableError
-                )
+                unsent = not (isinstance(exc, ProviderError) and exc.in_doubt)
                 for _, _, record in claimed:
                     self.store.release(record.job_id, error=str(exc), unsent=unsent)
                 raise
@@ -485,12 +481,7 @@ class Orchestrator:
     def _submit_failed(
         self, record: JobRecord, request: JobRequest, exc: VoxhubError, *, rounds: int = 0
     ) -> JobHandle:
-        maybe_sent = bool(exc.details.get("maybe_sent")) or (
-            isinstance(exc, ProviderUnavailableError)
-            and not isinstance(exc, RateLimitedError)
-            and exc.details.get("maybe_sent", True)
-        )
-        if not maybe_sent:
+        if not (isinstance(exc, ProviderError) and exc.in_doubt):
             # Refused (invalid input, credentials, rate limit) or never sent: safe to try again.
             self.store.release(record.job_id, error=str(exc), unsent=True)
             self.plugins.notify("job_failed", handle=record.handle, error=exc)

@@ -46,7 +46,7 @@ from urllib3.exceptions import (
 )
 
 from .clock import Clock, SystemClock
-from .errors import ProviderError, TimeoutError, TransportError
+from .errors import ProviderError, RequestTimeoutError, TransportError
 from .redact import mask_url, redact
 
 __all__ = [
@@ -414,12 +414,13 @@ class HttpClient:
                 if (idempotent or unsent) and errors < retry.max_attempts:
                     self.clock.sleep(retry.backoff(errors, self._rng))
                     continue
-                cls = TimeoutError if _is_timeout(exc) else TransportError
+                cls = RequestTimeoutError if _is_timeout(exc) else TransportError
                 raise cls(
                     f"{method} {mask_url(url)} failed after {attempt} attempt(s): {reason}",
                     provider=provider,
                     operation=operation,
-                    details={"attempts": attempt, "maybe_sent": not unsent},
+                    details={"attempts": attempt},
+                    in_doubt=not unsent,
                 ) from None
             resp = Response(
                 status=raw.status,

@@ -557,7 +557,7 @@ def test_conflict_error_carries_task_id() -> None:
 def test_lost_start_answers_reuse_the_recorded_token(stt: AgoraSttProvider, make_ctx: Any,
                                                       clock: Any, h: Any,
                                                       stt_sandbox: RunningSandbox) -> None:
-    from voxhub.errors import TimeoutError as VoxTimeout
+    from voxhub.errors import RequestTimeoutError as VoxTimeout
     from voxhub.transport import HttpClient, Timeouts
 
     sandbox = stt_sandbox.sandbox

@@ -492,7 +492,7 @@ def test_statuses_normalized(task: str | None, service: str | None, state: JobSt
 def test_failed_create_attempt_is_resumed_with_its_token(h: Any, make_ctx: Any, clock: Any,
                                                           transcoder: AgoraTranscoderProvider,
                                                           tc_sandbox: RunningSandbox) -> None:
-    from voxhub.errors import TimeoutError as VoxTimeout
+    from voxhub.errors import RequestTimeoutError as VoxTimeout
 
     sandbox = tc_sandbox.sandbox
     assert isinstance(sandbox, AgoraTranscoderSandbox)

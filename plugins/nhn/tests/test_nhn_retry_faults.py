@@ -131,7 +131,7 @@ def test_ambiguous_submit_failures_are_not_resent(
             provider.submit(ctx, JobRequest("nhn", media=media), new_handle())
         if fault == "drop":
             assert isinstance(info.value, TransportError)
-            assert info.value.details["maybe_sent"] is True
+            assert info.value.in_doubt is True
         assert server.sandbox.counters.get(f"POST /v2.1/appkeys/{app}/{path}") == 1
     assert server.sandbox.counters.get("tasks.created") == 0
 

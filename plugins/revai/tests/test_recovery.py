@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import attrs
 import pytest
-from voxhub.errors import ProviderUnavailableError, TimeoutError, TransportError
+from voxhub.errors import ProviderUnavailableError, RequestTimeoutError, TransportError
 from voxhub.models import JobState, RemoteUrl
 from voxhub.sandbox import FaultPlan, serve
 from voxhub.transport import Timeouts
@@ -95,14 +95,14 @@ def test_rate_limited_submit_is_retried_by_transport(kit, make_sandbox, provider
     assert 2.0 in ctx.clock.slept  # Retry-After honoured
 
 
-def test_persistent_503_gives_up_with_maybe_sent(kit, make_sandbox, provider, wav):
+def test_persistent_503_gives_up_in_doubt(kit, make_sandbox, provider, wav):
     run = make_sandbox(faults=FaultPlan(server_error=1.0, server_error_statuses=(503,)))
     ctx = kit.make_ctx(run, fake_clock=True)
     request, handle = kit.new_job(wav)
     with pytest.raises(ProviderUnavailableError) as info:
         provider.submit(ctx, request, handle)
     assert info.value.status == 503
-    assert info.value.details["maybe_sent"] is True
+    assert info.value.in_doubt is True
     assert run.sandbox.counters.get("jobs.created") == 0
 
 
@@ -132,7 +132,7 @@ def test_gateway_errors_on_submit_recover_then_resend(kit, provider, wav, fail_p
             with pytest.raises(ProviderUnavailableError) as info:
                 provider.submit(ctx, request, handle)
             # Every attempt was followed by a look-up that found nothing: not in doubt.
-            assert info.value.details["maybe_sent"] is False
+            assert info.value.in_doubt is False
             assert info.value.details["recover_checked"] is True
         counters = run.sandbox.counters
         assert counters.get("POST /speechtotext/v1/jobs") == min(fail_posts + 1, 5)
@@ -147,7 +147,7 @@ def test_without_idempotency_key_ambiguous_failure_is_raised(kit, make_sandbox, 
                                   idempotency_key=None)
     with pytest.raises(TransportError) as info:
         provider.submit(ctx, request, handle)
-    assert info.value.details["maybe_sent"] is True
+    assert info.value.in_doubt is True
     assert run.sandbox.counters.get("POST /speechtotext/v1/jobs") == 1  # not sent again
 
 
@@ -188,9 +188,9 @@ def test_submit_timeout_then_recover(kit, make_sandbox, provider):
     sandbox._pick_fault = first_post_only  # type: ignore[method-assign]
     ctx = kit.make_ctx(run, timeouts=Timeouts(connect=2, read=0.05))
     request, handle = kit.new_job(RemoteUrl("https://media.example.com/slow.mp3"))
-    # The transport raises TimeoutError (maybe sent); submit waits, recovers, and does not resend.
+    # The transport raises RequestTimeoutError (in doubt); submit waits, recovers, no resend.
     handle = provider.submit(ctx, request, handle)
     assert sandbox.counters.get("jobs.created") == 1
     assert sandbox.counters.get("POST /speechtotext/v1/jobs") == 1
     assert handle.vendor_ids["job"] == sandbox.job_ids()[0]
-    assert issubclass(TimeoutError, ProviderUnavailableError)
+    assert issubclass(RequestTimeoutError, ProviderUnavailableError)

@@ -121,7 +121,7 @@ class AgoraApi:
                 # Agora answered, so the outcome is known: the operation failed. Sending it
                 # again is safe (one task per builder token / agent name / instanceId), so
                 # the orchestrator need not treat the job as "in doubt".
-                error.details.setdefault("maybe_sent", False)
+                error.in_doubt = False
                 raise error
             self.ctx.log.warning(
                 "agora.retry", operation=operation, status=response.status,
@@ -178,8 +178,7 @@ class AgoraApi:
                     json=json, idempotent=idempotent, retry=policy,
                 )
             except ProviderUnavailableError as exc:
-                unreachable = isinstance(exc, TransportError) or not exc.details.get(
-                    "maybe_sent", True)
+                unreachable = isinstance(exc, TransportError) or not exc.in_doubt
                 if unreachable and index + 1 < len(hosts):
                     ctx.log.warning(
                         "agora.host_fallback", operation=operation, failed=host,

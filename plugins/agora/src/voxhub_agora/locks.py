@@ -114,7 +114,7 @@ class TaskRegistry:
                 if time.monotonic() > deadline:
                     raise ProviderUnavailableError(
                         f"another process held the lock {path} for over {self.timeout:g}s",
-                        operation="submit", details={"maybe_sent": False},
+                        operation="submit", in_doubt=False,
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)

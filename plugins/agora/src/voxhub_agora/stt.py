@@ -651,7 +651,7 @@ def _send_sequenced(
             return sequence
         except VoxhubError as exc:
             delays = retry_delays(exc) or (
-                (1.0, 3.0, 6.0) if exc.details.get("maybe_sent") else ())
+                (1.0, 3.0, 6.0) if getattr(exc, "in_doubt", False) else ())
             if attempt >= len(delays):
                 raise
             ctx.log.warning("agora.update_retry", sequence_id=sequence, error=str(exc),

@@ -197,6 +197,7 @@ def error_for(
     http_status: int | None,
     retry_after: float | None = None,
     details: Mapping[str, Any] | None = None,
+    in_doubt: bool = False,
 ) -> VoxhubError:
     """The voxhub error for a failed answer carrying ``entry``'s code.
 
@@ -209,7 +210,9 @@ def error_for(
     cat = entry.category
     if cat is Category.INVALID_INPUT:
         return InvalidInputError(message, field=entry.field, details=extra, **common)
-    kw: dict[str, Any] = {"status": http_status, "code": entry.code, "details": extra, **common}
+    kw: dict[str, Any] = {
+        "status": http_status, "code": entry.code, "details": extra, "in_doubt": in_doubt, **common
+    }
     if cat is Category.AUTH:
         return AuthenticationError(message, **kw)
     if cat is Category.PERMISSION:

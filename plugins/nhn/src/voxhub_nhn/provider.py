@@ -603,12 +603,12 @@ def _envelope_error(header: Header, resp: Response, operation: str) -> VoxhubErr
         message += f" ({hint})"
     # An STT code is the service's own verdict: nothing was created, a resubmit is safe.
     # A gateway 5xx only says the upstream failed, which may be after it acted.
-    maybe_sent = entry.gateway and entry.category is codes.Category.UNAVAILABLE
+    in_doubt = entry.gateway and entry.category is codes.Category.UNAVAILABLE
     return codes.error_for(
         entry, message, operation=operation, http_status=resp.status,
         retry_after=_retry_after(resp),
-        details={"result_message": vendor_message, "http_status": resp.status,
-                 "maybe_sent": maybe_sent},
+        details={"result_message": vendor_message, "http_status": resp.status},
+        in_doubt=in_doubt,
     )
 
 

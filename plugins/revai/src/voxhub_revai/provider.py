@@ -206,8 +206,8 @@ class RevaiProvider(Provider):
         for attempt in range(1, policy.max_attempts + 1):
             try:
                 resp = self._post_job(ctx, media, body)
-            except ProviderUnavailableError as exc:  # TransportError and TimeoutError
-                if not exc.details.get("maybe_sent", False):
+            except ProviderUnavailableError as exc:  # TransportError and RequestTimeoutError
+                if not exc.in_doubt:
                     raise  # the transport already retried requests that never left
                 failure = exc
             else:
@@ -217,7 +217,7 @@ class RevaiProvider(Provider):
                                  upload=isinstance(media, LocalFile))
                     return self._handle(handle, job, media)
                 failure = self._error(resp, "submit")
-            failure.details["maybe_sent"] = True
+            failure.in_doubt = True
             if key is None:
                 # Without a marker a lost answer cannot be told from a lost request.
                 raise failure
@@ -234,7 +234,7 @@ class RevaiProvider(Provider):
         assert failure is not None
         # We looked after the last attempt and no job carries the key: it was not created,
         # so the orchestrator may treat the submit as not sent (no endless in-doubt loop).
-        failure.details["maybe_sent"] = False
+        failure.in_doubt = False
         failure.details["recover_checked"] = True
         raise failure
 

@@ -298,7 +298,7 @@ class TupuProvider(Provider):
             raise ProviderError(
                 f"Tupu accepted the submit but returned {count} result(s) for "
                 f"{len(items)} stream(s); the streams may be running (close them in the console)",
-                provider=ctx.provider, operation="submit", details={"maybe_sent": True},
+                provider=ctx.provider, operation="submit", in_doubt=True,
             )
         handles: list[JobHandle | Submitted] = []
         for (_request, handle), stream, result in zip(items, streams, results, strict=True):
@@ -307,7 +307,7 @@ class TupuProvider(Provider):
                 raise ProviderError(
                     "Tupu's submit answer has a result without requestId; the streams may be "
                     "running (close them in the console)",
-                    provider=ctx.provider, operation="submit", details={"maybe_sent": True},
+                    provider=ctx.provider, operation="submit", in_doubt=True,
                 )
             state = {"callback_rules": stream["callbackRules"]}
             if tasks:
@@ -494,7 +494,7 @@ def _verified(
         f"Tupu's answer failed signature verification ({reason}); check that public_key is "
         f"Tupu's public key (not yours) and base_url is Tupu's.{maybe}",
         provider=ctx.provider, operation=operation, status=resp.status,
-        code="unverified", details={"maybe_sent": operation == "submit"},
+        code="unverified", in_doubt=operation == "submit",
     )
 
 
