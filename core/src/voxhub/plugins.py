@@ -27,7 +27,8 @@ import pluggy
 import structlog
 
 from . import hookspecs
-from .errors import ConfigurationError, PluginError, VoxhubError
+from .calls import ProviderCalls
+from .errors import ConfigurationError, PluginError
 from .provider import Provider, ProviderInfo
 from .sandbox import SandboxSpec
 
@@ -72,7 +73,7 @@ class PluginManager:
         self.providers: dict[str, ProviderEntry] = {}
         self.sandboxes: dict[str, SandboxSpec] = {}
         self.failures: list[PluginFailure] = []
-        self._callers: dict[tuple[str, str], Any] = {}
+        self._calls: dict[str, ProviderCalls] = {}
         self._undo_trace: Any = None
 
     # --- loading --------------------------------------------------------------------
@@ -155,7 +156,7 @@ class PluginManager:
             self._unregister(plugin)
             self._fail(name, distribution, f"registration failed: {type(exc).__name__}: {exc}")
             return False
-        self._callers.clear()
+        self._calls.clear()
         return True
 
     def _add_provider(
@@ -202,33 +203,31 @@ class PluginManager:
                 f"install the plugin, e.g. pip install voxhub-{name.split('-')[0]}"
             ) from None
 
-    def call(self, provider: str, hook: str, **kwargs: Any) -> Any:
-        """Call lifecycle ``hook`` on ``provider`` alone (observer wrappers included)."""
-        key = (provider, hook)
-        caller = self._callers.get(key)
-        if caller is None:
-            target = self.provider(provider).provider
-            others = [e.provider for n, e in self.providers.items() if n != provider]
-            caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
-            if not any(impl.plugin is target for impl in caller.get_hookimpls()):
-                raise PluginError(
-                    f"provider {provider!r} does not implement {hook!r}",
-                    provider=provider,
-                    operation=hook,
-                )
-            self._callers[key] = caller
-        try:
-            return caller(**kwargs)
-        except VoxhubError:
-            raise
-        except Exception as exc:
-            # A plugin bug (KeyError, TypeError...) is named as one, never mistaken for,
-            # say, "job not found"; the traceback stays attached for --debug.
+    def calls(self, provider: str) -> ProviderCalls:
+        """The typed caller of ``provider``'s lifecycle hooks (observer wrappers included)."""
+        calls = self._calls.get(provider)
+        if calls is None:
+            self.provider(provider)  # unknown or failed providers are named here
+            calls = self._calls[provider] = ProviderCalls(
+                provider, lambda hook: self._hook_caller(provider, hook)
+            )
+        return calls
+
+    def _hook_caller(self, provider: str, hook: str) -> Any:
+        target = self.provider(provider).provider
+        others = [e.provider for n, e in self.providers.items() if n != provider]
+        caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
+        if not any(impl.plugin is target for impl in caller.get_hookimpls()):
             raise PluginError(
-                f"provider plugin failed in {hook}: {type(exc).__name__}: {exc}",
+                f"provider {provider!r} does not implement {hook!r}",
                 provider=provider,
                 operation=hook,
-            ) from exc
+            )
+        return caller
+
+    def call(self, provider: str, hook: str, **kwargs: Any) -> Any:
+        """Call lifecycle ``hook`` on ``provider`` by name (prefer the typed :meth:`calls`)."""
+        return self.calls(provider)._call(hook, **kwargs)
 
     def implements(self, provider: str, hook: str) -> bool:
         """Whether ``provider`` has its own implementation of lifecycle ``hook``."""
