@@ -10,6 +10,7 @@ from voxhub.testing import ProviderConformance
 
 class TestTupuConformance(ProviderConformance):
     provider = "tupu"
+    callback_only = True
     invalid_options = [
         ({"callback_rules": "sometimes"}, "callback_rules"),
         ({"return_pre_speech": "perhaps"}, "return_pre_speech"),
