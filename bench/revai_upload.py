@@ -59,6 +59,7 @@ def child(variant: str, base_url: str, token: str, path: str) -> dict[str, Any]:
             http=HttpClient().bind("revai", retry=provider.info.retry),
             clock=SystemClock(), log=structlog.get_logger("bench"),
         )
+        ctx.auth = provider.authenticate(ctx)  # as the core does before any other call
         request = JobRequest(provider="revai", media=LocalFile(path), idempotency_key="bench")
         handle = JobHandle(job_id="vx_bench", provider="revai", kind=JobKind.TRANSCRIPTION,
                            profile="revai", idempotency_key="bench")

@@ -188,7 +188,8 @@ def _page_for(distribution: str | None) -> str | None:
 
 def provider_matrix() -> str:
     """The Markdown of ``docs/providers/matrix.md``."""
-    from voxhub import Capability, PluginManager
+    from voxhub.plugins import PluginManager
+    from voxhub.provider import Capability
 
     plugins = PluginManager.load()
     entries = sorted(plugins.providers.items())

@@ -7,7 +7,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from voxhub import FakeClock, Orchestrator
+from voxhub import Orchestrator
+from voxhub.clock import FakeClock
 from voxhub.sandbox import RunningSandbox
 
 

@@ -1,18 +1,22 @@
-"""Configuration, redaction, serialization and export."""
+"""Configuration, redaction, serialization and export; the application API and logging defaults."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from voxhub import Config, JobRequest, OptionSpec, RemoteUrl, Secret, Segment, Transcript, Word
+from voxhub import Config, JobRequest, RemoteUrl, Segment, Transcript, Word
 from voxhub.errors import ConfigurationError, InvalidInputError
 from voxhub.export import render, transcript_to_dict
 from voxhub.plugins import PluginManager
-from voxhub.redact import mask_url, redact, redact_text
+from voxhub.provider import OptionSpec, ProviderInfo
+from voxhub.redact import Secret, mask_url, redact, redact_text
 from voxhub.serialization import dump, load
 
 
@@ -126,3 +130,97 @@ def test_srt_and_vtt() -> None:
     assert render(transcript(), "txt") == "안녕하세요 world\n"
     with pytest.raises(InvalidInputError, match="unknown format"):
         render(transcript(), "docx")
+
+
+# --- the application API and logging defaults ------------------------------------------
+
+
+def python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter; its stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXHUB_")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_import_voxhub_is_cheap_and_configures_nothing() -> None:
+    out = python(
+        "import sys, voxhub\n"
+        "print(sorted(m for m in sys.modules if m.startswith('voxhub.')))\n"
+        "print('structlog' in sys.modules)\n"
+        "voxhub.JobRequest\n"
+        "import structlog\n"
+        "print(structlog.is_configured())\n"
+    )
+    assert out.split("\n")[:3] == ["[]", "False", "False"]
+
+
+def test_the_top_level_api_is_for_applications() -> None:
+    import voxhub
+
+    for name in (
+        "Orchestrator",
+        "JobRequest",
+        "LocalFile",
+        "Transcript",
+        "Config",
+        "Outcome",
+        "WaitPolicy",
+        "ClosePolicy",
+        "render",
+        "VoxhubError",
+        "__version__",
+    ):
+        assert name in voxhub.__all__ and getattr(voxhub, name) is not None
+    author_only = {
+        "Provider",
+        "ProviderInfo",
+        "OptionSpec",
+        "hookimpl",
+        "PluginManager",
+        "Store",
+        "FakeClock",
+        "RetryPolicy",
+        "Timeouts",
+        "ensure_default_logging",
+    }
+    assert not author_only & set(voxhub.__all__) and not author_only & set(dir(voxhub))
+    with pytest.warns(DeprecationWarning, match="import it from voxhub.plugin"):
+        assert voxhub.ProviderInfo is ProviderInfo  # old spelling still works, for now
+    with pytest.raises(AttributeError, match="no attribute 'Orchestartor'"):
+        voxhub.Orchestartor  # noqa: B018
+
+
+def test_a_library_user_gets_quiet_logs_unless_the_app_configured_structlog(
+    tmp_path: Path,
+) -> None:
+    build = (
+        "from voxhub import Config, Orchestrator\n"
+        "from voxhub.plugins import PluginManager\n"
+        "import structlog\n"
+        "SETUP\n"
+        f"Orchestrator(store={str(tmp_path / 'jobs.db')!r}, config=Config.from_profiles({{}}),\n"
+        "             plugins=PluginManager.load(env={'VOXHUB_LOAD_PLUGINS': ''}))\n"
+        "log = structlog.get_logger('voxhub.test')\n"
+        "log.info('info.event'); log.warning('warning.event', token='tok-zz-secret-99')\n"
+    )
+    quiet = subprocess.run(
+        [sys.executable, "-c", build.replace("SETUP", "")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "" and "info.event" not in quiet.stderr
+    assert "warning.event" in quiet.stderr and "tok-zz-secret-99" not in quiet.stderr
+    app = "structlog.configure(processors=[structlog.processors.JSONRenderer()])"
+    kept = subprocess.run(
+        [sys.executable, "-c", build.replace("SETUP", app)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert '"event": "info.event"' in kept.stdout  # the app's own configuration is kept

@@ -122,3 +122,46 @@ def test_no_secret_in_any_output_with_debug_logs(env: dict[str, str], media: Pat
         )
         assert "http.response" in result.stderr  # debug logging really ran
         assert env["VOXHUB_ECHO_API_KEY"] not in result.stdout + result.stderr
+
+
+# --- start-up: commands declared lazily ---------------------------------------------------
+
+
+def test_declared_help_is_the_commands_own() -> None:
+    from voxhub.cli import cli
+    from voxhub.cli.lazy import LazyCommand
+
+    lazy = [c for c in cli.commands.values() if isinstance(c, LazyCommand)]
+    assert len(lazy) >= 14
+    for command in lazy:
+        real = command.load()
+        for limit in (45, 200):
+            assert command.get_short_help_str(limit) == real.get_short_help_str(limit), command.name
+
+
+def test_plugin_commands_are_listed_and_loaded_when_run(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXHUB_")}
+    env["VOXHUB_STORE"] = str(tmp_path / "cli.db")
+    listing = voxhub(env, "--help").stdout
+    for name in ("tupu", "agora", "nhn"):
+        assert f"\n  {name} " in listing
+    assert "keygen" in voxhub(env, "tupu", "--help").stdout
+    missing = voxhub(env, "no-such-command", ok=False)
+    assert missing.returncode == 2 and "No such command 'no-such-command'" in missing.stderr
+
+
+def test_quiet_commands_still_log_in_the_requested_format(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "voxhub_gone-1.0.dist-info").mkdir()
+    (site / "voxhub_gone-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: voxhub-gone\nVersion: 1.0\n"
+    )
+    (site / "voxhub_gone-1.0.dist-info" / "entry_points.txt").write_text(
+        "[voxhub]\ngone = voxhub_gone_missing_module\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site), "VOXHUB_LOAD_PLUGINS": "voxhub-gone"}
+    result = voxhub(env, "--log-format", "json", "providers", "--json")
+    warning = json.loads(result.stderr.strip().splitlines()[-1])
+    assert warning["event"] == "plugin.failed" and warning["plugin"] == "gone"
+    assert json.loads(result.stdout)[0]["plugin"] == "gone"  # stdout stays parseable

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import attrs
 import pytest
 from voxhub import (
-    FakeClock,
     InvalidInputError,
     JobFailedError,
     JobRequest,
@@ -18,11 +19,24 @@ from voxhub import (
     Transcript,
     UnsupportedOptionError,
     WaitTimeoutError,
-    hookimpl,
 )
-from voxhub.errors import ConfigurationError, NotFoundError, TransportError
+from voxhub.clock import FakeClock
+from voxhub.config import Config
+from voxhub.errors import (
+    ConfigurationError,
+    NotFoundError,
+    ProviderUnavailableError,
+    TransportError,
+)
+from voxhub.models import JobHandle, JobKind, new_job_id
+from voxhub.orchestrator import ClosePolicy
+from voxhub.plugin import hookimpl
+from voxhub.plugins import PluginManager
+from voxhub.provider import Capability
 from voxhub.sandbox import FaultPlan, RunningSandbox
-from voxhub.store import Phase
+from voxhub.store import Phase, Store
+from voxhub.submission import derive_idempotency_key
+from voxhub_echo.provider import EchoProvider
 
 
 def test_run_submits_waits_fetches(orch: Orchestrator, echo: RunningSandbox, media: Path) -> None:
@@ -187,7 +201,7 @@ def test_crash_after_claim_is_resumed_from_the_store(
 def test_resume_from_a_handle_in_a_fresh_orchestrator(
     echo: RunningSandbox, voxhub_orchestrator: Callable[..., Orchestrator], tmp_path: Path
 ) -> None:
-    from voxhub import Store
+    from voxhub.store import Store
 
     first = voxhub_orchestrator({"echo": echo.settings()}, clock=FakeClock())
     handle = first.submit(JobRequest(provider="echo", media=RemoteUrl("http://x/a b")))
@@ -253,7 +267,7 @@ class Recorder:
 def test_observer_plugins_wrap_calls_and_receive_events(
     echo: RunningSandbox, voxhub_orchestrator: Callable[..., Orchestrator], media: Path
 ) -> None:
-    from voxhub import PluginManager
+    from voxhub.plugins import PluginManager
 
     recorder = Recorder()
     plugins = PluginManager.load(
@@ -269,3 +283,221 @@ def test_observer_plugins_wrap_calls_and_receive_events(
     assert recorder.calls[:2] == ["before-submit:echo", "after-submit:True"]
     assert "state:queued" in recorder.calls and "state:succeeded" in recorder.calls
     assert recorder.calls[-1] == "completed"
+
+
+# --- exactly-once submission (voxhub.submission) ------------------------------------------
+
+
+def test_an_in_doubt_submit_that_created_nothing_is_sent_again_after_recover(
+    echo: RunningSandbox, voxhub_orchestrator: Callable[..., Orchestrator]
+) -> None:
+    clock = FakeClock()
+    orch = voxhub_orchestrator({"echo": echo.settings()}, clock=clock)
+    # A gateway error: the request may have reached the vendor, yet nothing was created.
+    echo.sandbox.script(path="/v1/jobs", method="POST", status=502, body="bad gateway")
+    handle = orch.submit(JobRequest(provider="echo", media=RemoteUrl("http://x/gateway")))
+    counters = echo.sandbox.counters
+    assert counters.get("POST /v1/jobs") == 2 and counters.get("jobs.created") == 1
+    assert counters.get("GET /v1/jobs") == 1  # one recover: the 502 ended the request
+    types = [e.type for e in orch.store.events(handle.job_id)]
+    assert types.count("sending") == 2 and "recover-none" in types and types[-1] == "status"
+    policy = orch.provider_entry("echo").info.retry
+    assert len(clock.slept) == 1  # the provider's back-off before recover, nothing more
+    assert policy.backoff_base / 2 <= clock.slept[0] <= policy.backoff_base
+
+
+def test_a_lost_connection_is_resent_only_after_its_in_flight_window(
+    echo: RunningSandbox, voxhub_orchestrator: Callable[..., Orchestrator]
+) -> None:
+    clock = FakeClock()
+    orch = voxhub_orchestrator({"echo": echo.settings()}, clock=clock)
+    # The connection closes with no answer (here before the vendor acted): nobody saw
+    # the request end, so it may still land; recover is asked again once it cannot.
+    echo.sandbox.script(path="/v1/jobs", method="POST", action="drop")
+    handle = orch.submit(JobRequest(provider="echo", media=RemoteUrl("http://x/dropped")))
+    counters = echo.sandbox.counters
+    assert counters.get("POST /v1/jobs") == 2 and counters.get("jobs.created") == 1
+    assert counters.get("GET /v1/jobs") == 2
+    timeouts = orch.http.timeouts
+    window = [s for s in clock.slept if s > timeouts.read]
+    assert len(window) == 1 and window[0] <= timeouts.connect + timeouts.read
+    assert orch.store.get(handle.job_id).phase == Phase.SUBMITTED
+
+
+def test_in_doubt_resends_are_bounded_by_the_retry_policy(
+    echo: RunningSandbox, voxhub_orchestrator: Callable[..., Orchestrator]
+) -> None:
+    orch = voxhub_orchestrator({"echo": echo.settings()}, clock=FakeClock())
+    echo.sandbox.script(path="/v1/jobs", method="POST", status=503, body="down", times=100)
+    with pytest.raises(ProviderUnavailableError) as info:
+        orch.submit(JobRequest(provider="echo", media=RemoteUrl("http://x/down")))
+    attempts = orch.provider_entry("echo").info.retry.max_attempts
+    assert echo.sandbox.counters.get("POST /v1/jobs") == attempts
+    assert echo.sandbox.counters.get("jobs.created") == 0
+    assert info.value.in_doubt is False  # recover proved that nothing was created
+    record = orch.store.jobs()[0]
+    assert record.phase == Phase.RECORDED and "down" in (record.error or "")
+
+
+class CallOrder:
+    """An observer plugin writing down the order of lifecycle calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def _seen(self, name: str) -> Iterator[None]:
+        self.calls.append(name)
+        return (yield)  # type: ignore[misc]
+
+    @hookimpl(wrapper=True)
+    def authenticate(self, ctx):  # type: ignore[no-untyped-def]
+        return (yield from self._seen("authenticate"))
+
+    @hookimpl(wrapper=True)
+    def validate(self, ctx, request):  # type: ignore[no-untyped-def]
+        return (yield from self._seen("validate"))
+
+    @hookimpl(wrapper=True)
+    def submit(self, ctx, request, handle):  # type: ignore[no-untyped-def]
+        return (yield from self._seen("submit"))
+
+    @hookimpl(wrapper=True)
+    def recover(self, ctx, request, handle):  # type: ignore[no-untyped-def]
+        return (yield from self._seen("recover"))
+
+
+def _observed(echo: RunningSandbox, store: Store, observer: object) -> Orchestrator:
+    plugins = PluginManager.load(
+        env={"VOXHUB_LOAD_PLUGINS": "voxhub-echo"}, extra=[("observer", observer)]
+    )
+    return Orchestrator(
+        store=store,
+        config=Config.from_profiles({"echo": echo.settings()}),
+        plugins=plugins,
+        clock=FakeClock(),
+    )
+
+
+def _stored(orch: Orchestrator, request: JobRequest) -> JobHandle:
+    """A job recorded by a process that died before sending it."""
+    request = attrs.evolve(request, idempotency_key=derive_idempotency_key(request))
+    assert request.kind is not None and request.profile is not None
+    handle = JobHandle(
+        new_job_id(), request.provider, request.kind, request.profile,
+        idempotency_key=request.idempotency_key,
+    )
+    orch.store.record(request, handle)
+    return handle
+
+
+def test_resume_authenticates_and_validates_a_stored_request_before_submitting(
+    echo: RunningSandbox, orch: Orchestrator
+) -> None:
+    handle = _stored(orch, orch.prepare(JobRequest(provider="echo", media=RemoteUrl("http://x/r"))))
+    observer = CallOrder()
+    fresh = _observed(echo, orch.store, observer)
+    outcomes = list(fresh.resume())
+    assert [o.ok for o in outcomes] == [True] and outcomes[0].handle
+    assert outcomes[0].handle.job_id == handle.job_id
+    assert observer.calls == ["authenticate", "validate", "submit"]
+
+
+def test_resume_refuses_a_stored_request_that_no_longer_validates(
+    echo: RunningSandbox, orch: Orchestrator
+) -> None:
+    # Stored by an older version, say, with an option its provider now refuses.
+    bad = JobRequest(
+        provider="echo", kind=JobKind.TRANSCRIPTION, profile="echo",
+        media=RemoteUrl("http://x/old"), options={"speed": 0},
+    )
+    handle = _stored(orch, bad)
+    outcomes = list(orch.resume())
+    assert len(outcomes) == 1 and isinstance(outcomes[0].error, InvalidInputError)
+    assert outcomes[0].error.field == "speed"
+    assert echo.sandbox.counters.get("requests") == 0
+    record = orch.store.get(handle.job_id)
+    assert record.phase == Phase.RECORDED and "speed" in (record.error or "")
+
+
+def test_an_in_doubt_job_resent_on_resume_is_validated_after_recover_found_nothing(
+    echo: RunningSandbox, orch: Orchestrator
+) -> None:
+    handle = _stored(orch, orch.prepare(JobRequest(provider="echo", media=RemoteUrl("http://x/d"))))
+    orch.store.claim(handle.job_id)
+    orch.store.owner = "dead-host-that-does-not-exist:1:x"  # the claim was a dead process's
+    orch.store.release(handle.job_id, error="killed", unsent=False)  # in doubt
+    observer = CallOrder()
+    fresh = _observed(echo, Store(orch.store.path), observer)
+    outcomes = list(fresh.resume())
+    assert [o.ok for o in outcomes] == [True]
+    # authenticate (context), recover twice around the in-flight window, then the resend.
+    assert observer.calls == ["authenticate", "recover", "recover", "validate", "submit"]
+    assert echo.sandbox.counters.get("jobs.created") == 1
+
+
+def test_threads_submitting_one_input_follow_the_claim_instead_of_recovering_it(
+    voxhub_sandbox: Callable[..., RunningSandbox], voxhub_orchestrator: Callable[..., Orchestrator]
+) -> None:
+    # Real time: the first submit's answer takes 0.5 s; the other thread must wait for it
+    # (the claim is this process's and alive), not resolve it as if its sender had died.
+    slow = voxhub_sandbox(
+        "echo", faults=FaultPlan(slow=1.0, slow_seconds=0.5, only_paths=("/v1/jobs",))
+    )
+    orch = voxhub_orchestrator({"echo": slow.settings()})
+    request = JobRequest(provider="echo", media=RemoteUrl("http://x/same"))
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        handles = list(pool.map(lambda _: orch.submit(request), range(3)))
+    assert len({h.job_id for h in handles}) == 1 and all(h.vendor_ids for h in handles)
+    counters = slow.sandbox.counters
+    assert counters.get("jobs.created") == 1 and counters.get("POST /v1/jobs") == 1
+    assert counters.get("GET /v1/jobs") == 0  # nobody looked for it: nothing was in doubt
+
+
+class LossyBatchEcho(EchoProvider):
+    """Echo with batch submits whose answer is lost after the vendor made only the first job."""
+
+    info = attrs.evolve(
+        EchoProvider.info,
+        name="echo-batch",
+        capabilities=EchoProvider.info.capabilities | {Capability.BATCH_SUBMIT},
+    )
+
+    def submit_batch(self, ctx, items):  # type: ignore[no-untyped-def]
+        self.submit(ctx, *items[0])
+        raise ProviderUnavailableError(
+            "batch answer lost", provider=ctx.provider, operation="submit", in_doubt=True
+        )
+
+
+class LossyBatchPlugin:
+    @hookimpl
+    def register_providers(self) -> list[EchoProvider]:
+        return [LossyBatchEcho()]
+
+
+def test_an_in_doubt_batch_is_resolved_job_by_job(echo: RunningSandbox, tmp_path: Path) -> None:
+    plugins = PluginManager.load(
+        env={"VOXHUB_LOAD_PLUGINS": "voxhub-echo"}, extra=[("lossy", LossyBatchPlugin())]
+    )
+    orch = Orchestrator(
+        store=tmp_path / "batch.db",
+        config=Config.from_profiles({"echo-batch": echo.settings()}),
+        plugins=plugins,
+        clock=FakeClock(),
+    )
+    requests = [JobRequest(provider="echo-batch", media=RemoteUrl(f"http://x/{n}")) for n in "ab"]
+    first, second = orch.submit_many(requests)
+    counters = echo.sandbox.counters
+    assert counters.get("jobs.created") == 2 and counters.get("jobs.duplicates") == 0
+    assert "recovered" in [e.type for e in orch.store.events(first.job_id)]
+    second_events = [e.type for e in orch.store.events(second.job_id)]
+    assert "recover-none" in second_events and second_events.count("sending") == 2
+    assert orch.wait(second).state is JobState.SUCCEEDED
+    orch.close_resources()
+
+
+def test_close_policy_is_an_enum_and_a_bad_one_is_named(orch: Orchestrator) -> None:
+    assert ClosePolicy("after-fetch") is ClosePolicy.AFTER_FETCH and ClosePolicy.NEVER == "never"
+    outcome = orch.run(JobRequest(provider="echo", media=RemoteUrl("http://x/c")), close="later")
+    assert isinstance(outcome.error, InvalidInputError) and outcome.error.field == "close"
+    assert orch.store.jobs() == []  # refused before anything was stored

@@ -32,6 +32,8 @@ EXPECTED_FILES = {
     "README.md",
     "pyproject.toml",
     "src/voxhub_acme_speech/__init__.py",
+    "src/voxhub_acme_speech/api.py",
+    "src/voxhub_acme_speech/options.py",
     "src/voxhub_acme_speech/plugin.py",
     "src/voxhub_acme_speech/provider.py",
     "src/voxhub_acme_speech/py.typed",

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
-from voxhub import JobHandle, JobKind, JobRequest, JobState, JobStatus, RemoteUrl, Store, Transcript
+from voxhub import JobHandle, JobKind, JobRequest, JobState, JobStatus, RemoteUrl, Transcript
+from voxhub._sqlite import CHECKPOINT_EVERY
+from voxhub._writer import Writer
 from voxhub.errors import StoreError
 from voxhub.models import new_job_id
-from voxhub.store import SCHEMA_VERSION, Phase
+from voxhub.store import SCHEMA_VERSION, Phase, Store
 
 
 def make(store: Store, key: str = "k1") -> JobHandle:
@@ -46,6 +53,123 @@ def test_phases_and_events(tmp_path: Path) -> None:
     assert store.result(handle.job_id).text == "hi"  # type: ignore[union-attr]
     types = [e.type for e in store.events(handle.job_id)]
     assert types == ["recorded", "sending", "submitted", "status", "status", "status", "result"]
+
+
+def test_phases_are_a_str_enum_stored_as_their_values(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    handle = make(store)
+    record = store.get(handle.job_id)
+    assert record.phase is Phase.RECORDED and record.phase == "recorded"
+    assert record.state == "recorded" and type(record.state) is str
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        assert conn.execute("SELECT phase FROM jobs").fetchall() == [("recorded",)]
+    assert store.jobs(phase=Phase.RECORDED) == [record]
+
+
+def test_writes_return_what_a_read_returns(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    request = JobRequest(
+        provider="echo",
+        media=RemoteUrl("http://x/a", {"Authorization": "Bearer s3cr3t-value"}),
+        kind=JobKind.TRANSCRIPTION,
+        profile="echo",
+        idempotency_key="k",
+    )
+    handle = JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo", idempotency_key="k")
+    record, created = store.record(request, handle, batch="b1")
+    assert created and record == store.get(handle.job_id)
+    # What is returned is what was stored: the secret header is masked in both.
+    assert record.request.media.auth_headers["Authorization"].reveal() == "***"  # type: ignore[union-attr]
+    again, created = store.record(request, same_input(handle))
+    assert not created and again == record
+    claimed = store.claim(handle.job_id)
+    assert claimed is not None and claimed == store.get(handle.job_id)
+    assert claimed.phase is Phase.SENDING and claimed.owner == store.owner
+
+
+def test_a_job_can_be_recorded_and_claimed_in_one_transaction(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    request = JobRequest(provider="echo", kind=JobKind.TRANSCRIPTION, profile="echo",
+                         idempotency_key="k")
+    handle = JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo", idempotency_key="k")
+    before = store.write_stats().transactions
+    record, created = store.record(request, handle, claim=True)
+    assert created and store.write_stats().transactions == before + 1
+    assert record.phase is Phase.SENDING and record.owner == store.owner
+    assert record == store.get(handle.job_id)
+    assert [e.type for e in store.events(handle.job_id)] == ["recorded", "sending"]
+    assert store.claim(handle.job_id) is None  # already claimed
+    # An input already stored is returned as it is, not claimed again.
+    again, created = store.record(request, same_input(handle), claim=True)
+    assert not created and again == record
+
+
+def same_input(handle: JobHandle) -> JobHandle:
+    """The same input under a new job id (what a second submit of it builds)."""
+    return JobHandle(new_job_id(), handle.provider, handle.kind, handle.profile,
+                     idempotency_key=handle.idempotency_key)
+
+
+def test_a_submit_answer_is_stored_in_one_transaction(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    handle = make(store)
+    store.claim(handle.job_id)
+    before = store.write_stats()
+    store.mark_submitted(
+        handle.with_vendor({"job": "v1"}),
+        JobStatus(JobState.SUCCEEDED, vendor_state="done"),
+        Transcript("echo", handle.job_id, "hi"),
+    )
+    assert store.write_stats().transactions == before.transactions + 1
+    record = store.get(handle.job_id)
+    assert record.phase is Phase.SUBMITTED and record.handle.vendor_ids == {"job": "v1"}
+    assert record.status is not None and record.status.state is JobState.SUCCEEDED
+    assert record.has_result and store.result(handle.job_id).text == "hi"  # type: ignore[union-attr]
+    types = [e.type for e in store.events(handle.job_id)]
+    assert types == ["recorded", "sending", "submitted", "status", "result"]
+
+
+def test_an_unchanged_status_writes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    handle = make(store)
+    assert store.set_status(handle.job_id, JobStatus(JobState.RUNNING, progress=0.5))
+    before = store.write_stats()
+    for _ in range(3):  # a poll that learns nothing new
+        assert not store.set_status(handle.job_id, JobStatus(JobState.RUNNING, progress=0.5))
+    assert store.write_stats().transactions == before.transactions
+    with pytest.raises(KeyError):
+        store.set_status("vx_missing", JobStatus(JobState.RUNNING))
+
+
+def test_a_status_stored_by_another_process_meanwhile_is_respected(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    handle = make(store)
+    store.set_status(handle.job_id, JobStatus(JobState.RUNNING))
+    # Another process finishes the job between this store's read and its write (the
+    # wrapper below lets it in exactly there); the write must see that and leave the
+    # final state alone.
+    other = Store(tmp_path / "s.db")
+    read = store._status_seen
+
+    def other_process_writes_after_the_read(job_id: str, status: Any) -> Any:
+        seen = read(job_id, status)
+        other.set_status(job_id, JobStatus(JobState.SUCCEEDED))
+        return seen
+
+    store._status_seen = other_process_writes_after_the_read  # type: ignore[method-assign]
+    assert not store.set_status(handle.job_id, JobStatus(JobState.RUNNING, progress=0.9))
+    assert store.get(handle.job_id).status.state is JobState.SUCCEEDED  # type: ignore[union-attr]
+
+
+def test_the_database_file_is_checkpointed(tmp_path: Path) -> None:
+    # SQLite's automatic checkpoints are off on the writer; the store runs its own.
+    store = Store(tmp_path / "s.db")
+    for i in range(CHECKPOINT_EVERY + 5):
+        make(store, key=f"k{i}")
+    # A copy of the database file without its WAL holds what was checkpointed.
+    shutil.copy(tmp_path / "s.db", tmp_path / "copy.db")
+    with sqlite3.connect(tmp_path / "copy.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] >= CHECKPOINT_EVERY - 1
 
 
 def test_same_key_returns_the_stored_job(tmp_path: Path) -> None:
@@ -164,3 +288,130 @@ def test_only_one_process_wins_a_claim(tmp_path: Path) -> None:
     procs = [spawn(CLAIMER, path, handle.job_id) for _ in range(4)]
     outcomes = sorted(proc.communicate(timeout=120)[0].strip() for proc in procs)
     assert outcomes == ["lost", "lost", "lost", "won"]
+
+
+# --- the single writer ---------------------------------------------------------------
+
+
+def writer_on(path: Path) -> Writer:
+    """A writer on a fresh table whose connection never waits for SQLite's lock."""
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=0")  # any lock conflict would fail at once
+        return conn
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (x INTEGER)")
+    return Writer(connect)
+
+
+def test_threads_queue_for_the_writer_one_transaction_at_a_time(tmp_path: Path) -> None:
+    writer = writer_on(tmp_path / "w.db")
+    inside: list[int] = []
+    most = [0]
+    errors: list[BaseException] = []
+
+    def insert(value: int) -> Callable[[sqlite3.Connection], int]:
+        def write(conn: sqlite3.Connection) -> int:
+            inside.append(value)
+            most[0] = max(most[0], len(inside))
+            conn.execute("INSERT INTO t VALUES (?)", (value,))
+            time.sleep(0.0005)  # let other threads try to get in meanwhile
+            inside.remove(value)
+            return value
+
+        return write
+
+    def worker(w: int) -> None:
+        try:
+            for i in range(25):
+                assert writer.run(insert(w * 100 + i)) == w * 100 + i
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # No "database is locked": the threads queued in Python, never in SQLite.
+    assert errors == [] and most == [1]
+    assert writer.stats().transactions == 200
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        assert conn.execute("SELECT COUNT(DISTINCT x) FROM t").fetchone() == (200,)
+
+
+def test_a_failing_write_is_rolled_back_and_raised(tmp_path: Path) -> None:
+    writer = writer_on(tmp_path / "w.db")
+
+    def fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (99)")
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        writer.run(fail)
+    writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
+
+
+def test_a_write_cannot_write_again(tmp_path: Path) -> None:
+    writer = writer_on(tmp_path / "w.db")
+    with pytest.raises(StoreError, match="cannot start another write"):
+        writer.run(lambda conn: writer.run(lambda inner: None))
+    assert writer.run(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1  # still usable
+
+
+def test_waiting_for_the_writer_is_counted(tmp_path: Path) -> None:
+    writer = writer_on(tmp_path / "w.db")
+    entered, go = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        entered.set()
+        assert go.wait(10)
+
+    holder = threading.Thread(target=writer.run, args=(slow,))
+    holder.start()
+    assert entered.wait(10)
+    waiter = threading.Thread(target=writer.run, args=(lambda conn: None,))
+    waiter.start()
+    time.sleep(0.05)  # the waiter is blocked on the writer for at least this long
+    go.set()
+    holder.join(10)
+    waiter.join(10)
+    stats = writer.stats()
+    assert stats.transactions == 2
+    assert stats.wait_seconds >= 0.04 and stats.held_seconds >= 0.04
+
+
+def test_threads_sharing_a_store_lose_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    errors: list[BaseException] = []
+
+    def worker(w: int) -> None:
+        try:
+            for i in range(20):
+                handle = make(store, key=f"t{w}-{i}")
+                store.claim(handle.job_id)
+                store.mark_submitted(handle.with_vendor({"job": f"t{w}-{i}"}),
+                                     JobStatus(JobState.QUEUED))
+                store.set_status(handle.job_id, JobStatus(JobState.SUCCEEDED))
+                store.save_result(handle.job_id, Transcript("echo", handle.job_id, f"{w}-{i}"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    jobs = store.jobs()
+    assert len(jobs) == 160 and all(j.status.state is JobState.SUCCEEDED for j in jobs)  # type: ignore[union-attr]
+    assert all(
+        [e.type for e in store.events(j.job_id)]
+        == ["recorded", "sending", "submitted", "status", "status", "result"]
+        for j in jobs
+    )
+    assert store.write_stats().transactions == 1 + 160 * 5  # the migration, then 5 a job

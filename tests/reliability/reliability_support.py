@@ -24,7 +24,15 @@ from typing import Any
 
 import attrs
 from voxhub.clock import SystemClock
-from voxhub.transport import HttpClient, Response, RetryPolicy, Timeouts
+from voxhub.transport import (
+    HttpClient,
+    HttpRequest,
+    Response,
+    RetryPolicy,
+    SendError,
+    Timeouts,
+    Urllib3Transport,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_WAV = ROOT / "docs" / "samples" / "hello.wav"
@@ -42,7 +50,8 @@ class Call:
     operation: str
     idempotent: bool
     retry: RetryPolicy
-    #: Per attempt: the HTTP status, or the name of the exception the attempt raised.
+    #: Per attempt: the HTTP status, or "unsent: <reason>" / "in doubt: <reason>" for an
+    #: attempt that failed without an answer.
     outcomes: list[int | str] = attrs.field(factory=list)
     #: Every sleep the transport made between attempts, in order.
     sleeps: list[float] = attrs.field(factory=list)
@@ -93,30 +102,39 @@ class _CallClock(SystemClock):
         return super().sleep(seconds, wake)
 
 
+class _RecordingTransport(Urllib3Transport):
+    """The real pooled transport; each attempt's outcome is written on the current Call."""
+
+    def __init__(self, current: threading.local) -> None:
+        super().__init__()
+        self._current = current
+
+    def handle(self, request: HttpRequest) -> Response:
+        call: Call | None = getattr(self._current, "call", None)
+        try:
+            resp = super().handle(request)
+        except SendError as exc:
+            if call is not None:
+                call.outcomes.append(f"{'in doubt' if exc.in_doubt else 'unsent'}: {exc.reason}")
+            raise
+        if call is not None:
+            call.outcomes.append(resp.status)
+        return resp
+
+
 class RecordingHttp(HttpClient):
     """voxhub's pooled client, unchanged, plus a record of every call's attempts."""
 
     def __init__(self, *, timeouts: Timeouts | None = None) -> None:
         self._current = threading.local()
-        super().__init__(clock=_CallClock(self._current), timeouts=timeouts)
+        # The transport is the one place bytes leave: it sees every attempt, retries included.
+        super().__init__(
+            clock=_CallClock(self._current),
+            timeouts=timeouts,
+            transport=_RecordingTransport(self._current),
+        )
         self.calls: list[Call] = []
         self._lock = threading.Lock()
-        real = self.pool.request
-
-        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            call: Call | None = getattr(self._current, "call", None)
-            try:
-                raw = real(method, url, *args, **kwargs)
-            except Exception as exc:
-                if call is not None:
-                    call.outcomes.append(type(exc).__name__)
-                raise
-            if call is not None:
-                call.outcomes.append(int(raw.status))
-            return raw
-
-        # The one place bytes leave: wrapping it sees every attempt, retries included.
-        self.pool.request = request  # type: ignore[method-assign]
 
     def send(self, method: str, url: str, **kwargs: Any) -> Response:
         call = Call(
@@ -140,7 +158,8 @@ def policy_violations(calls: Sequence[Call], retry_after: float) -> list[str]:
 
     Checked per call: attempt budgets (``max_attempts`` for errors,
     ``max_rate_limited_attempts`` for 429s); a non-idempotent request is never
-    repeated after an answer the server may have acted on; one sleep before each
+    repeated after an answer the server may have acted on (only after a refusal or
+    a request that provably never reached it); one sleep before each
     retry: exactly ``Retry-After`` after a 429, the policy's jittered exponential
     back-off after an error.
     """
@@ -153,7 +172,8 @@ def policy_violations(calls: Sequence[Call], retry_after: float) -> list[str]:
         if call.rate_limited > policy.max_rate_limited_attempts:
             problems.append(f"{where}: {call.rate_limited} 429s > max_rate_limited_attempts")
         if not call.idempotent and any(
-            o not in policy.rate_limit_statuses for o in call.outcomes[:-1]
+            o not in policy.rate_limit_statuses and not str(o).startswith("unsent")
+            for o in call.outcomes[:-1]
         ):
             problems.append(f"{where}: a non-idempotent request was repeated after a fault")
         if len(call.sleeps) != len(call.outcomes) - 1:

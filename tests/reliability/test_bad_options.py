@@ -27,13 +27,13 @@ from voxhub import (
     JobKind,
     JobRequest,
     LocalFile,
-    OptionSpec,
     Orchestrator,
-    PluginManager,
     RemoteUrl,
     RtcChannel,
     StreamUrl,
 )
+from voxhub.plugin import OptionSpec
+from voxhub.plugins import PluginManager
 from voxhub.sandbox import RunningSandbox, serve
 
 SETTINGS = settings(
@@ -69,7 +69,7 @@ def base_request(provider: str) -> JobRequest:
 def world() -> Iterator[tuple[Orchestrator, dict[str, RunningSandbox]]]:
     """Every installed provider configured against its own running sandbox."""
     plugins = PluginManager.load(env={})
-    servers = {name: serve(spec.factory()) for name, spec in plugins.sandboxes.items()}
+    servers = {name: serve(spec.create()) for name, spec in plugins.sandboxes.items()}
     profiles = {name: server.settings() for name, server in servers.items()}
     import tempfile
 

@@ -35,14 +35,14 @@ from voxhub import (
     JobRequest,
     JobStatus,
     Orchestrator,
-    PluginManager,
     RemoteUrl,
     Result,
     RtcChannel,
     StreamUrl,
-    SystemClock,
     VoxhubError,
 )
+from voxhub.clock import SystemClock
+from voxhub.plugins import PluginManager
 from voxhub.sandbox import RunningSandbox, serve
 from werkzeug.wrappers import Request, Response
 
@@ -255,7 +255,7 @@ def _through_proxy(
     target: Target, tmp_path: Path
 ) -> Iterator[tuple[Orchestrator, CorruptingProxy, JobHandle]]:
     plugins = PluginManager.load(env={})
-    sandbox = plugins.sandboxes[target.sandbox].factory()
+    sandbox = plugins.sandboxes[target.sandbox].create()
     running: RunningSandbox = serve(sandbox)
     sign = getattr(sandbox, "sign", None) if target.provider == "tupu" else None
     proxy = CorruptingProxy(running.base_url, sign)

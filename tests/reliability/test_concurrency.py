@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 from reliability_support import cli_env, voxhub_cli
-from voxhub import JobState, Store
-from voxhub.orchestrator import media_from
+from voxhub import JobState
+from voxhub.media import media_from
 from voxhub.sandbox import RunningSandbox
+from voxhub.store import Store
 
 PROCESSES = 6
 SHARED = [f"https://media.voxhub.invalid/shared-{i}.wav" for i in range(8)]

@@ -27,11 +27,12 @@ from reliability_support import (
     voxhub_cli,
     wait_until,
 )
-from voxhub import JobRequest, JobState, Orchestrator, Store
+from voxhub import JobRequest, JobState, Orchestrator
 from voxhub.config import Config
-from voxhub.orchestrator import derive_idempotency_key, media_from
+from voxhub.media import media_from
 from voxhub.sandbox import SandboxProcess
-from voxhub.store import Phase
+from voxhub.store import Phase, Store
+from voxhub.submission import derive_idempotency_key
 from voxhub_revai.options import key_token
 
 BATCH = "crash"
@@ -179,7 +180,8 @@ def test_resume_waits_for_a_submission_still_in_flight(tmp_path: Path) -> None:
     before that request had a chance to land: a request is in flight for at most the
     client's read timeout, so recovery within that window cannot yet prove "never created".
     """
-    from voxhub import PluginManager, Timeouts
+    from voxhub.plugins import PluginManager
+    from voxhub.policies import Timeouts
     from voxhub.transport import HttpClient
 
     url = "https://media.voxhub.invalid/in-flight.wav"

@@ -1,8 +1,9 @@
 """Fault storm: hundreds of jobs through ``run_many`` while the sandbox misbehaves.
 
 The sandbox answers a share of requests with 429 + ``Retry-After``, 502/503/504,
-answers more slowly than the client's read timeout, or drops the connection (and
-Rev.ai's sandbox also drops the answer of some submits *after* creating the job).
+answers more slowly than the client's read timeout, or drops the connection (and,
+for Rev.ai, the fault plan's ``drop_after`` loses the answer of some submits *after*
+the job was created).
 Proven here:
 
 * every job ends succeeded, or failed with the vendor's own terminal reason — a
@@ -28,15 +29,15 @@ from voxhub import (
     JobRequest,
     JobState,
     Orchestrator,
-    PluginManager,
     ProviderUnavailableError,
     RemoteUrl,
-    Store,
-    Timeouts,
     Transcript,
 )
 from voxhub.orchestrator import Outcome
+from voxhub.plugins import PluginManager
+from voxhub.policies import Timeouts
 from voxhub.sandbox import FaultPlan, RunningSandbox
+from voxhub.store import Store
 from voxhub_revai.sandbox import FAILURES, RevaiSandbox
 
 #: Shorter than the slow answers below, so some calls end in a read timeout.
@@ -49,22 +50,28 @@ JOBS = 200
 
 
 def storm(
-    seed: int, only_paths: tuple[str, ...] | None = None, read_timeout: float = READ_TIMEOUT
+    seed: int,
+    only_paths: tuple[str, ...] | None = None,
+    read_timeout: float = READ_TIMEOUT,
+    drop_after: float = 0.0,
 ) -> FaultPlan:
-    """About 25% of requests faulted: 12% 429, 5% 5xx, 3% drops, 3% read timeouts."""
+    """About 25% of requests faulted: 12% 429, 5% 5xx, 3% drops, 3% read timeouts.
+
+    ``drop_after`` adds that share of submits (POSTs) whose answer is lost after the
+    vendor created the job.
+    """
     return FaultPlan(
         rate_limited=0.12,
         retry_after=RETRY_AFTER,
         server_error=0.05,
         drop=0.03,
         slow=0.03,
-        # Just past the read timeout: the call times out, and the request lands well
-        # before Rev.ai's provider looks for it (its recover runs after >= 0.25 s back-off).
-        # A vendor slower than that can still be duplicated: the plugin's documented
-        # residual risk, which this storm does not claim to remove.
+        # Just past the read timeout: the call times out, and the request lands within
+        # its in-flight window, which the core waits out before it trusts "not found".
         slow_seconds=read_timeout + 0.05,
         seed=seed,
         only_paths=only_paths,
+        drop_after=drop_after,
     )
 
 
@@ -127,9 +134,8 @@ def test_revai_batch_survives_a_fault_storm(
         processing_seconds=0,
         use_engine=False,
         failure_rate=0.03,
-        drop_after_create_rate=0.03,  # the job exists, its answer is lost
         seed=11,
-        faults=storm(seed=5),
+        faults=storm(seed=5, drop_after=0.03),  # drop_after: the job exists, its answer is lost
     )
     sandbox = server.sandbox
     assert isinstance(sandbox, RevaiSandbox)
@@ -151,7 +157,7 @@ def test_revai_batch_survives_a_fault_storm(
 
     counters = sandbox.counters.snapshot()
     # The storm really happened, on every kind of fault.
-    for fault in ("faults.rate_limited", "faults.drop", "faults.slow", "faults.drop_after_create"):
+    for fault in ("faults.rate_limited", "faults.drop", "faults.slow", "faults.drop_after"):
         assert counters.get(fault, 0) > 0, fault
     assert sum(counters.get(f"faults.{s}", 0) for s in (502, 503, 504)) > 0
     assert any(c.operation == "recover" for c in http.calls), "no lost answer was recovered"

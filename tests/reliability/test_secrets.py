@@ -37,7 +37,6 @@ from voxhub import (
     JobRequest,
     LocalFile,
     Orchestrator,
-    PluginManager,
     RemoteUrl,
     RtcChannel,
     StreamUrl,
@@ -47,9 +46,10 @@ from voxhub import (
 )
 from voxhub.callbacks import CallbackHandler, wsgi_app
 from voxhub.logging_setup import ensure_default_logging
+from voxhub.plugins import PluginManager
 from voxhub.redact import is_secret_key
 from voxhub.sandbox import RunningSandbox, serve
-from voxhub.transport import HttpClient
+from voxhub.transport import HttpClient, HttpRequest, Response, Urllib3Transport
 
 FAST = WaitPolicy(first_poll=0.05, max_interval=0.2)
 PROVIDERS = ["revai", "nhn", "agora-stt", "agora-transcoder", "tupu"]
@@ -82,35 +82,42 @@ def _secret_strings(data: Any) -> Iterator[str]:
             yield from _secret_strings(item)
 
 
-class CapturingHttp(HttpClient):
-    """voxhub's client, recording every credential it puts on the wire (headers, bodies)."""
+class _CapturingTransport(Urllib3Transport):
+    """The real transport, writing down every credential it puts on the wire."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sent: set[str] = set()
         self.callback_tokens: set[str] = set()
         self._lock = threading.Lock()
-        real = self.pool.request
 
-        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-            found: list[str] = []
-            for name, value in (kwargs.get("headers") or {}).items():
-                if is_secret_key(name):
-                    found.append(value)
-                    # "Basic <b64>", 'agora token="<token>"', "Bearer <token>": the credential.
-                    found.append(value.split(" ", 1)[-1].removeprefix('token="').strip('"'))
-            body = kwargs.get("body")
-            if isinstance(body, bytes):
-                with contextlib.suppress(ValueError):
-                    found.extend(_secret_strings(json.loads(body)))
-                tokens = CALLBACK_TOKEN.findall(body.decode("utf-8", "replace"))
-                found.extend(tokens)
-                self.callback_tokens.update(tokens)
+    def handle(self, request: HttpRequest) -> Response:
+        found: list[str] = []
+        for name, value in request.headers.items():
+            if is_secret_key(name):
+                found.append(value)
+                # "Basic <b64>", 'agora token="<token>"', "Bearer <token>": the credential.
+                found.append(value.split(" ", 1)[-1].removeprefix('token="').strip('"'))
+        if isinstance(request.body, bytes):
+            with contextlib.suppress(ValueError):
+                found.extend(_secret_strings(json.loads(request.body)))
+            tokens = CALLBACK_TOKEN.findall(request.body.decode("utf-8", "replace"))
+            found.extend(tokens)
             with self._lock:
-                self.sent.update(v for v in found if len(v) >= 8)
-            return real(method, url, *args, **kwargs)
+                self.callback_tokens.update(tokens)
+        with self._lock:
+            self.sent.update(v for v in found if len(v) >= 8)
+        return super().handle(request)
 
-        self.pool.request = request  # type: ignore[method-assign]
+
+class CapturingHttp(HttpClient):
+    """voxhub's client, recording every credential it puts on the wire (headers, bodies)."""
+
+    def __init__(self) -> None:
+        self._capture = _CapturingTransport()
+        super().__init__(transport=self._capture)
+        self.sent = self._capture.sent
+        self.callback_tokens = self._capture.callback_tokens
 
 
 # --- per-provider jobs ---------------------------------------------------------------------
@@ -132,7 +139,7 @@ def _sandbox(provider: str, tmp_path: Path) -> Setup:
         "agora-transcoder": {},
         "tupu": {"slice_interval": 0.05, "end_callback_delay": 0.05},
     }[provider]
-    server = serve(plugins.sandboxes[provider].factory(**options))
+    server = serve(plugins.sandboxes[provider].create(**options))
     settings = dict(server.settings())
     info = plugins.provider(provider).info
     secret_fields = {f.name for f in info.credentials if f.secret}

@@ -7,6 +7,7 @@ Example ``config.toml`` (``$VOXHUB_CONFIG``, default ``$XDG_CONFIG_HOME/voxhub/c
     callback_url = "https://hooks.example.com"   # public base URL of the callback receiver
     connect_timeout = 10                         # seconds (VOXHUB_CONNECT_TIMEOUT)
     read_timeout = 60                            # seconds between bytes (VOXHUB_READ_TIMEOUT)
+    write_timeout = 60                           # upload stall limit (VOXHUB_WRITE_TIMEOUT)
 
     [revai]                 # profile "revai" of provider revai
     token = "..."
@@ -38,7 +39,8 @@ from .redact import MASK, Secret, is_secret_key
 __all__ = ["Config", "default_config_path", "env_name"]
 
 _GLOBAL = "voxhub"
-_GLOBAL_KEYS = {"default_provider", "callback_url", "store", "connect_timeout", "read_timeout"}
+_GLOBAL_KEYS = {"default_provider", "callback_url", "store", "connect_timeout", "read_timeout",
+                "write_timeout"}
 
 
 def default_config_path() -> Path:

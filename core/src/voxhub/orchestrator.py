@@ -1,130 +1,73 @@
 """The synchronous orchestrator apps embed: submit, wait, fetch, close, and batches.
 
-A call flows like this (``voxhub transcribe`` does exactly this)::
+:class:`Orchestrator` is a facade over small parts, each the one owner of its
+concern (``voxhub transcribe`` goes through exactly this path)::
 
     Orchestrator.submit(request)
-      -> ProviderInfo.validate_options + provider ``validate`` hook   (no network)
-      -> Store.record                  the job exists before anything is sent
-      -> Store.claim                   recorded -> sending, under a lease
-      -> provider ``submit`` hook      the one request that creates the vendor job
-      -> Store.mark_submitted          handle with the vendor's ids
-    Orchestrator.wait(job)   -> provider ``status`` hook, with back-off, or callback events
-    Orchestrator.fetch(job)  -> provider ``fetch`` hook, result stored
-    Orchestrator.close(job)  -> provider ``close`` hook
+      -> RequestChecks.prepare          (validation)  kind, media, options, ``validate``
+      -> Submission.submit              (submission)  record -> claim -> ``submit`` -> accept,
+                                                      in-doubt resolution through ``recover``
+           -> ProviderCalls.submit      (calls)       the provider's ``submit`` hook
+    Orchestrator.wait(job)   -> Waiter  (waiting)     ``status`` with back-off, or callback events
+    Orchestrator.fetch(job)  -> ``fetch`` hook, result stored
+    Orchestrator.close(job)  -> ``close`` hook
+    Orchestrator.run_many / resume -> Batches (batches)
 
-Exactly-once: the same input (same idempotency key) maps to the same stored
-job, a claimed submission is never sent by two processes, and a submission
-whose answer was lost is *in doubt* until the provider's ``recover`` hook says
-whether the vendor job exists.
+Provider contexts (settings, the bound HTTP client, the authenticated
+credentials) are built and cached here; callback URLs come from
+:class:`~voxhub.callback_tokens.CallbackTokens`; every event hook goes out
+through :class:`~voxhub.events.JobEvents`.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-import attrs
 import structlog
 
+from .batches import Batches, ClosePolicy, Outcome
+from .callback_tokens import CallbackTokens
 from .clock import Clock, SystemClock
 from .config import Config
 from .errors import (
     ConfigurationError,
     InvalidInputError,
-    JobFailedError,
     NotFoundError,
     PluginError,
     ProviderError,
-    VoxhubError,
-    WaitTimeoutError,
 )
+from .events import JobEvents, failure
 from .export import render
-from .models import (
-    JobHandle,
-    JobKind,
-    JobRequest,
-    JobState,
-    JobStatus,
-    LocalFile,
-    Media,
-    RemoteUrl,
-    Result,
-    RtcChannel,
-    StreamUrl,
-    new_job_id,
-)
+from .logging_setup import ensure_default_logging
+from .models import JobHandle, JobKind, JobRequest, JobState, JobStatus, Result
 from .plugins import PluginManager, ProviderEntry
-from .provider import Capability, ProviderContext, Submitted
-from .serialization import dump, has_masked_secrets
+from .provider import Capability, ProviderContext
 from .store import JobRecord, Phase, Store
-from .transport import HttpClient, RateLimiter, Timeouts, upload_progress
+from .submission import Submission, derive_idempotency_key
+from .transport import HttpClient, RateLimiter, Timeouts
+from .validation import RequestChecks
+from .waiting import Waiter, WaitPolicy
 
-__all__ = ["ClosePolicy", "JobRef", "Orchestrator", "Outcome", "WaitPolicy", "media_from"]
+__all__ = [
+    "ClosePolicy",
+    "JobRef",
+    "Orchestrator",
+    "Outcome",
+    "WaitPolicy",
+    "derive_idempotency_key",
+]
 
 log = structlog.get_logger("voxhub.orchestrator")
 
 JobRef = str | JobHandle
 
-
-class ClosePolicy:
-    """When ``run`` closes a job at the provider: never, after fetching, or always."""
-
-    NEVER = "never"
-    AFTER_FETCH = "after-fetch"
-    ALWAYS = "always"
-
-
-@attrs.frozen
-class WaitPolicy:
-    """How waiting polls: the provider's hints unless overridden, growing by ``factor``.
-
-    With callbacks, polling is only a safety net every ``callback_safety_poll`` seconds.
-    """
-
-    first_poll: float | None = None
-    max_interval: float | None = None
-    factor: float = 1.5
-    callback_safety_poll: float = 60.0
-
-
-@attrs.frozen
-class Outcome:
-    """What happened to one job of a batch: its handle, final status, result or error."""
-
-    request: JobRequest
-    handle: JobHandle | None
-    status: JobStatus | None = None
-    result: Result | None = None
-    error: VoxhubError | None = None
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.error is None
-            and self.status is not None
-            and (self.status.state is JobState.SUCCEEDED)
-        )
-
-
-def media_from(value: str | Path) -> Media:
-    """Turn a CLI argument into a media source: URL schemes by prefix, else a local path."""
-    text = str(value)
-    lowered = text.lower()
-    if lowered.startswith(("http://", "https://")):
-        return RemoteUrl(text)
-    if lowered.startswith(("rtmp://", "rtmps://", "rtsp://", "hls://")) or lowered.endswith(
-        ".m3u8"
-    ):
-        return StreamUrl(text)
-    if lowered.startswith("rtc:"):
-        return RtcChannel(text[4:])
-    return LocalFile(Path(text).expanduser())
+#: Job kinds whose work runs live: they have a (partial) result before they end.
+_LIVE_KINDS = frozenset(
+    {JobKind.CHANNEL_TRANSCRIPTION, JobKind.TRANSCODING, JobKind.STREAM_MODERATION}
+)
 
 
 class Orchestrator:
@@ -144,6 +87,9 @@ class Orchestrator:
         http: HttpClient | None = None,
         callback_url: str | None = None,
     ) -> None:
+        # The first orchestrator of a process that did not configure structlog gives
+        # voxhub quiet defaults (warnings, redacted, stderr); ``import voxhub`` does not.
+        ensure_default_logging()
         self.clock = clock or SystemClock()
         self.config = config if config is not None else Config.load()
         self.plugins = plugins if plugins is not None else PluginManager.load()
@@ -152,11 +98,32 @@ class Orchestrator:
             store_path if isinstance(store_path, Store) else Store(store_path, clock=self.clock)
         )
         self.http = http or HttpClient(clock=self.clock, timeouts=_timeouts(self.config))
-        self.callback_url = (callback_url or self.config.get("callback_url") or "").rstrip(
-            "/"
-        ) or None
+        self.callback_tokens = CallbackTokens(
+            self.store, callback_url or self.config.get("callback_url")
+        )
+        self.events = JobEvents(self.plugins, self.store)
         self._contexts: dict[tuple[str, str], ProviderContext] = {}
         self._lock = threading.RLock()
+        self._checks = RequestChecks(
+            plugins=self.plugins, config=self.config, contexts=self.context
+        )
+        self._submission = Submission(
+            store=self.store,
+            plugins=self.plugins,
+            contexts=self.context,
+            prepare=self._checks.prepare,
+            events=self.events,
+            tokens=self.callback_tokens,
+            clock=self.clock,
+            timeouts=self.http.timeouts,
+        )
+        self._waiter = Waiter(store=self.store, clock=self.clock, status=self.status)
+        self._batches = Batches(self, self._submission.carry)
+
+    @property
+    def callback_url(self) -> str | None:
+        """The callback receiver's public base URL, when one is configured."""
+        return self.callback_tokens.public_url
 
     def close_resources(self) -> None:
         """Release the HTTP pool and the store's connections."""
@@ -172,22 +139,12 @@ class Orchestrator:
     # --- providers and contexts ---------------------------------------------------
 
     def provider_entry(self, name: str) -> ProviderEntry:
+        """The loaded provider ``name`` (its metadata and plugin)."""
         return self.plugins.provider(name)
 
     def default_provider(self) -> str:
         """The configured default provider, else ``local`` when installed, else the only one."""
-        configured = self.config.get("default_provider")
-        if configured:
-            return str(configured)
-        if "local" in self.plugins.providers:
-            return "local"
-        if len(self.plugins.providers) == 1:
-            return next(iter(self.plugins.providers))
-        raise ConfigurationError(
-            "no provider given and no default configured: pass -p PROVIDER or set "
-            "[voxhub] default_provider (installed: "
-            f"{', '.join(sorted(self.plugins.providers)) or 'none'})"
-        )
+        return self._checks.default_provider()
 
     def context(self, provider: str, profile: str | None = None) -> ProviderContext:
         """The (cached) context for a provider profile; authenticates on first use."""
@@ -209,29 +166,14 @@ class Orchestrator:
                 http=self.http.bind(provider, retry=entry.info.retry, limiter=limiter),
                 clock=self.clock,
                 log=log.bind(provider=provider, profile=profile),
-                callback_url_for=self._callback_url_for(provider),
+                callback_url_for=self.callback_tokens.url_builder(provider),
                 callback_events=self._callback_payloads,
                 state_dir=self.store.path.parent,
             )
-            ctx.auth = self.plugins.call(provider, "authenticate", ctx=ctx)
+            # Authenticated before anyone can use it: every hook call gets ``ctx.auth``.
+            ctx.auth = self.plugins.calls(provider).authenticate(ctx)
             self._contexts[key] = ctx
             return ctx
-
-    def _callback_url_for(self, provider: str) -> Callable[[str], str | None]:
-        def build(job_id: str) -> str | None:
-            if self.callback_url is None or self.store.callback_token_hash(job_id) is None:
-                return None
-            return (
-                f"{self.callback_url}/callbacks/{provider}/{job_id}/{self._callback_token(job_id)}"
-            )
-
-        return build
-
-    def _callback_token(self, job_id: str) -> str:
-        # Derived, not stored: any process sharing the store (and its key file) can rebuild
-        # the URL of a job it resumes; the database holds only the token's hash.
-        digest = hmac.new(self.store.callback_key(), job_id.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
     def _callback_payloads(self, job_id: str) -> list[Mapping[str, Any]]:
         return [e.data for e in self.store.events(job_id) if e.type == "callback"]
@@ -240,37 +182,7 @@ class Orchestrator:
 
     def prepare(self, request: JobRequest) -> JobRequest:
         """Validate ``request`` completely without sending anything; return it normalized."""
-        provider = request.provider or self.default_provider()
-        entry = self.plugins.provider(provider)
-        info = entry.info
-        kind = request.kind
-        if kind is None:
-            if len(info.kinds) != 1:
-                raise InvalidInputError(
-                    f"provider {provider!r} runs several job kinds "
-                    f"({', '.join(sorted(info.kinds))}): say which with kind=",
-                    field="kind",
-                    provider=provider,
-                    operation="validate",
-                )
-            kind = next(iter(info.kinds))
-        elif kind not in info.kinds:
-            raise InvalidInputError(
-                f"provider {provider!r} does not run {kind.value!r} jobs "
-                f"(it runs: {', '.join(sorted(info.kinds))})",
-                field="kind",
-                provider=provider,
-                operation="validate",
-            )
-        _check_media(request.media, info.capabilities, provider)
-        options = info.validate_options(request.options)
-        profile = request.profile or provider
-        request = attrs.evolve(
-            request, provider=provider, kind=JobKind(kind), options=options, profile=profile
-        )
-        ctx = self.context(provider, profile)
-        validated = self.plugins.call(provider, "validate", ctx=ctx, request=request)
-        return validated if isinstance(validated, JobRequest) else request
+        return self._checks.prepare(request)
 
     def submit(
         self,
@@ -286,37 +198,9 @@ class Orchestrator:
         stored job (submitting it only if its earlier submission never left).
         ``callback`` asks for a callback URL to be filled in (default: when a
         public ``callback_url`` is configured and the provider supports it).
+        See :mod:`voxhub.submission` for the exactly-once protocol.
         """
-        request = self.prepare(request)
-        kind, profile = request.kind, request.profile
-        assert kind is not None and profile is not None  # prepare() filled both in
-        key = request.idempotency_key or derive_idempotency_key(request)
-        request = attrs.evolve(request, idempotency_key=key)
-        ctx = self.context(request.provider, profile)
-        handle = JobHandle(
-            job_id=new_job_id(),
-            provider=request.provider,
-            kind=kind,
-            profile=profile,
-            endpoint=ctx.base_url or None,
-            idempotency_key=key,
-        )
-        record, created = self.store.record(request, handle, batch=batch)
-        if (
-            not created
-            and record.status is not None
-            and record.status.state in (JobState.FAILED, JobState.CANCELLED)
-        ):
-            # The input failed before: a new attempt is a new job; the old one stays on record.
-            self.store.supersede(record.job_id)
-            record, created = self.store.record(request, handle, batch=batch)
-        if not created:
-            log.info("submit.existing", job_id=record.job_id, phase=record.phase)
-            if record.phase in (Phase.SUBMITTED, Phase.CLOSED):
-                return record.handle
-            request = _keep_secrets(record.request, request)
-        self._prepare_callback(record.job_id, request, callback)
-        return self._send(record.job_id, request, progress=progress)
+        return self._submission.submit(request, batch=batch, callback=callback, progress=progress)
 
     def submit_many(
         self,
@@ -332,255 +216,7 @@ class Orchestrator:
         streams). Otherwise this is :meth:`submit` in a loop. Inputs already stored are
         not submitted again.
         """
-        prepared = [self.prepare(r) for r in requests]
-        if not prepared:
-            return []
-        first = prepared[0]
-        entry = self.plugins.provider(first.provider)
-        same = all((r.provider, r.profile) == (first.provider, first.profile) for r in prepared)
-        if Capability.BATCH_SUBMIT not in entry.info.capabilities or not same or len(prepared) == 1:
-            return [self.submit(r, batch=batch, callback=callback) for r in prepared]
-        assert first.profile is not None
-        ctx = self.context(first.provider, first.profile)
-        done: dict[int, JobHandle] = {}
-        claimed: list[tuple[int, JobRequest, JobRecord]] = []
-        for index, request in enumerate(prepared):
-            key = request.idempotency_key or derive_idempotency_key(request)
-            request = attrs.evolve(request, idempotency_key=key)
-            assert request.kind is not None
-            handle = JobHandle(
-                job_id=new_job_id(),
-                provider=request.provider,
-                kind=request.kind,
-                profile=first.profile,
-                endpoint=ctx.base_url or None,
-                idempotency_key=key,
-            )
-            record, _ = self.store.record(request, handle, batch=batch)
-            if record.phase in (Phase.SUBMITTED, Phase.CLOSED):
-                done[index] = record.handle
-                continue
-            self._prepare_callback(record.job_id, request, callback)
-            mine = self.store.claim(record.job_id)
-            if mine is None:  # someone else is sending it: follow that one
-                done[index] = self._not_claimed(record.job_id, request, None)
-                continue
-            if self.store.callback_token_hash(record.job_id) is not None:
-                request = attrs.evolve(request, callback_url=ctx.callback_url_for(record.job_id))
-            claimed.append((index, request, mine))
-        if claimed:
-            items = [(request, record.handle) for _, request, record in claimed]
-            try:
-                answers = self.plugins.call(first.provider, "submit_batch", ctx=ctx, items=items)
-            except VoxhubError as exc:
-                unsent = not (isinstance(exc, ProviderError) and exc.in_doubt)
-                for _, _, record in claimed:
-                    self.store.release(record.job_id, error=str(exc), unsent=unsent)
-                raise
-            if not isinstance(answers, list) or len(answers) != len(claimed):
-                raise PluginError(
-                    "submit_batch must return one handle per item",
-                    provider=first.provider,
-                    operation="submit",
-                )
-            for (index, request, _), answer in zip(claimed, answers, strict=True):
-                done[index] = self._accepted(answer, request)
-        return [done[i] for i in range(len(prepared))]
-
-    def _prepare_callback(self, job_id: str, request: JobRequest, callback: bool | None) -> None:
-        entry = self.plugins.provider(request.provider)
-        caps = entry.info.capabilities
-        wants = (
-            callback
-            if callback is not None
-            else (self.callback_url is not None and Capability.CALLBACKS in caps)
-        )
-        if Capability.CALLBACK_ONLY in caps:
-            wants = True
-        if not wants or request.callback_url:
-            return
-        if self.callback_url is None:
-            raise ConfigurationError(
-                "callbacks need the public URL of a callback receiver: run `voxhub callbacks "
-                "serve --public-url URL` and set [voxhub] callback_url (or VOXHUB_CALLBACK_URL)",
-                provider=request.provider,
-                operation="submit",
-            )
-        self.store.set_callback_token_hash(job_id, _token_hash(self._callback_token(job_id)))
-
-    #: How many times one call re-submits after in-doubt submissions the provider's
-    #: ``recover`` showed never created a job, before giving up.
-    MAX_IN_DOUBT_ROUNDS = 3
-
-    def _send(
-        self,
-        job_id: str,
-        request: JobRequest,
-        progress: Callable[[int, int], None] | None = None,
-        *,
-        rounds: int = 0,
-    ) -> JobHandle:
-        record = self.store.claim(job_id)
-        if record is None:
-            return self._not_claimed(job_id, request, progress)
-        if has_masked_secrets(request):
-            self.store.release(job_id, error="secret headers must be supplied again")
-            raise ConfigurationError(
-                "this job's media URL needs its auth headers again (they are never stored): "
-                "submit the request again with them",
-                provider=request.provider,
-                operation="submit",
-            )
-        handle = record.handle
-        ctx = self.context(handle.provider, handle.profile)
-        if self.store.callback_token_hash(handle.job_id) is not None:
-            request = attrs.evolve(request, callback_url=ctx.callback_url_for(handle.job_id))
-        ctx.log.info("submit.sending", job_id=job_id, media=_describe(request.media))
-        try:
-            with upload_progress(progress):
-                answer = self.plugins.call(
-                    handle.provider, "submit", ctx=ctx, request=request, handle=handle
-                )
-        except VoxhubError as exc:
-            return self._submit_failed(record, request, exc, rounds=rounds)
-        except Exception as exc:
-            # A plugin bug: the request may or may not have left; keep it in doubt.
-            self.store.release(job_id, error=f"plugin error: {type(exc).__name__}", unsent=False)
-            raise PluginError(
-                f"provider plugin failed during submit: {type(exc).__name__}: {exc}",
-                provider=handle.provider,
-                operation="submit",
-            ) from exc
-        return self._accepted(answer, request)
-
-    def _accepted(self, answer: JobHandle | Submitted, request: JobRequest) -> JobHandle:
-        submitted = answer if isinstance(answer, Submitted) else Submitted(answer)
-        handle = submitted.handle
-        if not isinstance(handle, JobHandle):
-            raise PluginError(
-                "submit must return a JobHandle or Submitted",
-                provider=request.provider,
-                operation="submit",
-            )
-        status = submitted.status or JobStatus(JobState.QUEUED, vendor_state="submitted")
-        self.store.mark_submitted(handle, status)
-        if submitted.result is not None:
-            self.store.save_result(handle.job_id, submitted.result)
-        log.info(
-            "submit.accepted",
-            job_id=handle.job_id,
-            provider=handle.provider,
-            vendor_ids=handle.vendor_ids,
-        )
-        self.plugins.notify("job_submitted", handle=handle, request=request)
-        self._notify_status(handle, None, status)
-        if submitted.result is not None and status.state is JobState.SUCCEEDED:
-            self.plugins.notify("job_completed", handle=handle, result=submitted.result)
-        return handle
-
-    def _submit_failed(
-        self, record: JobRecord, request: JobRequest, exc: VoxhubError, *, rounds: int = 0
-    ) -> JobHandle:
-        if not (isinstance(exc, ProviderError) and exc.in_doubt):
-            # Refused (invalid input, credentials, rate limit) or never sent: safe to try again.
-            self.store.release(record.job_id, error=str(exc), unsent=True)
-            self.plugins.notify("job_failed", handle=record.handle, error=exc)
-            raise exc
-        self.store.release(record.job_id, error=str(exc), unsent=False)
-        log.warning("submit.in_doubt", job_id=record.job_id, error=str(exc))
-        return self._resolve_in_doubt(record.job_id, request, cause=exc, rounds=rounds + 1)
-
-    def _not_claimed(
-        self, job_id: str, request: JobRequest, progress: Callable[[int, int], None] | None
-    ) -> JobHandle:
-        # Another thread or process holds the claim, or the job moved on: follow it.
-        deadline = self.clock.monotonic() + Store.LEASE_SECONDS
-        while True:
-            record = self.store.get(job_id)
-            if record.phase in (Phase.SUBMITTED, Phase.CLOSED):
-                return record.handle
-            if record.phase == Phase.RECORDED:
-                return self._send(job_id, request, progress)
-            if self.store.take_over(job_id) is not None:
-                return self._resolve_in_doubt(job_id, request, cause=None)
-            if self.clock.monotonic() > deadline:
-                raise ProviderError(
-                    f"job {job_id} is being submitted by another process ({record.owner})",
-                    provider=record.provider,
-                    operation="submit",
-                )
-            self.clock.sleep(0.2)
-
-    def _resolve_in_doubt(
-        self,
-        job_id: str,
-        request: JobRequest,
-        cause: VoxhubError | None,
-        *,
-        resubmit_without_recover: bool = False,
-        rounds: int = 0,
-    ) -> JobHandle:
-        """Find out whether an in-doubt submission created a vendor job; submit only if not."""
-        record = self.store.take_over(job_id)
-        if record is None:
-            return self.store.get(job_id).handle
-        entry = self.plugins.provider(record.provider)
-        ctx = self.context(record.provider, record.profile)
-        if Capability.RECOVER in entry.info.capabilities:
-            found = self.plugins.call(
-                record.provider, "recover", ctx=ctx, request=request, handle=record.handle
-            )
-            if found is None and self._let_in_flight_request_land(job_id):
-                # Not there yet, but its request may still have been in flight: ask again.
-                found = self.plugins.call(
-                    record.provider, "recover", ctx=ctx, request=request, handle=record.handle
-                )
-            if isinstance(found, JobHandle):
-                log.info("submit.recovered", job_id=job_id, vendor_ids=found.vendor_ids)
-                self.store.add_event(job_id, "recovered", {"vendor_ids": found.vendor_ids})
-                return self._accepted(found, request)
-            self.store.release(job_id, error=None, unsent=True)
-            self.store.add_event(job_id, "recover-none", {})
-            if rounds >= self.MAX_IN_DOUBT_ROUNDS:
-                self.store.release(job_id, error=str(cause), unsent=True)
-                raise cause or ProviderError(
-                    "submission kept failing", provider=record.provider, operation="submit"
-                )
-            return self._send(job_id, request, rounds=rounds)
-        if resubmit_without_recover:
-            self._let_in_flight_request_land(job_id)
-            self.store.release(job_id, error=None, unsent=True)
-            return self._send(job_id, request)
-        self.store.release(job_id, error="submission outcome unknown", unsent=False)
-        raise ProviderError(
-            f"job {job_id}: the submit request may have reached {record.provider} but its answer "
-            "was lost, and this provider cannot look jobs up; check the vendor's console, then "
-            "`voxhub jobs resume --resubmit-in-doubt` to submit it again"
-            + (f" (cause: {cause})" if cause else ""),
-            provider=record.provider,
-            operation="submit",
-            details={"job_id": job_id, "in_doubt": True},
-        )
-
-    def _let_in_flight_request_land(self, job_id: str) -> bool:
-        """Wait until a claimed submit request can no longer be in flight.
-
-        A request sent at claim time lives at most a connect plus a read timeout; until
-        then the vendor may still create the job (its sender may have died waiting), so
-        "recover found nothing" would not yet prove it was never created. Returns
-        whether it waited.
-        """
-        claimed = self.store.claimed_at(job_id)
-        if claimed is None:
-            return False
-        grace = self.http.timeouts.connect + self.http.timeouts.read
-        # The claim time was written on the store's clock: compare on the same one.
-        remaining = claimed + grace - self.store.clock.time()
-        if remaining <= 0:
-            return False
-        log.info("submit.await_in_flight", job_id=job_id, seconds=round(remaining, 2))
-        self.clock.sleep(remaining)
-        return True
+        return self._submission.submit_many(requests, batch=batch, callback=callback)
 
     # --- looking jobs up ---------------------------------------------------------------
 
@@ -612,6 +248,7 @@ class Orchestrator:
         return self.store.get(handle.job_id)
 
     def handle(self, job: JobRef) -> JobHandle:
+        """The job's handle; an error while the provider has not accepted it yet."""
         record = self.record(job)
         if record.phase in (Phase.RECORDED, Phase.SENDING):
             raise ProviderError(
@@ -635,27 +272,14 @@ class Orchestrator:
         if Capability.CALLBACK_ONLY in entry.info.capabilities:
             return record.status or JobStatus(JobState.RUNNING)
         ctx = self.context(handle.provider, handle.profile)
-        new = self.plugins.call(handle.provider, "status", ctx=ctx, handle=handle)
-        if not isinstance(new, JobStatus):
-            raise PluginError(
-                "status must return a JobStatus", provider=handle.provider, operation="status"
-            )
-        self._store_status(handle, record.status, new)
+        new = self.plugins.calls(handle.provider).status(ctx, handle)
+        self.events.store_status(handle, record.status, new)
         return new
-
-    def _store_status(self, handle: JobHandle, old: JobStatus | None, new: JobStatus) -> None:
-        if self.store.set_status(handle.job_id, new):
-            self._notify_status(handle, old, new)
 
     def record_status(self, job_id: str, status: JobStatus) -> None:
         """Store a status learnt from a verified callback and notify observers."""
         record = self.store.get(job_id)
-        self._store_status(record.handle, record.status, status)
-
-    def _notify_status(self, handle: JobHandle, old: JobStatus | None, new: JobStatus) -> None:
-        self.plugins.notify("job_state_changed", handle=handle, old=old, new=new)
-        if new.state is JobState.FAILED:
-            self.plugins.notify("job_failed", handle=handle, error=_failure(handle, new))
+        self.events.store_status(record.handle, record.status, status)
 
     def wait(
         self,
@@ -672,67 +296,19 @@ class Orchestrator:
         when the job failed. Jobs with callbacks wake on store events and confirm
         with one status call; others poll with back-off from the provider's hints.
         """
-        policy = policy or WaitPolicy()
         handle = self.handle(job)
-        entry = self.plugins.provider(handle.provider)
-        hints = entry.info.polling
-        deadline = None if timeout is None else self.clock.monotonic() + timeout
-        uses_callbacks = (
-            Capability.CALLBACK_ONLY in entry.info.capabilities
-            or self.store.callback_token_hash(handle.job_id) is not None
+        info = self.plugins.provider(handle.provider).info
+        callbacks = Capability.CALLBACK_ONLY in info.capabilities or self.callback_tokens.armed(
+            handle.job_id
         )
-        interval = policy.first_poll if policy.first_poll is not None else hints.first_poll
-        cap = policy.max_interval if policy.max_interval is not None else hints.max_interval
-        seen = self.store.last_seq(handle.job_id)
-        status = self.status(handle)
-        while True:
-            if on_status is not None:
-                on_status(status)
-            if status.is_terminal:
-                if status.state is JobState.FAILED:
-                    raise _failure(handle, status)
-                return status
-            remaining = None if deadline is None else deadline - self.clock.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise WaitTimeoutError(
-                    f"job {handle.job_id} is still {status.state.value} after {timeout:g}s; "
-                    f"it keeps running: `voxhub wait {handle.job_id}` resumes waiting",
-                    handle=handle,
-                    provider=handle.provider,
-                    operation="wait",
-                )
-            if uses_callbacks:
-                slice_ = policy.callback_safety_poll
-                if remaining is not None:
-                    slice_ = min(slice_, remaining)
-                events = self._wait_events(handle.job_id, seen, slice_)
-                if events:
-                    seen = events[-1].seq
-                    status = self._status_from_events(handle, events)
-                else:
-                    status = self.status(handle)  # the safety net
-                continue
-            delay = interval if remaining is None else min(interval, remaining)
-            self.clock.sleep(delay)
-            interval = min(cap, interval * policy.factor)
-            status = self.status(handle)
-
-    def _wait_events(self, job_id: str, after: int, timeout: float) -> list[Any]:
-        if isinstance(self.clock, SystemClock):
-            return self.store.wait_for_event(job_id, after, timeout)
-        # A test clock: don't block in real time; let the clock jump instead.
-        events = self.store.events(job_id, after)
-        if not events:
-            self.clock.sleep(timeout)
-        return events
-
-    def _status_from_events(self, handle: JobHandle, events: list[Any]) -> JobStatus:
-        record = self.store.get(handle.job_id)
-        hinted = any(e.type == "callback-hint" for e in events)
-        if hinted and not (record.status and record.status.is_terminal):
-            # Unsigned webhooks are hints: one status call confirms before we trust them.
-            return self.status(handle)
-        return record.status or JobStatus(JobState.RUNNING)
+        return self._waiter.wait(
+            handle,
+            info.polling,
+            callbacks=callbacks,
+            timeout=timeout,
+            policy=policy,
+            on_status=on_status,
+        )
 
     # --- results ---------------------------------------------------------------
 
@@ -753,7 +329,7 @@ class Orchestrator:
         # result while it runs: a snapshot, stored only once the job is final.
         live = rebuild or handle.kind in _LIVE_KINDS
         if status.state is JobState.FAILED:
-            raise _failure(handle, status)
+            raise failure(handle, status)
         if status.state is not JobState.SUCCEEDED and not live:
             raise ProviderError(
                 f"job {handle.job_id} is {status.state.value}; its result is not ready "
@@ -763,13 +339,13 @@ class Orchestrator:
                 details={"state": status.state.value},
             )
         ctx = self.context(handle.provider, handle.profile)
-        result = self.plugins.call(handle.provider, "fetch", ctx=ctx, handle=handle)
+        result = self.plugins.calls(handle.provider).fetch(ctx, handle)
         if result is None:
             raise PluginError("fetch returned nothing", provider=handle.provider, operation="fetch")
         if status.is_terminal:
             self.store.save_result(handle.job_id, result)
-            self.plugins.notify("job_completed", handle=handle, result=result)
-        return result  # type: ignore[no-any-return]
+            self.events.completed(handle, result)
+        return result
 
     def export(self, job: JobRef, fmt: str) -> str:
         """The result as text in ``fmt``: the vendor's own rendering if offered, else ours."""
@@ -778,8 +354,8 @@ class Orchestrator:
         if fmt in entry.info.export_formats and record.phase != Phase.CLOSED:
             handle = self.handle(record.job_id)
             ctx = self.context(handle.provider, handle.profile)
-            native = self.plugins.call(handle.provider, "export", ctx=ctx, handle=handle, fmt=fmt)
-            if isinstance(native, str):
+            native = self.plugins.calls(handle.provider).export(ctx, handle, fmt)
+            if native is not None:
                 return native
         return render(self.fetch(record.job_id), fmt)
 
@@ -790,12 +366,11 @@ class Orchestrator:
             return
         handle = self.handle(record.job_id)
         ctx = self.context(handle.provider, handle.profile)
-        self.plugins.call(handle.provider, "close", ctx=ctx, handle=handle)
+        self.plugins.calls(handle.provider).close(ctx, handle)
         self.store.mark_closed(handle.job_id)
         if record.status is None or not record.status.is_terminal:
-            self._store_status(
-                handle, record.status, JobStatus(JobState.CANCELLED, vendor_state="closed")
-            )
+            cancelled = JobStatus(JobState.CANCELLED, vendor_state="closed")
+            self.events.store_status(handle, record.status, cancelled)
 
     def retry(self, job: JobRef) -> JobHandle:
         """Ask the vendor to run a failed job again; the new vendor ids go on the same job."""
@@ -819,14 +394,10 @@ class Orchestrator:
                 operation="retry",
             )
         ctx = self.context(handle.provider, handle.profile)
-        new = self.plugins.call(handle.provider, "retry", ctx=ctx, handle=handle)
-        if not isinstance(new, JobHandle):
-            raise PluginError(
-                "retry must return a JobHandle", provider=handle.provider, operation="retry"
-            )
+        new = self.plugins.calls(handle.provider).retry(ctx, handle)
         status = JobStatus(JobState.QUEUED, vendor_state="retried")
         self.store.reopen(handle.job_id, status, new)
-        self._notify_status(new, record.status, status)
+        self.events.state_changed(new, record.status, status)
         return new
 
     # --- whole jobs and batches ---------------------------------------------------
@@ -841,32 +412,23 @@ class Orchestrator:
         callback: bool | None = None,
     ) -> Outcome:
         """Submit, wait and fetch one job; errors are returned in the outcome, not raised."""
-        handle: JobHandle | None = None
-        try:
-            handle = self.submit(request, batch=batch, callback=callback)
-            return self._finish(request, handle, timeout=timeout, close=close)
-        except VoxhubError as exc:
-            return Outcome(request, handle, error=exc)
+        return self._batches.run(
+            request, timeout=timeout, close=close, batch=batch, callback=callback
+        )
 
-    def _finish(
-        self, request: JobRequest, handle: JobHandle, *, timeout: float | None, close: str
+    def finish(
+        self,
+        request: JobRequest,
+        handle: JobHandle,
+        *,
+        timeout: float | None = None,
+        close: str = ClosePolicy.NEVER,
     ) -> Outcome:
-        status: JobStatus | None = None
-        try:
-            status = self.wait(handle, timeout=timeout)
-            result = self.fetch(handle)
-            if close in (ClosePolicy.AFTER_FETCH, ClosePolicy.ALWAYS):
-                self.close(handle)
-            return Outcome(request, handle, status=status, result=result)
-        except VoxhubError as exc:
-            if close == ClosePolicy.ALWAYS and not isinstance(exc, WaitTimeoutError):
-                try:
-                    self.close(handle)
-                except VoxhubError as close_exc:
-                    log.warning("close.failed", job_id=handle.job_id, error=str(close_exc))
-            if status is None and isinstance(exc, JobFailedError):
-                status = self.store.get(handle.job_id).status
-            return Outcome(request, handle, status=status, error=exc)
+        """Wait for a submitted job, fetch its result and close it as ``close`` says."""
+        return self._batches.finish(request, handle, timeout=timeout, close=close)
+
+    # The CLI's name for :meth:`finish` until it uses the public one.
+    _finish = finish
 
     def run_many(
         self,
@@ -884,32 +446,14 @@ class Orchestrator:
         are started; an invalid one yields an outcome with its error. Re-running
         the same batch resumes it: inputs already done come back from the store.
         """
-        if concurrency < 1:
-            raise InvalidInputError("concurrency must be at least 1", field="concurrency")
-        pending: set[Future[Outcome]] = set()
-        source = iter(requests)
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="voxhub") as pool:
-            while True:
-                while len(pending) < concurrency:
-                    try:
-                        request = next(source)
-                    except StopIteration:
-                        break
-                    pending.add(
-                        pool.submit(
-                            self.run,
-                            request,
-                            timeout=timeout,
-                            close=close,
-                            batch=batch,
-                            callback=callback,
-                        )
-                    )
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+        return self._batches.run_many(
+            requests,
+            concurrency=concurrency,
+            timeout=timeout,
+            close=close,
+            batch=batch,
+            callback=callback,
+        )
 
     def resume(
         self,
@@ -922,74 +466,13 @@ class Orchestrator:
     ) -> Iterator[Outcome]:
         """Carry every unfinished stored job to its end: submit what never left, recover
         what is in doubt, wait for what runs, fetch what is done but not stored."""
-        records = [
-            r
-            for r in self.store.jobs(batch=batch, provider=provider)
-            if r.phase != Phase.CLOSED
-            and not (r.has_result and r.status and r.status.is_terminal)
-            and not (
-                r.status is not None and r.status.state in (JobState.FAILED, JobState.CANCELLED)
-            )
-        ]
-
-        def carry(record: JobRecord) -> Outcome:
-            request = record.request
-            try:
-                if record.phase == Phase.RECORDED:
-                    handle = self._send(record.job_id, request)
-                elif record.phase == Phase.SENDING:
-                    handle = self._resolve_in_doubt(
-                        record.job_id,
-                        request,
-                        cause=None,
-                        resubmit_without_recover=resubmit_in_doubt,
-                    )
-                else:
-                    handle = record.handle
-                return self._finish(request, handle, timeout=timeout, close=ClosePolicy.NEVER)
-            except VoxhubError as exc:
-                return Outcome(request, record.handle, error=exc)
-
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            futures = [pool.submit(carry, r) for r in records]
-            for future in futures:
-                yield future.result()
-
-
-_LIVE_KINDS = frozenset(
-    {JobKind.CHANNEL_TRANSCRIPTION, JobKind.TRANSCODING, JobKind.STREAM_MODERATION}
-)
-
-# --- helpers -----------------------------------------------------------------------
-
-
-def derive_idempotency_key(request: JobRequest) -> str:
-    """A stable key for "the same input": provider, profile, kind, media identity and options.
-
-    A local file is identified by its absolute path, size and modification time,
-    so an edited file is a new input.
-    """
-    media = request.media
-    identity: Any
-    if isinstance(media, LocalFile):
-        try:
-            stat = media.path.stat()
-            identity = [str(media.path.resolve()), stat.st_size, stat.st_mtime_ns]
-        except OSError:
-            identity = [str(media.path)]
-    else:
-        identity = dump(media) if media is not None else None
-    payload = [
-        request.provider,
-        request.profile,
-        str(request.kind),
-        identity,
-        request.language,
-        sorted(request.options.items(), key=lambda kv: kv[0]),
-        sorted(request.metadata.items()),
-    ]
-    digest = hashlib.sha256(repr(payload).encode()).hexdigest()
-    return f"auto-{digest[:32]}"
+        return self._batches.resume(
+            batch=batch,
+            provider=provider,
+            timeout=timeout,
+            concurrency=concurrency,
+            resubmit_in_doubt=resubmit_in_doubt,
+        )
 
 
 def _timeouts(config: Config) -> Timeouts:
@@ -998,62 +481,9 @@ def _timeouts(config: Config) -> Timeouts:
         return Timeouts(
             connect=float(config.get("connect_timeout", defaults.connect)),
             read=float(config.get("read_timeout", defaults.read)),
+            write=float(config.get("write_timeout", defaults.write)),
         )
     except (TypeError, ValueError):
         raise ConfigurationError(
-            "connect_timeout and read_timeout must be numbers of seconds"
+            "connect_timeout, read_timeout and write_timeout must be positive numbers of seconds"
         ) from None
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def _keep_secrets(stored: JobRequest, given: JobRequest) -> JobRequest:
-    # The stored request has its secret headers masked; the caller's has them.
-    return given if isinstance(given.media, RemoteUrl) else stored
-
-
-def _failure(handle: JobHandle, status: JobStatus) -> JobFailedError:
-    reason = status.reason or status.vendor_state or "failed"
-    detail = f": {status.detail}" if status.detail else ""
-    return JobFailedError(
-        f"job {handle.job_id} failed ({reason}){detail}",
-        provider=handle.provider,
-        operation="wait",
-        reason=status.reason,
-        detail=status.detail,
-        handle=handle,
-    )
-
-
-def _check_media(media: Media | None, caps: frozenset[Capability], provider: str) -> None:
-    if isinstance(media, LocalFile):
-        if Capability.UPLOAD not in caps:
-            raise InvalidInputError(
-                f"provider {provider!r} does not accept local files; give a URL",
-                field="media",
-                provider=provider,
-                operation="validate",
-            )
-        if not media.path.is_file():
-            raise InvalidInputError(
-                f"no such file: {media.path}",
-                field="media",
-                provider=provider,
-                operation="validate",
-            )
-    elif isinstance(media, RemoteUrl) and Capability.URL not in caps:
-        raise InvalidInputError(
-            f"provider {provider!r} does not accept URLs; give a local file",
-            field="media",
-            provider=provider,
-            operation="validate",
-        )
-
-
-def _describe(media: Media | None) -> str | None:
-    return None if media is None else media.describe()
-
-
-__all__ += ["derive_idempotency_key"]

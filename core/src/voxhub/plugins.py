@@ -5,6 +5,10 @@ Plugins are distributions with an entry point in the ``voxhub`` group, e.g.::
     [project.entry-points.voxhub]
     revai = "voxhub_revai.plugin"
 
+Loading is cheap: a provider declared by ``ProviderInfo.entry`` is imported, built
+and registered with pluggy only on its first use (:meth:`PluginManager.calls`,
+:attr:`ProviderEntry.provider`), so ``voxhub providers`` imports no provider code.
+
 Loading rules:
 
 * ``VOXHUB_LOAD_PLUGINS`` (comma list of distribution names) limits what is
@@ -17,26 +21,36 @@ Loading rules:
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import pluggy
-import structlog
 
 from . import hookspecs
 from .calls import ProviderCalls
+from .discovery import entry_points
 from .errors import ConfigurationError, PluginError
-from .provider import Provider, ProviderInfo
+from .lazy import load_entry
+from .provider import ProviderInfo
 from .sandbox import SandboxSpec
 
 __all__ = ["PluginFailure", "PluginManager", "ProviderEntry"]
 
-log = structlog.get_logger("voxhub.plugins")
-
 ENTRY_POINT_GROUP = "voxhub"
+
+
+def _log() -> Any:
+    # structlog is imported only when something is logged: listing providers logs
+    # nothing, and importing structlog costs more than the rest of the listing.
+    import structlog
+
+    from .logging_setup import ensure_default_logging
+
+    ensure_default_logging()
+    return structlog.get_logger("voxhub.plugins")
 
 
 @attrs.frozen
@@ -48,21 +62,68 @@ class PluginFailure:
     error: str
 
 
-@attrs.frozen
 class ProviderEntry:
-    """A loaded provider with where it came from."""
+    """A provider a plugin offers: its metadata at once, its code on first use.
 
-    provider: Any  # a voxhub.Provider (or an object with the same hook implementations)
-    info: ProviderInfo
-    plugin: str
-    distribution: str | None
-    version: str | None
+    :attr:`provider` is the provider object (a :class:`~voxhub.provider.Provider`
+    or any object with the same hook implementations). For a provider declared by
+    ``ProviderInfo.entry`` it is imported, built and registered with pluggy the
+    first time it is read; a failure is a :class:`PluginError` naming the provider
+    and the entry, raised on every later use too.
+    """
+
+    __slots__ = ("_error", "_load", "_provider", "distribution", "info", "plugin", "version")
+
+    def __init__(
+        self,
+        info: ProviderInfo,
+        plugin: str,
+        distribution: str | None,
+        version: str | None,
+        *,
+        provider: Any = None,
+        load: Callable[[ProviderEntry], Any] | None = None,
+    ) -> None:
+        self.info = info
+        self.plugin = plugin
+        self.distribution = distribution
+        self.version = version
+        self._provider = provider
+        self._load = load
+        self._error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the provider's code has been imported and registered."""
+        return self._provider is not None
+
+    @property
+    def provider(self) -> Any:
+        """The provider object, imported and registered now if it was not yet."""
+        if self._provider is None:
+            if self._load is None:
+                raise PluginError(
+                    f"provider {self.name!r} has no code to load",
+                    provider=self.name,
+                    operation="load",
+                )
+            self._load(self)
+        return self._provider
+
+    def __repr__(self) -> str:
+        where = self.distribution or self.plugin
+        state = "loaded" if self.loaded else f"lazy {self.info.entry}"
+        return f"<ProviderEntry {self.name} from {where} ({state})>"
 
 
 class PluginManager:
     """The pluggy manager plus the registry of providers and sandboxes.
 
-    Lifecycle calls go through :meth:`call`, which invokes the hook with every
+    Lifecycle calls go through :meth:`calls`, which invokes the hook with every
     *other* provider removed: exactly one provider answers, and observer
     wrappers registered by any plugin see the call.
     """
@@ -75,6 +136,11 @@ class PluginManager:
         self.failures: list[PluginFailure] = []
         self._calls: dict[str, ProviderCalls] = {}
         self._undo_trace: Any = None
+        self._load_lock = threading.Lock()
+        # Bumped whenever a provider object is registered or removed: routed hook
+        # callers built before then rebuild, so a provider loaded later never
+        # answers for another one.
+        self._generation = 0
 
     # --- loading --------------------------------------------------------------------
 
@@ -92,9 +158,8 @@ class PluginManager:
         raw = env.get("VOXHUB_LOAD_PLUGINS")
         if raw is not None:
             allowed = {_norm(p) for p in raw.split(",") if p.strip()}
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else None
+        for ep in entry_points(ENTRY_POINT_GROUP):
+            dist, version = ep.distribution, ep.version
             if allowed is not None and _norm(dist or ep.name) not in allowed:
                 continue
             try:
@@ -111,7 +176,7 @@ class PluginManager:
 
     def _fail(self, name: str, dist: str | None, error: str) -> None:
         self.failures.append(PluginFailure(name, dist, error))
-        log.warning("plugin.failed", plugin=name, distribution=dist, error=error)
+        _log().warning("plugin.failed", plugin=name, distribution=dist, error=error)
 
     def add_plugin(
         self,
@@ -138,9 +203,8 @@ class PluginManager:
         added: list[str] = []
         try:
             for result in _call_registration(self.pm, plugin, "register_providers"):
-                for provider in result or ():
-                    self._add_provider(provider, name, distribution, version)
-                    added.append(provider.info.name)
+                for offered in result or ():
+                    added.append(self._add_provider(offered, name, distribution, version))
             for result in _call_registration(self.pm, plugin, "register_sandboxes"):
                 for spec in result or ():
                     self.sandboxes[spec.provider] = spec
@@ -160,11 +224,23 @@ class PluginManager:
         return True
 
     def _add_provider(
-        self, provider: Any, plugin: str, dist: str | None, version: str | None
-    ) -> None:
-        info = getattr(provider, "info", None)
-        if not isinstance(info, ProviderInfo):
-            raise PluginError(f"{provider!r} has no ProviderInfo in .info", operation="load")
+        self, offered: Any, plugin: str, dist: str | None, version: str | None
+    ) -> str:
+        """Record one item ``register_providers`` returned; returns its provider name."""
+        if isinstance(offered, ProviderInfo):
+            if offered.entry is None:
+                raise PluginError(
+                    f"register_providers returned ProviderInfo {offered.name!r} without "
+                    "entry='package.module:Class' (or return a provider instance)",
+                    provider=offered.name,
+                    operation="load",
+                )
+            info, provider = offered, None
+        else:
+            declared = getattr(offered, "info", None)
+            if not isinstance(declared, ProviderInfo):
+                raise PluginError(f"{offered!r} has no ProviderInfo in .info", operation="load")
+            info, provider = declared, offered
         if info.name in self.providers:
             other = self.providers[info.name]
             raise PluginError(
@@ -173,14 +249,49 @@ class PluginManager:
                 provider=info.name,
                 operation="load",
             )
-        self.pm.register(provider, name=f"provider:{info.name}")
-        _check_names(self.pm, provider, info.name)
-        self.providers[info.name] = ProviderEntry(provider, info, plugin, dist, version)
+        if provider is not None:
+            self._register_provider(provider, info.name)
+        self.providers[info.name] = ProviderEntry(
+            info, plugin, dist, version, provider=provider, load=self._load_provider
+        )
+        return info.name
+
+    def _register_provider(self, provider: Any, name: str) -> None:
+        self.pm.register(provider, name=f"provider:{name}")
+        self._generation += 1
+        try:
+            _check_names(self.pm, provider, name)
+        except PluginError:
+            self._unregister(provider)
+            raise
+
+    def _load_provider(self, entry: ProviderEntry) -> None:
+        """Import, build and register a provider declared by ``ProviderInfo.entry``."""
+        name, target = entry.info.name, entry.info.entry
+        with self._load_lock:  # two threads' first calls build one provider
+            if entry._provider is not None:
+                return
+            if entry._error is None:
+                try:
+                    provider = load_entry(str(target))()
+                    _check_declared(provider, entry.info)
+                    self._register_provider(provider, name)
+                except Exception as exc:  # noqa: BLE001 - named below, raised on every use
+                    entry._error = f"{type(exc).__name__}: {exc}"
+                else:
+                    entry._provider = provider
+                    return
+        raise PluginError(
+            f"provider {name!r} failed to load from {target!r}: {entry._error}",
+            provider=name,
+            operation="load",
+        )
 
     def _remove_provider(self, name: str) -> None:
         entry = self.providers.pop(name, None)
-        if entry is not None:
-            self._unregister(entry.provider)
+        if entry is not None and entry.loaded:
+            self._unregister(entry._provider)
+            self._generation += 1
 
     def _unregister(self, plugin: object) -> None:
         if self.pm.is_registered(plugin):
@@ -207,15 +318,20 @@ class PluginManager:
         """The typed caller of ``provider``'s lifecycle hooks (observer wrappers included)."""
         calls = self._calls.get(provider)
         if calls is None:
-            self.provider(provider)  # unknown or failed providers are named here
+            # Unknown or failed providers are named here; a lazy one is loaded now.
+            _loaded = self.provider(provider).provider
             calls = self._calls[provider] = ProviderCalls(
                 provider, lambda hook: self._hook_caller(provider, hook)
             )
         return calls
 
-    def _hook_caller(self, provider: str, hook: str) -> Any:
-        target = self.provider(provider).provider
-        others = [e.provider for n, e in self.providers.items() if n != provider]
+    def _hook_caller(self, provider: str, hook: str) -> Callable[..., Any]:
+        return _RoutedCaller(self, provider, hook)
+
+    def _route(self, provider: str, hook: str) -> Any:
+        """pluggy's caller of ``hook`` with every other *loaded* provider removed."""
+        target = self.provider(provider).provider  # loads the provider on first use
+        others = [e._provider for n, e in self.providers.items() if n != provider and e.loaded]
         caller = self.pm.subset_hook_caller(hook, remove_plugins=others)
         if not any(impl.plugin is target for impl in caller.get_hookimpls()):
             raise PluginError(
@@ -239,10 +355,22 @@ class PluginManager:
         try:
             getattr(self.pm.hook, hook)(**kwargs)
         except Exception as exc:  # noqa: BLE001 - observers must not break jobs
-            log.warning("plugin.event_failed", hook=hook, error=f"{type(exc).__name__}: {exc}")
+            _log().warning("plugin.event_failed", hook=hook, error=f"{type(exc).__name__}: {exc}")
+
+    def sandbox(self, name: str) -> SandboxSpec:
+        """The sandbox offered for provider ``name`` (its class is not imported yet)."""
+        spec = self.sandboxes.get(name)
+        if spec is None:
+            known = ", ".join(sorted(self.sandboxes)) or "none installed"
+            raise ConfigurationError(f"no sandbox for {name!r} (installed: {known})")
+        return spec
 
     def register_commands(self, cli: Any) -> None:
-        """Let every plugin add CLI subcommands; a failing one is reported, not fatal."""
+        """Let every plugin add CLI subcommands; a failing one is reported, not fatal.
+
+        Plugins add :class:`voxhub.cli.LazyCommand` objects, so this imports no
+        command code (see :func:`voxhub.hookspecs.register_commands`).
+        """
         for name, plugin in list(self.pm.list_name_plugin()):
             impls = [
                 i for i in self.pm.hook.register_commands.get_hookimpls() if i.plugin is plugin
@@ -255,8 +383,12 @@ class PluginManager:
 
     def enable_tracing(self) -> None:
         """Log every hook call (``VOXHUB_TRACE_PLUGINS=1``); arguments are redacted."""
+        import structlog
+
+        from .logging_setup import ensure_default_logging
         from .redact import redact
 
+        ensure_default_logging()
         tracer = structlog.get_logger("voxhub.trace")
 
         def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
@@ -335,4 +467,36 @@ def _call_registration(pm: pluggy.PluginManager, plugin: object, hook: str) -> l
     return [impl.function() for impl in impls]
 
 
-__all__ += ["Provider"]
+def _check_declared(provider: object, declared: ProviderInfo) -> None:
+    """A lazily loaded provider must be the one its metadata announced."""
+    info = getattr(provider, "info", None)
+    if not isinstance(info, ProviderInfo):
+        raise TypeError(f"{type(provider).__name__} has no ProviderInfo in .info")
+    if attrs.evolve(info, entry=declared.entry) != declared:
+        raise TypeError(
+            f"{type(provider).__name__}.info ({info.name!r}) differs from the ProviderInfo "
+            "register_providers declared: declare one object and use it in both places"
+        )
+
+
+class _RoutedCaller:
+    """One provider's caller of one hook (what :class:`ProviderCalls` calls).
+
+    pluggy's subset caller is built against the providers registered at the time;
+    when another provider is loaded later it is rebuilt, so that one can never
+    answer for this one.
+    """
+
+    __slots__ = ("_caller", "_generation", "_hook", "_manager", "_provider")
+
+    def __init__(self, manager: PluginManager, provider: str, hook: str) -> None:
+        self._manager, self._provider, self._hook = manager, provider, hook
+        self._caller = manager._route(provider, hook)
+        self._generation = manager._generation
+
+    def __call__(self, **kwargs: Any) -> Any:
+        manager = self._manager
+        if self._generation != manager._generation:
+            self._caller = manager._route(self._provider, self._hook)
+            self._generation = manager._generation
+        return self._caller(**kwargs)

@@ -21,13 +21,16 @@ import attrs
 
 from .clock import Clock
 from .errors import InvalidInputError, NotFoundError, UnsupportedOptionError
-from .hookspecs import hookimpl
+from .lazy import check_entry
+from .markers import hookimpl
 from .models import JobHandle, JobKind, JobRequest, JobStatus, Result
+from .policies import RetryPolicy
 from .redact import Secret
-from .transport import ProviderHttp, RetryPolicy
 
 if TYPE_CHECKING:
     import structlog
+
+    from .transport import ProviderHttp
 
 __all__ = [
     "CallbackEvent",
@@ -178,9 +181,21 @@ class PollingHints:
     max_interval: float = 30.0
 
 
+def _check_entry(_instance: Any, attribute: attrs.Attribute[Any], value: str | None) -> None:
+    if value is not None:
+        check_entry(value, field=f"ProviderInfo.{attribute.name}")
+
+
 @attrs.frozen
 class ProviderInfo:
-    """Metadata a provider declares: shown by ``voxhub providers``, used for validation."""
+    """Metadata a provider declares: shown by ``voxhub providers``, used for validation.
+
+    ``entry`` names the provider class as ``"package.module:Class"``. With it, a
+    plugin's ``register_providers`` returns this object instead of an instance, and
+    the class is imported only when the provider is first used (see
+    :func:`voxhub.hookspecs.register_providers`). This module imports no HTTP
+    library, so declaring metadata stays cheap.
+    """
 
     name: str
     kinds: frozenset[JobKind]
@@ -194,6 +209,7 @@ class ProviderInfo:
     requests_per_second: float | None = None
     export_formats: frozenset[str] = frozenset()  # formats ``export`` renders natively
     docs_url: str | None = None
+    entry: str | None = attrs.field(default=None, validator=_check_entry)
 
     def option(self, name: str) -> OptionSpec | None:
         return next((o for o in self.options if o.name == name), None)

@@ -57,11 +57,13 @@ _MIN_VALUE_LEN = 6
 _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
+# The shortest registered value: a shorter string cannot contain any (no regex needed).
+_shortest = 0
 
 
 def register_secret(value: str) -> None:
     """Remember ``value`` so that :func:`redact_text` masks it wherever it appears."""
-    global _pattern
+    global _pattern, _shortest
     if len(value) < _MIN_VALUE_LEN:
         return
     with _lock:
@@ -70,6 +72,7 @@ def register_secret(value: str) -> None:
         _values.add(value)
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(_values, key=len, reverse=True)
+        _shortest = len(ordered[-1])
         _pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
 
@@ -85,13 +88,27 @@ def is_secret_key(key: str) -> bool:
 def redact_text(text: str) -> str:
     """Mask every registered secret value inside ``text``."""
     pattern = _pattern
-    if pattern is None or not text:
+    if pattern is None or len(text) < _shortest:
         return text
     return pattern.sub(MASK, text)
 
 
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 def redact(obj: Any) -> Any:
     """Return a copy of ``obj`` (mappings, sequences, strings) with secrets masked."""
+    # Exact JSON types first: they are nearly all that is redacted (stored results, events,
+    # log fields), and a type lookup is cheaper than the isinstance chain below.
+    cls = type(obj)
+    if cls is str:
+        return redact_text(obj)
+    if cls is dict:
+        return _redact_mapping(obj)
+    if cls is list:
+        return [redact(v) for v in obj]
+    if cls in _PLAIN:
+        return obj
     if isinstance(obj, Secret):
         return MASK
     if isinstance(obj, str):
@@ -99,17 +116,21 @@ def redact(obj: Any) -> Any:
     if isinstance(obj, bytes):
         return redact_text(obj.decode("utf-8", "replace"))
     if isinstance(obj, Mapping):
-        return {
-            k: (
-                MASK
-                if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
-                else redact(v)
-            )
-            for k, v in obj.items()
-        }
+        return _redact_mapping(obj)
     if isinstance(obj, list | tuple | set | frozenset):
         return [redact(v) for v in obj]
     return obj
+
+
+def _redact_mapping(obj: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {
+        k: (
+            MASK
+            if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
+            else redact(v)
+        )
+        for k, v in obj.items()
+    }
 
 
 def mask_url(url: str) -> str:

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .errors import PluginError
+from .lazy import check_entry, load_entry
+
 if TYPE_CHECKING:
     from .sandbox_kit import CallbackSender, Counters, FaultPlan, Sandbox, ScriptedAnswer
     from .sandbox_server import QuietRequestHandler, RunningSandbox, SandboxProcess, serve
@@ -56,10 +59,56 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"voxhub.{module}"), name)
 
 
+def _check_factory(_instance: Any, _attribute: Any, value: Any) -> None:
+    if isinstance(value, str):
+        check_entry(value, field="SandboxSpec.factory")
+    elif not callable(value):
+        raise ValueError(
+            f"SandboxSpec.factory must be a 'module:Class' string or a callable, got {value!r}"
+        )
+
+
 @attrs.frozen
 class SandboxSpec:
-    """How a plugin offers a sandbox: the provider it emulates and a factory."""
+    """How a plugin offers a sandbox: the provider it emulates and its emulator class.
+
+    ``factory`` is preferably a ``"package.module:Class"`` string, imported only by
+    :meth:`create`; a class or callable works too (imported with the plugin). It is
+    called with ``faults=`` (a :class:`FaultPlan` or ``None``) and the emulator's
+    own settings as keywords (``voxhub sandbox --option``).
+    """
 
     provider: str
-    factory: Callable[..., Sandbox]
+    factory: Callable[..., Sandbox] | str = attrs.field(validator=_check_factory)
     description: str = ""
+
+    def create(self, *, faults: FaultPlan | None = None, **options: Any) -> Sandbox:
+        """Import the emulator class if it is named by a string, and build one.
+
+        A broken plugin (the import fails, or the factory builds no
+        :class:`Sandbox`) is a :class:`~voxhub.errors.PluginError` naming the sandbox.
+        """
+        from .logging_setup import ensure_default_logging
+        from .sandbox_kit import Sandbox
+
+        factory = self.factory
+        if isinstance(factory, str):
+            try:
+                factory = load_entry(factory)
+            except Exception as exc:
+                raise PluginError(
+                    f"sandbox {self.provider!r} failed to load from {self.factory!r}: "
+                    f"{type(exc).__name__}: {exc}",
+                    provider=self.provider,
+                    operation="sandbox",
+                ) from exc
+        sandbox = factory(faults=faults, **options)
+        if not isinstance(sandbox, Sandbox):
+            raise PluginError(
+                f"sandbox {self.provider!r}: {self.factory!r} built "
+                f"{type(sandbox).__name__}, not a voxhub Sandbox",
+                provider=self.provider,
+                operation="sandbox",
+            )
+        ensure_default_logging()  # the server logs each request (at debug level)
+        return sandbox

@@ -93,6 +93,10 @@ class FaultPlan:
     (``None`` = every vendor path; the control API is never faulted).
     ``drop`` closes the connection without an answer; ``slow`` delays the answer
     by ``slow_seconds`` (longer than a client's read timeout makes a timeout).
+    ``drop_after`` is the share of creating requests (POST, PATCH) that are handled
+    as usual and then lose their answer: the vendor acted (a job exists) but the
+    client never hears of it — the case exactly-once submission must survive. Other
+    methods are left alone by it (for them a lost answer is just a ``drop``).
     """
 
     rate_limited: float = 0.0
@@ -104,6 +108,10 @@ class FaultPlan:
     slow_seconds: float = 2.0
     seed: int | None = None
     only_paths: tuple[str, ...] | None = None
+    drop_after: float = 0.0
+
+    #: The methods ``drop_after`` applies to: those a client never repeats blindly.
+    DROP_AFTER_METHODS: ClassVar[frozenset[str]] = frozenset({"POST", "PATCH"})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultPlan:
@@ -299,7 +307,11 @@ class Sandbox:
             return self._control(request)(environ, start_response)
         self.counters.add("requests")
         self.counters.add(f"{request.method} {request.path}")
-        fault = self._pick_fault(request.path)
+        fault = self._pick_fault(request.path, request.method)
+        lose_answer = fault == "drop_after"
+        if lose_answer:
+            self.counters.add("faults.drop_after")
+            fault = None
         if fault == "drop":
             self.counters.add("faults.drop")
             drop_connection(environ)
@@ -326,13 +338,13 @@ class Sandbox:
             response = self.dispatch(request)
         except HTTPException as exc:
             return exc(environ, start_response)
-        if scripted is not None:  # drop_after: the vendor acted, its answer is lost
+        if scripted is not None or lose_answer:  # drop_after: the vendor acted, its answer is lost
             request.get_data()  # the body was read: the client is not left mid-send
             drop_connection(environ)
-            raise ConnectionResetError("sandbox dropped the answer on purpose (scripted)")
+            raise ConnectionResetError("sandbox dropped the answer on purpose")
         return response(environ, start_response)
 
-    def _pick_fault(self, path: str) -> str | None:
+    def _pick_fault(self, path: str, method: str = "GET") -> str | None:
         plan = self.faults
         if plan.only_paths is not None and not path.startswith(plan.only_paths):
             return None
@@ -344,8 +356,12 @@ class Sandbox:
             (str(choice), plan.server_error),
             ("drop", plan.drop),
             ("slow", plan.slow),
+            # Last, so that plans without it draw exactly the faults they always did.
+            ("drop_after", plan.drop_after),
         ):
             if roll < share:
+                if name == "drop_after" and method.upper() not in plan.DROP_AFTER_METHODS:
+                    return None
                 return name
             roll -= share
         return None

@@ -11,13 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import socketserver
 import sys
 import threading
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import unquote_to_bytes
 
 import structlog
@@ -42,7 +41,7 @@ log = structlog.get_logger("voxhub.sandbox")
 class RunningSandbox:
     """A sandbox served on loopback in a background thread; a context manager."""
 
-    def __init__(self, sandbox: Sandbox, server: socketserver.BaseServer) -> None:
+    def __init__(self, sandbox: Sandbox, server: _LoopbackServer) -> None:
         self.sandbox = sandbox
         self.server = server
         host, port = server.server_address[:2]
@@ -172,12 +171,12 @@ class KeepAliveHandler(BaseHTTPRequestHandler):
 
     def _body_stream(self) -> Any:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            return DechunkedInput(self.rfile)
+            return DechunkedInput(cast(IO[bytes], self.rfile))
         try:
             length = max(0, int(self.headers.get("Content-Length") or 0))
         except ValueError:
             length = 0
-        return LimitedStream(self.rfile, length)
+        return LimitedStream(cast(IO[bytes], self.rfile), length)
 
     def _drain(self, stream: Any) -> None:
         try:

@@ -84,7 +84,7 @@ def voxhub_sandbox(voxhub_plugins: PluginManager) -> Iterator[Callable[..., Runn
         if spec is None:
             known = ", ".join(sorted(voxhub_plugins.sandboxes)) or "none"
             raise LookupError(f"no sandbox for {provider!r} is installed (installed: {known})")
-        server = serve(spec.factory(faults=faults, **options))
+        server = serve(spec.create(faults=faults, **options))
         running.append(server)
         return server
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: sandboxes on real loopback sockets and provider contexts built directly."""
+"""Shared fixtures: sandboxes on real loopback sockets, and provider contexts built by
+``voxhub.testing``'s ``voxhub_context`` (with Agora's test defaults)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from typing import Any
 import pytest
 import structlog
 from voxhub.clock import SystemClock
-from voxhub.config import Config
 from voxhub.models import JobHandle, JobKind, JobRequest, RtcChannel, new_job_id
 from voxhub.provider import Provider, ProviderContext
 from voxhub.sandbox import FaultPlan, RunningSandbox, serve
-from voxhub.transport import HttpClient, RateLimiter, Timeouts
-from voxhub_agora.sandbox import AgoraSttSandbox, AgoraTranscoderSandbox
+from voxhub.transport import Timeouts
+from voxhub_agora.sandbox_stt import AgoraSttSandbox
+from voxhub_agora.sandbox_transcoder import AgoraTranscoderSandbox
 from voxhub_agora.stt import AgoraSttProvider
 from voxhub_agora.transcoder import AgoraTranscoderProvider
 
@@ -35,7 +36,7 @@ class FastClock(SystemClock):
 
 @pytest.fixture(autouse=True)
 def _private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The default lock directory is the job store's: keep every test inside tmp_path.
+    # Orchestrators and child processes keep their store (and so their locks) in tmp_path.
     monkeypatch.setenv("VOXHUB_STORE", str(tmp_path / "store" / "jobs.db"))
     monkeypatch.setenv("VOXHUB_CONFIG", str(tmp_path / "no-config.toml"))
 
@@ -43,13 +44,6 @@ def _private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def clock() -> FastClock:
     return FastClock()
-
-
-@pytest.fixture
-def http(clock: FastClock) -> Iterator[HttpClient]:
-    client = HttpClient(clock=clock, timeouts=Timeouts(connect=2.0, read=5.0))
-    yield client
-    client.close()
 
 
 # One server per sandbox kind for the whole session (stopping a werkzeug server takes its
@@ -110,29 +104,37 @@ def transcoder(lock_dir: Path) -> AgoraTranscoderProvider:
 
 MakeCtx = Callable[..., ProviderContext]
 
+#: Short timeouts: a sandbox answers at once unless a test slows it down on purpose.
+TIMEOUTS = Timeouts(connect=2.0, read=5.0)
+
 
 @pytest.fixture
-def make_ctx(http: HttpClient, clock: FastClock) -> MakeCtx:
-    """``make_ctx(provider, running_sandbox, auth="basic", **setting_overrides)``."""
+def make_ctx(voxhub_context: Callable[..., ProviderContext], clock: FastClock,
+             tmp_path: Path) -> MakeCtx:
+    """``make_ctx(provider, running_sandbox, auth="basic", **setting_overrides)``.
+
+    ``voxhub_context`` with this plugin's test defaults: Basic auth, the fast clock, short
+    timeouts and a state directory for the lock records. A setting given as ``None`` is
+    left out (``base_url=None``: no explicit host).
+    """
 
     def make(provider: Provider, running: RunningSandbox | None, *, auth: str | None = "basic",
-             limiter: RateLimiter | None = None, drop: tuple[str, ...] = (),
-             client: HttpClient | None = None, **overrides: Any) -> ProviderContext:
-        info = provider.info
-        values: dict[str, Any] = dict(running.settings()) if running is not None else {}
-        if auth is not None:
-            values["auth"] = auth
-        values.update(overrides)
-        for key in drop:
-            values.pop(key, None)
-        settings = Config.from_profiles({info.name: values}).settings(info, info.name)
-        ctx = ProviderContext(
-            provider=info.name, profile=info.name, settings=settings,
-            http=(client or http).bind(info.name, retry=info.retry, limiter=limiter), clock=clock,
-            log=structlog.get_logger("test"),
-        )
-        ctx.auth = provider.authenticate(ctx)
-        return ctx
+             timeouts: Timeouts = TIMEOUTS, **overrides: Any) -> ProviderContext:
+        return voxhub_context(provider.info.name, running, clock=clock, timeouts=timeouts,
+                              state_dir=tmp_path / "state", auth=auth, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def orchestrator(voxhub_orchestrator: Callable[..., Any], clock: FastClock) -> Callable[..., Any]:
+    """``orchestrator(running_sandbox, **settings)``: an orchestrator on the fast clock with
+    one profile for the sandbox's provider (short timeouts, so in-doubt waits are short)."""
+
+    def make(running: RunningSandbox, *, read_timeout: float = 5.0, **settings: Any) -> Any:
+        profile = {**running.settings(), **settings}
+        return voxhub_orchestrator({running.provider: profile}, clock=clock,
+                                   connect_timeout=2.0, read_timeout=read_timeout)
 
     return make
 

@@ -120,7 +120,7 @@ def test_expired_configured_token_is_reported_as_expired(stt: AgoraSttProvider, 
     old = AccessToken2(creds["app_id"], creds["app_certificate"],
                        issue_ts=int(time.time()) - 7200, expire=60).add_service(
         ServiceRtc("", 0).add_privilege(1, 60)).build()
-    ctx = make_ctx(stt, stt_sandbox, auth="token", auth_token=old, drop=("app_certificate",))
+    ctx = make_ctx(stt, stt_sandbox, auth="token", auth_token=old, app_certificate=None)
     request = h.stt_request("auth", sub_bot_token="x" * 10, pub_bot_token="y" * 10)
     with pytest.raises(AuthenticationError, match="expired"):
         stt.submit(ctx, request, h.handle_for(request))

@@ -1,4 +1,6 @@
-"""agora-stt against its sandbox on a real socket: lifecycle, validation, duplicates, errors."""
+"""agora-stt against its sandbox on a real socket: lifecycle, validation, duplicates.
+
+Failures, back-off and exactly-once starts: ``test_stt_errors.py``."""
 
 from __future__ import annotations
 
@@ -13,18 +15,13 @@ from typing import Any
 
 import pytest
 from voxhub.errors import (
-    AuthenticationError,
     InvalidInputError,
-    NotFoundError,
-    PermissionDeniedError,
-    ProviderUnavailableError,
 )
 from voxhub.models import JobState
 from voxhub.provider import Submitted
-from voxhub.sandbox import FaultPlan, RunningSandbox
-from voxhub_agora._base import BuilderToken
-from voxhub_agora.errors import AgoraInvalidRequestError, BuilderTokenError, TaskConflictError
-from voxhub_agora.sandbox import AgoraSttSandbox
+from voxhub.sandbox import RunningSandbox
+from voxhub_agora.provider import BuilderToken
+from voxhub_agora.sandbox_stt import AgoraSttSandbox
 from voxhub_agora.stt import AgoraSttProvider, normalize_stt_status
 
 VERSIONS = ("v7", "v6", "v5")
@@ -130,14 +127,12 @@ def test_lifecycle(version: str, auth: str, stt: AgoraSttProvider, stt_sandbox: 
     ({"bogus": 1}, "bogus", "unknown option"),
 ])
 def test_invalid_start_refused_locally(options: dict[str, Any], field: str, needle: str,
-                                       stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
-                                       make_ctx: Any, h: Any) -> None:
-    ctx = make_ctx(stt, stt_sandbox)
-    request = h.stt_request("room", **options)
+                                       stt_sandbox: RunningSandbox, orchestrator: Any,
+                                       h: Any) -> None:
+    # The core's checks (option specs, then the provider's validate) run before any request.
+    orch = orchestrator(stt_sandbox)
     with pytest.raises(InvalidInputError) as info:
-        stt.validate(ctx, request)
-    with pytest.raises(InvalidInputError):
-        stt.submit(ctx, request, h.handle_for(request))
+        orch.submit(h.stt_request("room", **options))
     assert info.value.field == field, info.value
     assert needle in str(info.value)
     assert stt_sandbox.sandbox.counters.get("requests") == 0
@@ -218,7 +213,8 @@ def test_concurrent_starts_in_threads_create_one_task(version: str, stt: AgoraSt
 
 
 _CHILD = r"""
-import json, sys, time
+import json, os, sys, time
+from pathlib import Path
 import structlog
 from voxhub.clock import SystemClock
 from voxhub.config import Config
@@ -229,12 +225,15 @@ from voxhub_agora.stt import AgoraSttProvider
 
 args = json.loads(sys.argv[1])
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-provider = AgoraSttProvider()  # lock dir: the store's directory ($VOXHUB_STORE), shared
+provider = AgoraSttProvider()
 info = provider.info
 settings = Config.from_profiles({"agora-stt": args["settings"]}).settings(info, "agora-stt")
+# The locks live beside the shared store ($VOXHUB_STORE), as under the orchestrator.
 ctx = ProviderContext(provider=info.name, profile=info.name, settings=settings,
                       http=HttpClient().bind(info.name, retry=info.retry), clock=SystemClock(),
-                      log=structlog.get_logger())
+                      log=structlog.get_logger(),
+                      state_dir=Path(os.environ["VOXHUB_STORE"]).parent)
+ctx.auth = provider.authenticate(ctx)
 request = JobRequest(provider="agora-stt", media=RtcChannel(args["channel"]),
                      kind=JobKind.CHANNEL_TRANSCRIPTION,
                      options={"languages": ["en-US"], "api_version": args["version"]},
@@ -323,144 +322,6 @@ def test_old_builder_token_is_replaced_before_sending(stt: AgoraSttProvider, mak
                                             + "/rtsc/speech-to-text/tasks") == 1
 
 
-def test_mismatched_pair_is_a_builder_token_error(stt: AgoraSttProvider, make_ctx: Any,
-                                                  stt_sandbox: RunningSandbox, h: Any) -> None:
-    ctx = make_ctx(stt, stt_sandbox)
-    request = h.stt_request("a", api_version="v6")
-    first = stt.submit(ctx, request, h.handle_for(request)).handle
-    other_request = h.stt_request("b", api_version="v6")
-    other = stt.submit(ctx, other_request, h.handle_for(other_request)).handle
-    crossed = first.with_vendor({"builder_token_name": other.vendor_ids["builder_token_name"]})
-    with pytest.raises(BuilderTokenError, match="code 53") as info:
-        stt.status(ctx, crossed)
-    assert info.value.request_id
-
-
-@pytest.mark.parametrize(("endpoint", "status", "body", "error", "message"), [
-    ("start", 400, {"code": 2, "reason": "body schema check fail, languages: bad"},
-     AgoraInvalidRequestError, "code 2"),
-    ("start", 409, {"code": 49, "reason": "The task has been started, current status is "
-                    "STARTED, taskId is abc123"}, None, None),
-    ("acquire", 400, {"code": 62}, PermissionDeniedError, "not enabled"),
-    ("start", 400, {"code": 62}, ProviderUnavailableError, "network problem"),
-    ("start", 500, {"code": 1}, ProviderUnavailableError, "internal error (code 1)"),
-    ("start", 400, {"code": 1001}, None, None),  # unparsable token: re-acquired, then works
-    ("start", 400, {"message": "the product name does not match with builderToken"}, None, None),
-    ("acquire", 400, {"message": "invalid_appid!"}, PermissionDeniedError, "not enabled"),
-    ("acquire", 401, {"message": "Invalid authentication credentials"}, AuthenticationError,
-     "customer ID"),
-    ("acquire", 403, {"message": "forbidden"}, PermissionDeniedError, "not enabled"),
-])
-def test_error_codes_mapped(endpoint: str, status: int, body: dict[str, Any],
-                            error: type[Exception] | None, message: str | None,
-                            stt: AgoraSttProvider, stt_sandbox: RunningSandbox, make_ctx: Any,
-                            h: Any) -> None:
-    sandbox = stt_sandbox.sandbox
-    assert isinstance(sandbox, AgoraSttSandbox)
-    sandbox.inject_error(endpoint, status, body)
-    ctx = make_ctx(stt, stt_sandbox)
-    request = h.stt_request("codes", api_version="v6")
-    if error is None:
-        submitted = stt.submit(ctx, request, h.handle_for(request))
-        if body.get("code") == 49:
-            assert submitted.handle.vendor_ids["task_id"] == "abc123"
-        else:
-            assert sandbox.counters.get("tasks.created") == 1
-        return
-    with pytest.raises(error) as info:
-        stt.submit(ctx, request, h.handle_for(request))
-    assert message is not None and message in str(info.value)
-    assert getattr(info.value, "request_id", None) or info.value.details.get("request_id")
-
-
-def test_query_of_ended_task_and_code_404(stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
-                                          make_ctx: Any, h: Any) -> None:
-    ctx = make_ctx(stt, stt_sandbox)
-    request = h.stt_request("gone", api_version="v6")
-    handle = stt.submit(ctx, request, h.handle_for(request)).handle
-    sandbox = stt_sandbox.sandbox
-    assert isinstance(sandbox, AgoraSttSandbox)
-    sandbox.inject_error("query", 404, {"code": 404, "reason": "The task is not found"})
-    status = stt.status(ctx, handle)
-    assert status.state is JobState.SUCCEEDED and status.vendor_state == "ENDED"
-    with pytest.raises(NotFoundError):
-        stt.query(ctx, handle.with_vendor({"task_id": "nope"}))
-
-
-@pytest.mark.parametrize(("code", "delays"), [
-    (20, [3.0, 6.0]), (501, [1.0, 3.0, 6.0]), (502, [1.0, 3.0, 6.0]), (504, [1.0, 3.0, 6.0]),
-])
-def test_retryable_codes_use_agoras_backoff(code: int, delays: list[float], clock: Any,
-                                            stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
-                                            make_ctx: Any, h: Any) -> None:
-    sandbox = stt_sandbox.sandbox
-    assert isinstance(sandbox, AgoraSttSandbox)
-    # Fails as often as the schedule allows retries, then succeeds.
-    sandbox.inject_error("start", 500, {"code": code}, times=len(delays))
-    ctx = make_ctx(stt, stt_sandbox)
-    request = h.stt_request("retry", api_version="v6")
-    stt.submit(ctx, request, h.handle_for(request))
-    assert clock.slept == delays
-    assert sandbox.counters.get("tasks.created") == 1
-    # One failure more than the schedule allows is raised, with its request id.
-    request2 = h.stt_request("retry2", api_version="v6")
-    submitted = stt.submit(ctx, request2, h.handle_for(request2))
-    sandbox.inject_error("query", 500, {"code": code}, times=len(delays) + 1)
-    with pytest.raises(ProviderUnavailableError) as info:
-        stt.query(ctx, submitted.handle)
-    assert info.value.details["code"] == code and info.value.details["request_id"]
-
-
-def test_retries_under_injected_faults(stt: AgoraSttProvider, make_ctx: Any, h: Any,
-                                       stt_sandbox: RunningSandbox) -> None:
-    running = stt_sandbox
-    running.sandbox.set_faults(FaultPlan(server_error=0.3, rate_limited=0.1, retry_after=0.01,
-                                         seed=7))
-    for version in VERSIONS:
-        ctx = make_ctx(stt, running)
-        request = h.stt_request(f"flaky-{version}", api_version=version)
-        handle = stt.submit(ctx, request, h.handle_for(request)).handle
-        for _ in range(3):
-            stt.status(ctx, handle)
-        stt.close(ctx, handle)
-    counters = running.sandbox.counters.snapshot()
-    assert counters["tasks.created"] == 3 and counters["tasks.stopped"] == 3
-    assert sum(v for k, v in counters.items() if k.startswith("faults.")) > 3
-
-
-def test_dropped_connections_are_retried(stt: AgoraSttProvider, make_ctx: Any, h: Any,
-                                        stt_sandbox: RunningSandbox) -> None:
-    running = stt_sandbox
-    running.sandbox.set_faults(FaultPlan(drop=0.3, seed=3))
-    ctx = make_ctx(stt, running)
-    request = h.stt_request("drops", api_version="v6")
-    handle = stt.submit(ctx, request, h.handle_for(request)).handle
-    assert stt.status(ctx, handle).state is JobState.RUNNING
-    assert running.sandbox.counters.get("tasks.created") == 1
-
-
-def test_host_fallback_when_first_host_is_unreachable(make_ctx: Any, h: Any, lock_dir: Path,
-                                                      stt_sandbox: RunningSandbox) -> None:
-    provider = AgoraSttProvider(hosts=("http://127.0.0.1:9", stt_sandbox.base_url),
-                                lock_dir=lock_dir)
-    ctx = make_ctx(provider, stt_sandbox, drop=("base_url",))
-    assert ctx.settings.base_url is None
-    request = h.stt_request("fallback")
-    handle = provider.submit(ctx, request, h.handle_for(request)).handle
-    provider.status(ctx, handle)
-    assert stt_sandbox.sandbox.counters.get("tasks.created") == 1
-
-
-def test_explicit_base_url_has_no_fallback(make_ctx: Any, h: Any, lock_dir: Path,
-                                           stt_sandbox: RunningSandbox) -> None:
-    provider = AgoraSttProvider(hosts=(stt_sandbox.base_url,), lock_dir=lock_dir)
-    ctx = make_ctx(provider, None, auth="basic", base_url="http://127.0.0.1:9",
-                   **{k: v for k, v in stt_sandbox.settings().items() if k != "base_url"})
-    request = h.stt_request("nofallback")
-    with pytest.raises(ProviderUnavailableError):
-        provider.submit(ctx, request, h.handle_for(request))
-    assert stt_sandbox.sandbox.counters.get("requests") == 0
-
 
 def test_bad_bot_token_fails_the_task(stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
                                       make_ctx: Any, h: Any) -> None:
@@ -483,22 +344,6 @@ def test_task_that_ends_itself(stt: AgoraSttProvider, make_ctx: Any, h: Any,
         time.sleep(0.25)
         assert stt.status(ctx, handle).state is JobState.SUCCEEDED
         stt.close(ctx, handle)  # closing an ended task is not an error
-
-
-def test_recover_finds_lost_starts(stt: AgoraSttProvider, stt_sandbox: RunningSandbox,
-                                   make_ctx: Any, h: Any) -> None:
-    ctx = make_ctx(stt, stt_sandbox)
-    request = h.stt_request("lost", key="lost-input", dedupe_channel=False)
-    started = stt.submit(ctx, request, h.handle_for(request)).handle
-    found = stt.recover(ctx, request, h.handle_for(request))
-    assert found is not None and found.vendor_ids == started.vendor_ids
-    never = h.stt_request("never", key="never-sent")
-    assert stt.recover(ctx, never, h.handle_for(never)) is None
-    v6 = h.stt_request("lost6", api_version="v6")
-    v6_handle = h.handle_for(v6)
-    stt.submit(ctx, v6, v6_handle)
-    recovered = stt.recover(ctx, v6, v6_handle)
-    assert recovered is not None and "task_id" in recovered.vendor_ids
 
 
 @pytest.mark.parametrize(("version", "vendor", "state"), [
@@ -544,38 +389,3 @@ def test_sandbox_refuses_bad_bodies_in_agora_shapes(stt_sandbox: RunningSandbox,
     answer = pool.request("POST", f"{base}/builderTokens".replace(ctx.auth.app_id, "0" * 32),
                           json={"instanceId": "x"}, headers={"Authorization": auth})
     assert answer.status == 400 and json.loads(answer.data) == {"message": "invalid_appid!"}
-
-
-def test_conflict_error_carries_task_id() -> None:
-    from voxhub_agora.errors import error_from_answer
-
-    error = error_from_answer(409, {"reason": "TaskConflict", "detail": "x", "agent_id": "a1"},
-                              provider="agora-stt", operation="join", request_id="r")
-    assert isinstance(error, TaskConflictError) and error.task_id == "a1"
-
-
-def test_lost_start_answers_reuse_the_recorded_token(stt: AgoraSttProvider, make_ctx: Any,
-                                                      clock: Any, h: Any,
-                                                      stt_sandbox: RunningSandbox) -> None:
-    from voxhub.errors import RequestTimeoutError as VoxTimeout
-    from voxhub.transport import HttpClient, Timeouts
-
-    sandbox = stt_sandbox.sandbox
-    tasks_path = f"/v1/projects/{sandbox.app_id}/rtsc/speech-to-text/tasks"  # type: ignore[attr-defined]
-    # Every start answer arrives after the client gave up: the task exists, nobody knows.
-    sandbox.set_faults(FaultPlan(slow=1.0, slow_seconds=0.3, only_paths=(tasks_path,)))
-    client = HttpClient(clock=clock, timeouts=Timeouts(connect=2.0, read=0.1))
-    request = h.stt_request("lost-answers", key="one-input", api_version="v6")
-    try:
-        with pytest.raises(VoxTimeout):
-            stt.submit(make_ctx(stt, stt_sandbox, client=client), request,
-                       h.handle_for(request))
-    finally:
-        client.close()
-    time.sleep(0.35)
-    sandbox.set_faults(FaultPlan())
-    # The next attempt (another process could do the same) reuses the recorded token.
-    submitted = stt.submit(make_ctx(stt, stt_sandbox), request, h.handle_for(request))
-    assert submitted.handle.vendor_ids["task_id"] == next(iter(sandbox.tasks))  # type: ignore[attr-defined]
-    assert sandbox.counters.get("tasks.created") == 1
-    assert sandbox.counters.get("tokens.acquired") == 1

@@ -32,12 +32,12 @@ from voxhub import (
     LocalFile,
     NotFoundError,
     Orchestrator,
-    PluginManager,
     ProviderError,
     RemoteUrl,
     Transcript,
     UnsupportedOptionError,
 )
+from voxhub.plugins import PluginManager
 from voxhub_local import engine
 from voxhub_local.provider import INTERRUPTED_DETAIL, LocalProvider
 from voxhub_local.worker import JobPhase, WorkerPool

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from voxhub.clock import FakeClock, SystemClock
-from voxhub.provider import ProviderContext, ProviderSettings
-from voxhub.redact import Secret
+from voxhub.clock import FakeClock
+from voxhub.plugin import ProviderContext, RetryPolicy, Timeouts
 from voxhub.sandbox import RunningSandbox, serve
-from voxhub.transport import HttpClient, RetryPolicy, Timeouts
 from voxhub_nhn.provider import NhnProvider
 from voxhub_nhn.sandbox import NhnSandbox
 
@@ -99,43 +96,23 @@ def fake_clock() -> FakeClock:
 
 
 @pytest.fixture
-def http(fake_clock: FakeClock) -> Iterator[HttpClient]:
-    client = HttpClient(clock=fake_clock, timeouts=Timeouts(connect=2.0, read=5.0))
-    yield client
-    client.close()
+def nhn_ctx(
+    voxhub_context: Callable[..., ProviderContext], fake_clock: FakeClock,
+) -> Callable[..., ProviderContext]:
+    """``voxhub_context("nhn", ...)`` with this plugin's test defaults.
 
+    ``version`` sets ``api_version``; the clock is fake (back-offs and Retry-After
+    waits are free and recorded) and retries are quick. Other keywords go to
+    ``voxhub_context``: settings (``None`` removes one), ``retry=``, ``authenticate=``.
+    """
 
-@pytest.fixture
-def make_ctx(http: HttpClient) -> Callable[..., ProviderContext]:
-    """A provider context for a running sandbox, built the way the orchestrator builds one."""
-
-    def make(server: RunningSandbox | None = None, *, version: str | None = "v2.1",
-             base_url: str | None = None, retry: RetryPolicy = FAST_RETRY,
+    def make(server: RunningSandbox | None = None, *, version: str | None = None,
              **values: Any) -> ProviderContext:
-        creds: dict[str, Any] = {}
-        if server is not None:
-            sandbox = server.sandbox
-            assert isinstance(sandbox, NhnSandbox)
-            creds["app_key"] = sandbox.app_key
-            if version == "v2.0":
-                creds["secret_key"] = sandbox.secret_key
-            elif version == "v2.1":
-                creds["uak_token"] = sandbox.uak_token
-            else:  # both: the version must be named
-                creds["secret_key"] = sandbox.secret_key
-                creds["uak_token"] = sandbox.uak_token
-            base_url = base_url or server.base_url
-        creds.update(values)
-        wrapped = {k: Secret(v) if k in {"app_key", "secret_key", "uak_token"} and v is not None
-                   else v for k, v in creds.items() if v is not None}
-        if version and server is not None and "api_version" not in values and version != "both":
-            wrapped["api_version"] = version
-        settings = ProviderSettings("nhn", "nhn", base_url, wrapped)
-        return ProviderContext(
-            provider="nhn", profile="nhn", settings=settings,
-            http=http.bind("nhn", retry=retry), clock=SystemClock(),
-            log=structlog.get_logger("test.nhn"),
-        )
+        if version is not None:
+            values["api_version"] = version
+        values.setdefault("retry", FAST_RETRY)
+        return voxhub_context("nhn", server, clock=fake_clock,
+                              timeouts=Timeouts(connect=2.0, read=5.0), **values)
 
     return make
 

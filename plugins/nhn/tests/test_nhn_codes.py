@@ -2,8 +2,9 @@
 
 Codes that an input can provoke are provoked (through the provider, or by raw
 requests where the provider's own checks would refuse first); the others are
-forced with ``NhnSandbox.force``. The expected error classes are written out
-here, independently of ``voxhub_nhn.codes``.
+scripted answers (the kit's ``script``, through ``NhnSandbox.answer_code``). Every
+one travels over HTTP from the sandbox to the provider. The expected error classes
+are written out here, independently of ``voxhub_nhn.errors``.
 """
 
 from __future__ import annotations
@@ -17,21 +18,25 @@ from typing import Any
 import pytest
 import urllib3
 from nhn_helpers import new_handle, write_wav
-from voxhub.errors import (
+from voxhub.plugin import (
     AuthenticationError,
     InvalidInputError,
+    JobRequest,
+    LocalFile,
+    MultipartBody,
     NotFoundError,
+    Part,
     PermissionDeniedError,
+    ProviderContext,
     ProviderError,
     ProviderUnavailableError,
     RateLimitedError,
+    RemoteUrl,
+    Submitted,
     VoxhubError,
 )
-from voxhub.models import JobRequest, LocalFile, RemoteUrl
-from voxhub.provider import ProviderContext, Submitted
 from voxhub.sandbox import FaultPlan, RunningSandbox
-from voxhub.transport import MultipartBody, Part
-from voxhub_nhn.codes import CODES, lookup, status_of
+from voxhub_nhn.errors import CODES, lookup, status_of
 from voxhub_nhn.options import Limits
 from voxhub_nhn.provider import NhnProvider
 from voxhub_nhn.sandbox import NhnSandbox
@@ -79,7 +84,7 @@ EXPECTED: dict[int, tuple[type[VoxhubError], str | None]] = {
     5021001: (ProviderUnavailableError, None),
 }
 
-# How each code is provoked: a natural trigger name, or "forced".
+# How each code is provoked: a natural trigger name, or "scripted".
 NATURAL = {
     404: "wrong-prefix",
     4000001: "retry-unfailed",
@@ -132,12 +137,12 @@ def _provoke(
     *,
     provider: NhnProvider,
     nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext],
+    nhn_ctx: Callable[..., ProviderContext],
     media_dir: Path,
     media_server: RunningSandbox,
     status_mode: str = "documented",
 ) -> tuple[VoxhubError, RunningSandbox]:
-    trigger = NATURAL.get(code, "forced")
+    trigger = NATURAL.get(code, "scripted")
     urls = _media(media_dir, media_server)
     wav = write_wav(media_dir / "upload.wav", 1.0)
     options: dict[str, Any] = {"status_mode": status_mode}
@@ -156,10 +161,9 @@ def _provoke(
         extra["secret_key"] = "not-the-secret-key"
     if trigger == "wrong-token":
         extra["uak_token"] = "not-the-uak-token"
-    base = None
     if trigger in ("wrong-prefix", "gateway-wrong-prefix"):
-        base = f"{server.base_url}/wrong/prefix"
-    ctx = make_ctx(server, version=version, base_url=base, **extra)
+        extra["base_url"] = f"{server.base_url}/wrong/prefix"
+    ctx = nhn_ctx(server, version=version, **extra)
 
     def sync() -> None:
         provider.submit(ctx, JobRequest("nhn", media=LocalFile(wav)), new_handle())
@@ -196,11 +200,11 @@ def _provoke(
             provider.retry(ctx, handle)  # type: ignore[arg-type]
 
         actions["retry-unfailed"] = retry
-    if trigger == "forced":
+    if trigger == "scripted":
         # More than any retry budget, so even retried statuses end in the error.
         assert isinstance(server.sandbox, NhnSandbox)
-        server.sandbox.force(code, times=10, endpoint="sync", message=f"forced {code}")
-        actions["forced"] = sync
+        server.sandbox.answer_code(code, times=10, endpoint="sync", message=f"scripted {code}")
+        actions["scripted"] = sync
     with pytest.raises(VoxhubError) as info:
         actions[trigger]()
     return info.value, server
@@ -209,10 +213,10 @@ def _provoke(
 @pytest.mark.parametrize("code", sorted(EXPECTED), ids=lambda c: f"code{c}")
 def test_every_code_maps_to_its_error(
     code: int, provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext], media_dir: Path, media_server: RunningSandbox,
+    nhn_ctx: Callable[..., ProviderContext], media_dir: Path, media_server: RunningSandbox,
 ) -> None:
     error, server = _provoke(code, provider=provider, nhn_sandbox=nhn_sandbox,
-                             make_ctx=make_ctx, media_dir=media_dir, media_server=media_server)
+                             nhn_ctx=nhn_ctx, media_dir=media_dir, media_server=media_server)
     cls, field = EXPECTED[code]
     assert type(error) is cls, f"{code}: {type(error).__name__}: {error}"
     assert error.details["code"] == code
@@ -223,17 +227,20 @@ def test_every_code_maps_to_its_error(
         assert isinstance(error, InvalidInputError) and error.field == field
     assert str(code) in str(error)
     # The sandbox really answered with this code (not a local refusal).
-    assert server.sandbox.counters.get(f"codes.{code}") >= 1
+    counter = "scripted.answer" if code not in NATURAL else f"codes.{code}"
+    assert server.sandbox.counters.get(counter) >= 1
+    if code not in NATURAL:
+        assert error.details["result_message"] == f"scripted {code}"
 
 
 @pytest.mark.parametrize("code", [4000003, 4000204, 4010007, 5004001, -1])
 def test_envelope_read_whatever_the_http_status(
     code: int, provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext], media_dir: Path, media_server: RunningSandbox,
+    nhn_ctx: Callable[..., ProviderContext], media_dir: Path, media_server: RunningSandbox,
 ) -> None:
     """With RFC 9110 statuses (4xx/5xx instead of 200) the envelope still decides."""
     error, _server = _provoke(code, provider=provider, nhn_sandbox=nhn_sandbox,
-                              make_ctx=make_ctx, media_dir=media_dir, media_server=media_server,
+                              nhn_ctx=nhn_ctx, media_dir=media_dir, media_server=media_server,
                               status_mode="rfc9110")
     assert type(error) is EXPECTED[code][0]
     assert error.details["code"] == code
@@ -242,10 +249,10 @@ def test_envelope_read_whatever_the_http_status(
 
 def test_success_envelope_is_code_zero(
     provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext], tmp_path: Path,
+    nhn_ctx: Callable[..., ProviderContext], tmp_path: Path,
 ) -> None:
     server = nhn_sandbox()
-    ctx = make_ctx(server)
+    ctx = nhn_ctx(server)
     out = provider.submit(ctx, JobRequest("nhn", media=LocalFile(write_wav(tmp_path / "a.wav", 1))),
                           new_handle())
     assert isinstance(out, Submitted)
@@ -339,17 +346,48 @@ def test_sandbox_gateway_statuses(nhn_sandbox: Callable[..., RunningSandbox]) ->
     server.sandbox.set_faults(FaultPlan())
     status, data = _raw(server, "GET", "nothing/here")
     assert (status, data["header"]["resultCode"]) == (404, 4041007)
-    server.sandbox.force(5030001)  # type: ignore[attr-defined]
+    server.sandbox.answer_code(5030001)  # type: ignore[attr-defined]
     status, data = _raw(server, "GET", f"stt/async/{uuid.uuid4()}/status")
     assert (status, data["header"]["resultCode"]) == (503, 5030001)
 
 
-def test_force_through_control_api(nhn_sandbox: Callable[..., RunningSandbox]) -> None:
+def test_any_code_through_the_script_control_api(
+    nhn_sandbox: Callable[..., RunningSandbox],
+) -> None:
+    """``POST /_sandbox/script`` (the kit's one mechanism) answers with an NHN envelope."""
     server = nhn_sandbox()
-    resp = urllib3.request("POST", f"{server.base_url}/_sandbox/nhn/force",
-                           body=json.dumps({"code": 4010008, "endpoint": "status"}))
+    envelope = {"header": {"isSuccessful": False, "resultCode": 4010008,
+                           "resultMessage": "Permission denied."}}
+    resp = urllib3.request("POST", f"{server.base_url}/_sandbox/script", body=json.dumps(
+        {"endpoint": "status", "status": 200, "body": envelope}))
     assert resp.status == 200
+    status, data = _raw(server, "GET", f"stt/async/{uuid.uuid4()}/status")
+    assert (status, data) == (200, envelope)
     _status, data = _raw(server, "GET", f"stt/async/{uuid.uuid4()}/status")
-    assert data["header"]["resultCode"] == 4010008
-    _status, data = _raw(server, "GET", f"stt/async/{uuid.uuid4()}/status")
-    assert data["header"]["resultCode"] == 4010006  # forced once only
+    assert data["header"]["resultCode"] == 4010006  # scripted once only
+    # The old NHN-only control endpoint is gone: answers are scripted one way for all.
+    gone = urllib3.request("POST", f"{server.base_url}/_sandbox/nhn/force",
+                           body=json.dumps({"code": 4010008}))
+    assert gone.status == 404
+
+
+@pytest.mark.parametrize("mode", ["documented", "rfc9110"])
+def test_answer_code_sends_the_status_nhn_would(
+    mode: str, nhn_sandbox: Callable[..., RunningSandbox],
+) -> None:
+    server = nhn_sandbox(status_mode=mode)
+    sandbox = server.sandbox
+    assert isinstance(sandbox, NhnSandbox)
+    sandbox.answer_code(4000003, endpoint="status")
+    sandbox.answer_code(5020001, times=2)  # any endpoint
+    status, data = _raw(server, "GET", f"stt/async/{uuid.uuid4()}/status")
+    assert (status, data["header"]) == (
+        200 if mode == "documented" else 400,
+        {"isSuccessful": False, "resultCode": 4000003, "resultMessage": "INVALID_FILE_TYPE"})
+    for path in ("stt/async", f"stt/async/{uuid.uuid4()}/retry"):  # gateway codes: real status
+        method = "POST" if path == "stt/async" else "GET"
+        status, data = _raw(server, method, path, body=b"{}", content_type="application/json")
+        assert (status, data["header"]["resultCode"]) == (502, 5020001)
+    assert sandbox.counters.get("scripted.answer") == 3
+    with pytest.raises(ValueError, match="unknown endpoint"):
+        sandbox.answer_code(400, endpoint="nope")

@@ -132,12 +132,12 @@ def test_engine_failure_is_not_in_doubt_and_can_be_submitted_again(
 ) -> None:
     server = nhn_sandbox()
     assert isinstance(server.sandbox, NhnSandbox)
-    server.sandbox.force(5004001, endpoint="sync")
+    server.sandbox.answer_code(5004001, endpoint="sync")
     orch = voxhub_orchestrator({"nhn": server.settings()})
     request = JobRequest("nhn", media=LocalFile(write_wav(tmp_path / "a.wav", 1.0)))
     with pytest.raises(ProviderUnavailableError) as info:
         orch.submit(request)
-    assert info.value.details["code"] == 5004001 and not info.value.details.get("in_doubt")
+    assert info.value.details["code"] == 5004001 and info.value.in_doubt is False
     handle = orch.submit(request)  # the answer was definite: the same job is simply sent again
     assert orch.status(handle).state is JobState.SUCCEEDED
     assert server.sandbox.counters.get("sync.recognitions") == 1

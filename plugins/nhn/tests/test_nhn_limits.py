@@ -9,14 +9,20 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from nhn_helpers import new_handle, write_wav
-from voxhub.errors import InvalidInputError, UnsupportedOptionError
-from voxhub.models import JobKind, JobRequest, LocalFile
-from voxhub.provider import ProviderContext
+from nhn_helpers import write_wav
+from voxhub.orchestrator import Orchestrator
+from voxhub.plugin import (
+    InvalidInputError,
+    JobKind,
+    JobRequest,
+    LocalFile,
+    ProviderContext,
+    UnsupportedOptionError,
+)
 from voxhub.sandbox import RunningSandbox
 from voxhub_nhn.audio import sniff_format
-from voxhub_nhn.options import BiasingEntry, parse_biasing_list
-from voxhub_nhn.provider import LEGACY_HOST, NhnProvider
+from voxhub_nhn.options import LEGACY_HOST, BiasingEntry, parse_biasing_list
+from voxhub_nhn.provider import NhnProvider
 
 MB = 1024 * 1024
 
@@ -48,31 +54,35 @@ def _files(tmp: Path) -> dict[str, tuple[Path, str]]:
                                   "too-short", "too-long"])
 def test_limits_refused_before_sending(
     name: str, provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext], tmp_path: Path,
+    nhn_ctx: Callable[..., ProviderContext], voxhub_orchestrator: Callable[..., Orchestrator],
+    tmp_path: Path,
 ) -> None:
     (tmp_path / "notes.wav").write_text("this is text, whatever the extension says")
     (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 100)
     path, message = _files(tmp_path)[name]
     server = nhn_sandbox()
-    ctx = make_ctx(server)
-    for call in (provider.validate, lambda c, r: provider.submit(c, r, new_handle())):
+    orch = voxhub_orchestrator({"nhn": server.settings()})
+    request = JobRequest("nhn", media=LocalFile(path))
+    # The provider's validate hook, and the core's submit path that runs it before sending.
+    for call in (lambda: provider.validate(nhn_ctx(server), request),
+                 lambda: orch.submit(request)):
         with pytest.raises(InvalidInputError) as info:
-            call(ctx, JobRequest("nhn", media=LocalFile(path)))
+            call()
         assert info.value.field == "media"
         assert message in str(info.value)
     assert server.sandbox.counters.get("requests") == 0
 
 
 def test_legacy_host_keeps_the_10_mb_sync_cap(
-    provider: NhnProvider, make_ctx: Callable[..., ProviderContext], tmp_path: Path,
+    provider: NhnProvider, nhn_ctx: Callable[..., ProviderContext], tmp_path: Path,
 ) -> None:
     head = write_wav(tmp_path / "h.wav", 0.5).read_bytes()[:44]
     big = _sparse(tmp_path / "eleven.wav", 11 * MB, head)
-    ctx = make_ctx(None, version=None, app_key="appkey-1", uak_token="tok-123456",
+    ctx = nhn_ctx(None, app_key="appkey-1", uak_token="tok-123456",
                    host=LEGACY_HOST)
     with pytest.raises(InvalidInputError, match="10 MB"):
         provider.validate(ctx, JobRequest("nhn", media=LocalFile(big)))
-    current = make_ctx(None, version=None, app_key="appkey-1", uak_token="tok-123456")
+    current = nhn_ctx(None, app_key="appkey-1", uak_token="tok-123456")
     # Same file on the current host: size is fine (the sparse WAV has no readable duration).
     provider.validate(current, JobRequest("nhn", media=LocalFile(big)))
 
@@ -83,7 +93,7 @@ def test_legacy_host_keeps_the_10_mb_sync_cap(
         ({"language": "en-US"}, "language", InvalidInputError),
         ({"callback_url": "https://hooks.example.com/x"}, "callback_url",
          UnsupportedOptionError),
-        ({"kind": JobKind.TRANSCODING}, "kind", UnsupportedOptionError),
+        ({"kind": JobKind.TRANSCODING}, "kind", InvalidInputError),  # the core's check
         ({"options": {"diarization": True}}, "diarization", UnsupportedOptionError),
         ({"options": {"biasing_list": ["no separator"]}}, "biasing_list", InvalidInputError),
         ({"options": {"biasing_list": ["a_b_c"]}}, "biasing_list", InvalidInputError),
@@ -94,22 +104,25 @@ def test_legacy_host_keeps_the_10_mb_sync_cap(
     ],
 )
 def test_request_checks(
-    request_kw: dict[str, Any], field: str, cls: type[Exception], provider: NhnProvider,
-    nhn_sandbox: Callable[..., RunningSandbox], make_ctx: Callable[..., ProviderContext],
+    request_kw: dict[str, Any], field: str, cls: type[Exception],
+    nhn_sandbox: Callable[..., RunningSandbox], voxhub_orchestrator: Callable[..., Orchestrator],
     tmp_path: Path,
 ) -> None:
+    """Through the core's submit: its checks (kind, option names) and the provider's."""
     server = nhn_sandbox()
+    orch = voxhub_orchestrator({"nhn": server.settings()})
     request = JobRequest("nhn", media=LocalFile(write_wav(tmp_path / "a.wav", 1.0)), **request_kw)
     with pytest.raises(cls) as info:
-        provider.submit(make_ctx(server), request, new_handle())
+        orch.submit(request)
+    assert type(info.value) is cls
     assert getattr(info.value, "field", None) == field
     assert server.sandbox.counters.get("requests") == 0
 
 
 def test_korean_language_tags_accepted(
-    provider: NhnProvider, make_ctx: Callable[..., ProviderContext], tmp_path: Path,
+    provider: NhnProvider, nhn_ctx: Callable[..., ProviderContext], tmp_path: Path,
 ) -> None:
-    ctx = make_ctx(None, version=None, app_key="appkey-1", uak_token="tok-123456")
+    ctx = nhn_ctx(None, app_key="appkey-1", uak_token="tok-123456")
     wav = LocalFile(write_wav(tmp_path / "a.wav", 1.0))
     for tag in ("ko", "ko-KR", "KO_kr", None):
         assert provider.validate(ctx, JobRequest("nhn", media=wav, language=tag)).language == "ko"

@@ -26,10 +26,10 @@ URL = "https://media.example.com/call.mp3"
 @pytest.mark.parametrize("new_id", [True, False], ids=["new-task-id", "same-task-id"])
 def test_failed_task_retried_to_success(
     new_id: bool, provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext],
+    nhn_ctx: Callable[..., ProviderContext],
 ) -> None:
     server = nhn_sandbox(failure_rate=1.0, retry_new_id=new_id, processing_seconds=0.2)
-    ctx = make_ctx(server)
+    ctx = nhn_ctx(server)
     handle = provider.submit(ctx, JobRequest("nhn", media=RemoteUrl(URL)), new_handle())
     assert isinstance(handle, JobHandle)
     first = handle.vendor_ids["task_id"]
@@ -54,10 +54,10 @@ def test_failed_task_retried_to_success(
 
 def test_retry_refused_for_sync_jobs_and_unfailed_tasks(
     provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext], tmp_path: Path,
+    nhn_ctx: Callable[..., ProviderContext], tmp_path: Path,
 ) -> None:
     server = nhn_sandbox(processing_seconds=5.0)
-    ctx = make_ctx(server)
+    ctx = nhn_ctx(server)
     out = provider.submit(ctx, JobRequest("nhn", media=LocalFile(write_wav(tmp_path / "a.wav", 1))),
                           new_handle())
     assert isinstance(out, Submitted)
@@ -82,10 +82,10 @@ def test_retry_refused_for_sync_jobs_and_unfailed_tasks(
 )
 def test_status_polls_survive_faults(
     plan: FaultPlan, provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext],
+    nhn_ctx: Callable[..., ProviderContext],
 ) -> None:
     server = nhn_sandbox(processing_seconds=0.2)
-    ctx = make_ctx(server, retry=RetryPolicy(max_attempts=6, max_rate_limited_attempts=6,
+    ctx = nhn_ctx(server, retry=RetryPolicy(max_attempts=6, max_rate_limited_attempts=6,
                                              backoff_base=0.01, retry_after_max=0.05))
     handle = provider.submit(ctx, JobRequest("nhn", media=RemoteUrl(URL)), new_handle())
     assert isinstance(handle, JobHandle)
@@ -99,10 +99,10 @@ def test_status_polls_survive_faults(
 
 def test_rate_limited_submit_is_retried_and_honours_retry_after(
     provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext], fake_clock: FakeClock, tmp_path: Path,
+    nhn_ctx: Callable[..., ProviderContext], fake_clock: FakeClock, tmp_path: Path,
 ) -> None:
     server = nhn_sandbox(faults=FaultPlan(rate_limited=1.0, retry_after=0.02))
-    ctx = make_ctx(server)
+    ctx = nhn_ctx(server)
     wav = write_wav(tmp_path / "a.wav", 1.0)
     with pytest.raises(RateLimitedError) as info:
         provider.submit(ctx, JobRequest("nhn", media=LocalFile(wav)), new_handle())
@@ -118,11 +118,11 @@ def test_rate_limited_submit_is_retried_and_honours_retry_after(
 @pytest.mark.parametrize("fault", ["server_error", "drop"])
 def test_ambiguous_submit_failures_are_not_resent(
     fault: str, provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext], tmp_path: Path,
+    nhn_ctx: Callable[..., ProviderContext], tmp_path: Path,
 ) -> None:
     plan = FaultPlan(server_error=1.0) if fault == "server_error" else FaultPlan(drop=1.0)
     server = nhn_sandbox(faults=plan)
-    ctx = make_ctx(server)
+    ctx = nhn_ctx(server)
     app = server.sandbox.app_key  # type: ignore[attr-defined]
     for media, path in ((LocalFile(write_wav(tmp_path / "a.wav", 1.0)), "stt"),
                         (RemoteUrl(URL), "stt/async")):
@@ -138,16 +138,16 @@ def test_ambiguous_submit_failures_are_not_resent(
 
 def test_gateway_5xx_on_status_retried_then_surfaced(
     provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext],
+    nhn_ctx: Callable[..., ProviderContext],
 ) -> None:
     server = nhn_sandbox(processing_seconds=0.0)
-    ctx = make_ctx(server)
+    ctx = nhn_ctx(server)
     handle = provider.submit(ctx, JobRequest("nhn", media=RemoteUrl(URL)), new_handle())
     assert isinstance(handle, JobHandle)
-    server.sandbox.force(5030001, times=2, endpoint="status")  # type: ignore[attr-defined]
+    server.sandbox.answer_code(5030001, times=2, endpoint="status")  # type: ignore[attr-defined]
     assert provider.status(ctx, handle).state is JobState.SUCCEEDED  # 2 retried 503s, then ok
-    assert server.sandbox.counters.get("codes.5030001") == 2
-    server.sandbox.force(5020001, times=10, endpoint="status")  # type: ignore[attr-defined]
+    assert server.sandbox.counters.get("scripted.answer") == 2
+    server.sandbox.answer_code(5020001, times=10, endpoint="status")  # type: ignore[attr-defined]
     with pytest.raises(ProviderUnavailableError) as info:
         provider.status(ctx, handle)
     assert info.value.code == 5020001 and info.value.status == 502

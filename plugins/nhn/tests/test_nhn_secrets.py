@@ -39,11 +39,11 @@ def _everything(obj: Any) -> str:
 @pytest.mark.parametrize("version", ["v2.0", "v2.1"])
 def test_no_secret_anywhere(
     version: str, provider: NhnProvider, nhn_sandbox: Callable[..., RunningSandbox],
-    make_ctx: Callable[..., ProviderContext], tmp_path: Path,
+    nhn_ctx: Callable[..., ProviderContext], tmp_path: Path,
 ) -> None:
     server = nhn_sandbox(app_key=APP_KEY, secret_key=SECRET, uak_token=TOKEN,
                          processing_seconds=0.1, failure_rate=1.0)
-    ctx = make_ctx(server, version=version)
+    ctx = nhn_ctx(server, version=version)
     wav = write_wav(tmp_path / "a.wav", 1.0)
     seen = [_everything(ctx), _everything(ctx.settings), _everything(provider.authenticate(ctx))]
     with capture_logs() as logs:
@@ -55,7 +55,7 @@ def test_no_secret_anywhere(
         seen += [_everything(s) for s in wait_terminal(provider, ctx, handle)]
         seen.append(_everything(provider.retry(ctx, handle)))
         # Refusals and faults: wrong credentials, then a dropped connection.
-        wrong = make_ctx(server, version=version, secret_key=SECRET + "x", uak_token=TOKEN + "x")
+        wrong = nhn_ctx(server, version=version, secret_key=SECRET + "x", uak_token=TOKEN + "x")
         with pytest.raises(VoxhubError) as refused:
             provider.submit(wrong, JobRequest("nhn", media=LocalFile(wav)), new_handle())
         server.sandbox.set_faults(FaultPlan(drop=1.0))

@@ -15,21 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from voxhub.clock import FakeClock, SystemClock
-from voxhub.models import JobHandle, JobKind, JobRequest, LocalFile
-from voxhub.provider import ProviderContext, ProviderSettings
-from voxhub.redact import Secret
+from voxhub.clock import FakeClock
+from voxhub.plugin import JobHandle, JobKind, JobRequest, LocalFile, ProviderContext
 from voxhub.sandbox import RunningSandbox, serve
-from voxhub.transport import HttpClient, Timeouts
+from voxhub.transport import Timeouts
 from voxhub_revai import RevaiProvider, RevaiSandbox
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 SPOKEN = "Hello there. How are you today? I am fine, thanks."
-
-
-
 
 
 def write_wav(path: Path, seconds: float = 3.0, channels: int = 1, rate: int = 8000) -> Path:
@@ -39,43 +33,6 @@ def write_wav(path: Path, seconds: float = 3.0, channels: int = 1, rate: int = 8
         w.setframerate(rate)
         w.writeframes(b"\0\0" * channels * int(rate * seconds))
     return path
-
-
-
-
-
-def make_ctx(
-    run: RunningSandbox | None = None,
-    *,
-    token: str | None = None,
-    region: str | None = None,
-    base_url: str | None = None,
-    fake_clock: bool = False,
-    timeouts: Timeouts | None = None,
-    callback_url_for: Callable[[str], str | None] | None = None,
-    extra: dict[str, str] | None = None,
-) -> ProviderContext:
-    """A provider context as the orchestrator would build it."""
-    info = RevaiProvider.info
-    settings = run.settings() if run is not None else {}
-    values: dict[str, Any] = {"token": Secret(token or settings.get("token", "no-token-set"))}
-    if region or settings.get("region"):
-        values["region"] = region or settings["region"]
-    for name, value in (extra or {}).items():
-        values[name] = Secret(value) if name == "webhook_authorization" else value
-    clock = FakeClock() if fake_clock else SystemClock()
-    http = HttpClient(clock=clock).bind("revai", retry=info.retry, timeouts=timeouts)
-    ctx = ProviderContext(
-        provider="revai", profile="revai",
-        settings=ProviderSettings("revai", "revai", base_url or settings.get("base_url"), values),
-        http=http, clock=clock, log=structlog.get_logger("test"),
-    )
-    if callback_url_for is not None:
-        ctx.callback_url_for = callback_url_for
-    return ctx
-
-
-
 
 
 _counter = iter(range(1, 1_000_000))
@@ -137,7 +94,6 @@ def provider() -> RevaiProvider:
     return RevaiProvider()
 
 
-
 @pytest.fixture
 def media_dir(tmp_path: Path) -> Path:
     d = tmp_path / "media"
@@ -150,7 +106,6 @@ def wav(media_dir: Path) -> Path:
     path = write_wav(media_dir / "hello.wav")
     Path(f"{path}.txt").write_text(SPOKEN)
     return path
-
 
 
 @pytest.fixture
@@ -171,13 +126,32 @@ def make_sandbox(media_dir: Path) -> Iterator[Callable[..., RunningSandbox]]:
         _stop_soon(run.stop)
 
 
-
 @pytest.fixture
 def sandbox(make_sandbox: Callable[..., RunningSandbox]) -> RunningSandbox:
     return make_sandbox()
 
 @pytest.fixture
-def ctx(sandbox: RunningSandbox) -> ProviderContext:
+def make_ctx(voxhub_context: Callable[..., ProviderContext]) -> Callable[..., ProviderContext]:
+    """``voxhub_context`` for ``revai``, with this suite's defaults and shorthands."""
+
+    def make(
+        run: RunningSandbox | None = None,
+        *,
+        fake_clock: bool = False,
+        timeouts: Timeouts | None = None,
+        callback_url_for: Callable[[str], str | None] | None = None,
+        **settings: Any,
+    ) -> ProviderContext:
+        if run is None:
+            settings.setdefault("token", "no-token-set")
+        return voxhub_context("revai", run, clock=FakeClock() if fake_clock else None,
+                              timeouts=timeouts, callback_url_for=callback_url_for, **settings)
+
+    return make
+
+
+@pytest.fixture
+def ctx(sandbox: RunningSandbox, make_ctx: Callable[..., ProviderContext]) -> ProviderContext:
     return make_ctx(sandbox)
 
 @pytest.fixture
@@ -192,7 +166,6 @@ def loopback() -> Iterator[Callable[[Callable[[Request], Response]], Loopback]]:
     yield start
     for server in servers:
         _stop_soon(server.stop)
-
 
 
 @pytest.fixture
@@ -213,11 +186,26 @@ def media_server(loopback: Callable[..., Loopback], media_dir: Path) -> Loopback
     return loopback(handler)
 
 
-
 @pytest.fixture
-def kit() -> types.SimpleNamespace:
+def kit(make_ctx: Callable[..., ProviderContext]) -> types.SimpleNamespace:
     """The helpers above, for test modules (importlib mode cannot import conftest)."""
     return types.SimpleNamespace(
         SPOKEN=SPOKEN, make_ctx=make_ctx, new_job=new_job, wait_until=wait_until,
         write_wav=write_wav, Loopback=Loopback,
     )
+
+
+@pytest.fixture
+def make_orch(
+    voxhub_orchestrator: Callable[..., Any], voxhub_clock: FakeClock
+) -> Callable[..., Any]:
+    """An orchestrator with one ``revai`` profile: a running sandbox's, or the given settings.
+
+    Its clock is fake, so back-offs and in-flight waits take no time.
+    """
+
+    def make(run: RunningSandbox | None = None, **settings: Any) -> Any:
+        profile = run.settings() if run is not None else {"token": "no-token-set"}
+        return voxhub_orchestrator(profiles={"revai": {**profile, **settings}}, clock=voxhub_clock)
+
+    return make

@@ -1,4 +1,8 @@
-"""Option validation: every refusal names its field and happens before any request."""
+"""Option validation: every refusal names its field and happens before any request.
+
+Requests are validated as the core does it (``Orchestrator.prepare``: the option
+specs, the media checks, then the provider's ``validate`` with Rev's cross-field rules).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from voxhub.errors import InvalidInputError, UnsupportedOptionError
-from voxhub.models import RemoteUrl, RtcChannel
+from voxhub.plugin import (
+    InvalidInputError,
+    JobRequest,
+    RemoteUrl,
+    RtcChannel,
+    UnsupportedOptionError,
+)
 from voxhub_revai import options as opt
 
 URL = RemoteUrl("https://media.example.com/a.mp3")
@@ -58,6 +67,16 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"language": "not a language"}, "language"),
 ]
 
+@pytest.fixture
+def validate(make_orch):
+    """Validate a request as the core does, against a profile (no sandbox: nothing is sent)."""
+
+    def check(request: JobRequest, **settings: Any) -> JobRequest:
+        return make_orch(base_url="http://127.0.0.1:9", **settings).prepare(request)
+
+    return check
+
+
 HUMAN_SEGMENTS: list[tuple[list[dict[str, Any]], bool]] = [
     ([{"start": 0, "end": 60}, {"start": 60, "end": 130}], True),
     ([{"start": 0, "end": 30}], False),
@@ -68,61 +87,54 @@ HUMAN_SEGMENTS: list[tuple[list[dict[str, Any]], bool]] = [
 
 
 @pytest.mark.parametrize(("options", "field"), REFUSED)
-def test_refused_before_any_request(kit, sandbox, provider, options, field) -> None:
-    ctx = kit.make_ctx(sandbox)
-    request, handle = kit.new_job(URL, options=options)
+def test_refused_before_any_request(kit, sandbox, make_orch, options, field) -> None:
+    orch = make_orch(sandbox)
+    request, _ = kit.new_job(URL, options=options)
     if field is None:
-        provider.validate(ctx, request)
+        orch.prepare(request)
         return
     with pytest.raises(InvalidInputError) as info:
-        provider.validate(ctx, request)
+        orch.submit(request)
     assert info.value.field == field
     assert field in str(info.value) or info.value.details["field"] == field
-    # submit validates again, so nothing is ever sent for a refused request
-    with pytest.raises(InvalidInputError):
-        provider.submit(ctx, request, handle)
     assert sandbox.sandbox.counters.get("requests") == 0
 
 
 @pytest.mark.parametrize(("segments", "ok"), HUMAN_SEGMENTS)
-def test_segments_to_transcribe(kit, provider, segments, ok) -> None:
-    ctx = kit.make_ctx(base_url="http://127.0.0.1:9")
+def test_segments_to_transcribe(kit, validate, segments, ok) -> None:
     request, _ = kit.new_job(URL, options={"transcriber": "human",
                                            "segments_to_transcribe": segments})
     if ok:
-        provider.validate(ctx, request)
+        validate(request)
     else:
         with pytest.raises(InvalidInputError) as info:
-            provider.validate(ctx, request)
+            validate(request)
         assert info.value.field == "segments_to_transcribe"
 
 
-def test_speaker_names_limits(kit, provider) -> None:
-    ctx = kit.make_ctx(base_url="http://127.0.0.1:9")
+def test_speaker_names_limits(kit, validate) -> None:
     ok, _ = kit.new_job(URL, options={"transcriber": "human",
                                       "speaker_names": ["Ann", {"display_name": "Bob"}]})
-    provider.validate(ctx, ok)
+    validate(ok)
     for names in (["x" * 51], ["n"] * 101, [42]):
         request, _ = kit.new_job(URL, options={"transcriber": "human", "speaker_names": names})
         with pytest.raises(InvalidInputError) as info:
-            provider.validate(ctx, request)
+            validate(request)
         assert info.value.field == "speaker_names"
 
 
-def test_eu_restrictions(kit, provider) -> None:
-    ctx = kit.make_ctx(base_url="http://127.0.0.1:9", region="eu")
+def test_eu_restrictions(kit, validate) -> None:
     for options, field in (({"transcriber": "human"}, "transcriber"),
                            ({"custom_vocabulary_id": "cv1"}, "custom_vocabulary_id")):
         request, _ = kit.new_job(URL, options=options)
         with pytest.raises(UnsupportedOptionError) as info:
-            provider.validate(ctx, request)
+            validate(request, region="eu")
         assert info.value.field == field
     request, _ = kit.new_job(URL, options={"custom_vocabularies": ["voxhub"]})
-    provider.validate(ctx, request)
+    validate(request, region="eu")
 
 
-def test_media_checks(kit, provider, tmp_path: Path) -> None:
-    ctx = kit.make_ctx(base_url="http://127.0.0.1:9")
+def test_media_checks(kit, validate, tmp_path: Path) -> None:
     cases: list[Any] = [
         None,
         tmp_path / "missing.wav",
@@ -133,58 +145,53 @@ def test_media_checks(kit, provider, tmp_path: Path) -> None:
     for media in cases:
         request, _ = kit.new_job(media)
         with pytest.raises(InvalidInputError) as info:
-            provider.validate(ctx, request)
+            validate(request)
         assert info.value.field == "media"
 
 
-def test_file_over_two_gb_refused_before_upload(kit, sandbox, provider, tmp_path: Path) -> None:
+def test_file_over_two_gb_refused_before_upload(kit, sandbox, make_orch, tmp_path: Path) -> None:
     huge = tmp_path / "huge.wav"
     with huge.open("wb") as fh:  # sparse: takes no disk space
         fh.truncate(opt.MAX_UPLOAD_BYTES + 1)
-    ctx = kit.make_ctx(sandbox)
-    request, handle = kit.new_job(huge)
+    request, _ = kit.new_job(huge)
     with pytest.raises(InvalidInputError) as info:
-        provider.submit(ctx, request, handle)
+        make_orch(sandbox).submit(request)
     assert info.value.field == "media"
     assert "URL" in info.value.message
     assert sandbox.sandbox.counters.get("requests") == 0
     os.remove(huge)
 
 
-def test_language_request_and_option_must_agree(kit, provider) -> None:
-    ctx = kit.make_ctx(base_url="http://127.0.0.1:9")
+def test_language_request_and_option_must_agree(kit, validate) -> None:
     request, _ = kit.new_job(URL, language="es", options={"language": "fr"})
     with pytest.raises(InvalidInputError) as info:
-        provider.validate(ctx, request)
+        validate(request)
     assert info.value.field == "language"
 
 
-def test_request_callback_and_callback_options_conflict(kit, provider) -> None:
-    ctx = kit.make_ctx(base_url="http://127.0.0.1:9")
+def test_request_callback_and_callback_options_conflict(kit, validate) -> None:
     request, _ = kit.new_job(URL, callback_url="https://h.example/cb",
                              options={"callback_url": "https://h.example/other"})
     with pytest.raises(InvalidInputError) as info:
-        provider.validate(ctx, request)
+        validate(request)
     assert info.value.field == "callback_url"
 
 
-def test_webhook_authorization_cannot_use_legacy_form(kit, provider) -> None:
-    ctx = kit.make_ctx(base_url="http://127.0.0.1:9", extra={"webhook_authorization": "Bearer w"})
+def test_webhook_authorization_cannot_use_legacy_form(kit, validate) -> None:
     request, _ = kit.new_job(URL, callback_url="https://h.example/cb",
                              options={"callback_style": "callback_url"})
     with pytest.raises(InvalidInputError) as info:
-        provider.validate(ctx, request)
+        validate(request, webhook_authorization="Bearer w")
     assert info.value.field == "callback_style"
     fine, _ = kit.new_job(URL, options={"callback_style": "callback_url"})  # no callback yet
-    provider.validate(ctx, fine)
+    validate(fine, webhook_authorization="Bearer w")
 
 
-def test_string_values_from_the_cli_are_converted(kit, sandbox, provider, wav) -> None:
-    ctx = kit.make_ctx(sandbox)
-    request, handle = kit.new_job(wav, options={
+def test_string_values_from_the_cli_are_converted(kit, sandbox, make_orch, wav) -> None:
+    request, _ = kit.new_job(wav, options={
         "verbatim": "false", "speakers_count": "2", "custom_vocabularies": "voxhub,Rev AI",
     })
-    provider.submit(ctx, request, handle)
+    make_orch(sandbox).submit(request)
     sent = sandbox.sandbox.last_upload["options"]
     assert sent["verbatim"] is False
     assert sent["speakers_count"] == 2
@@ -192,8 +199,6 @@ def test_string_values_from_the_cli_are_converted(kit, sandbox, provider, wav) -
 
 
 def test_build_options_payload() -> None:
-    from voxhub.models import JobRequest
-
     request = JobRequest(
         provider="revai", media=URL, language="en", callback_url="https://h.example/cb",
         options={"verbatim": False, "skip_diarization": False, "metadata": "mine",

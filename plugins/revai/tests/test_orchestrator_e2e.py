@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from voxhub.models import JobRequest, JobState, LocalFile, RemoteUrl, Transcript
 from voxhub.orchestrator import ClosePolicy
+from voxhub.plugin import JobRequest, JobState, LocalFile, RemoteUrl, Transcript
 
 
 @pytest.fixture
@@ -41,12 +41,30 @@ def test_run_fetch_export_close(orch, wav, kit):
 
 
 def test_lost_answer_through_orchestrator_one_job(orch, wav):
-    run, o = orch(drop_after_create=1)
+    run, o = orch()
+    run.sandbox.script(endpoint="create_job", action="drop_after")
     handle = o.submit(JobRequest(provider="revai", media=LocalFile(wav)))
     assert o.wait(handle).state is JobState.SUCCEEDED
     counters = run.sandbox.counters
     assert counters.get("jobs.created") == 1 and counters.get("jobs.duplicates") == 0
     assert run.sandbox.jobs_for_key(handle.idempotency_key or "") == 1
+    assert counters.get("scripted.drop_after") == 1
+
+
+def test_lost_answers_over_the_control_api_then_one_job(orch, wav):
+    # What a test outside this process does: script the lost answer over HTTP.
+    import urllib3
+
+    run, o = orch()
+    scripted = urllib3.request("POST", f"{run.base_url}/_sandbox/script",
+                               json={"endpoint": "create_job", "action": "drop_after"})
+    assert scripted.status == 200, scripted.data
+    refused = urllib3.request("POST", f"{run.base_url}/_sandbox/script",
+                              json={"endpoint": "create_job", "action": "explode"})
+    assert refused.status == 400 and "action" in refused.json()["error"]
+    handle = o.submit(JobRequest(provider="revai", media=LocalFile(wav)))
+    assert o.wait(handle).state is JobState.SUCCEEDED
+    assert run.sandbox.counters.get("jobs.created") == 1
 
 
 def test_failed_job_outcome(orch):

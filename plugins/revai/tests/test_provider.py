@@ -7,17 +7,22 @@ import time
 from pathlib import Path
 
 import pytest
-from voxhub.errors import (
+from voxhub.plugin import (
     AuthenticationError,
+    Capability,
     InvalidInputError,
     JobFailedError,
+    JobState,
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
+    RemoteUrl,
 )
-from voxhub.models import JobState, RemoteUrl
-from voxhub.provider import Capability
-from voxhub_revai import RevaiProvider
+from voxhub.sandbox import serve
+from voxhub.sandbox_kit import media_text
+from voxhub_revai import RevaiProvider, RevaiSandbox
+from voxhub_revai.api import RevApi, region
+from voxhub_revai.errors import error_from_response
 from voxhub_revai.provider import EU_URL, US_URL
 
 
@@ -47,16 +52,26 @@ def test_info_declares_what_the_issue_asks() -> None:
     assert token.secret
 
 
-def test_base_url_by_region_and_override(kit, provider: RevaiProvider) -> None:
+def test_base_url_by_region_and_override(kit) -> None:
     us = kit.make_ctx(base_url=None)
     eu = kit.make_ctx(base_url=None, region="eu")
     custom = kit.make_ctx(base_url="http://127.0.0.1:9/speechtotext/v1/")
-    assert provider._api(us) == US_URL + "/speechtotext/v1"
-    assert provider._api(eu) == EU_URL + "/speechtotext/v1"
-    assert provider._api(custom) == "http://127.0.0.1:9/speechtotext/v1"
-    assert provider._region(kit.make_ctx(base_url=EU_URL)) == "eu"
+    assert RevApi(us).base_url == US_URL + "/speechtotext/v1"
+    assert RevApi(eu).base_url == EU_URL + "/speechtotext/v1"
+    assert RevApi(custom).base_url == "http://127.0.0.1:9/speechtotext/v1"
+    assert RevApi(custom).url("/jobs/a b") == "http://127.0.0.1:9/speechtotext/v1/jobs/a b"
+    assert region(kit.make_ctx(base_url=EU_URL)) == "eu"
     # The orchestrator fills in the declared default (the US host): region=eu still wins.
-    assert provider._api(kit.make_ctx(base_url=US_URL, region="eu")) == EU_URL + "/speechtotext/v1"
+    assert RevApi(kit.make_ctx(base_url=US_URL, region="eu")).base_url == (
+        EU_URL + "/speechtotext/v1")
+
+
+def test_ids_are_one_path_segment(kit, sandbox, ctx, provider) -> None:
+    # A vendor id with a slash or a query character must not reach another endpoint.
+    _, handle = kit.new_job(RemoteUrl("https://x.example/a.mp3"))
+    with pytest.raises(NotFoundError):
+        provider.status(ctx, handle.with_vendor({"job": "../account?x=1"}))
+    assert sandbox.sandbox.counters.get("GET /speechtotext/v1/account") == 0
 
 
 def test_upload_lifecycle(kit, sandbox, ctx, provider: RevaiProvider, wav: Path) -> None:
@@ -123,7 +138,7 @@ def test_url_job_downloads_loopback_media_with_auth(
     paths = [p for p, _, _ in media_server.requests]
     assert "/private/hello.wav" in paths
     assert media_server.requests[0][1]["Authorization"] == "Bearer media-key"
-    job = provider.get_job(ctx, handle.vendor_ids["job"])
+    job = RevApi(ctx).job(handle.vendor_ids["job"])
     assert "source_config" not in job.raw  # never echoed (it may hold secrets)
 
 
@@ -280,27 +295,42 @@ def test_speaker_channels_on_mono_media_fails_and_captions_need_channel(
     assert info.value.details["kind"] == "invalid-job-properties"
 
 
-def test_engine_is_used_when_installed(kit, make_sandbox, provider, wav, monkeypatch) -> None:
-    import sys
-    import types
+class Recognizing(RevaiSandbox):
+    """The emulator with a recognizer of its own, recording what it was asked."""
 
-    package = types.ModuleType("voxhub_local")
-    engine = types.ModuleType("voxhub_local.engine")
-    seen: list[Path] = []
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.heard: list[Path] = []
 
-    def transcribe(path: Path) -> str:
-        seen.append(Path(path))
-        return "Words from the local engine."
+    def recognize(self, path: Path) -> str | None:
+        self.heard.append(path)
+        return "Words from the recognizer."
 
-    engine.transcribe = transcribe  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "voxhub_local", package)
-    monkeypatch.setitem(sys.modules, "voxhub_local.engine", engine)
-    run = make_sandbox(use_engine=None)
-    ctx = kit.make_ctx(run)
-    request, handle = kit.new_job(wav)
-    handle = provider.submit(ctx, request, handle)
-    assert provider.fetch(ctx, handle).text == "Words from the local engine."
-    assert seen and seen[0].suffix == ".wav"
+
+@pytest.mark.parametrize(("use_engine", "expected"), [
+    (None, "Words from the recognizer."), (True, "Words from the recognizer."), (False, None)])
+def test_recognizer_is_used_unless_turned_off(kit, provider, wav, use_engine, expected) -> None:
+    with serve(Recognizing(processing_seconds=0, use_engine=use_engine)) as run:
+        ctx = kit.make_ctx(run)
+        handle = provider.submit(ctx, *kit.new_job(wav))
+        # Without the recognizer, the sidecar next to the uploaded file is gone: the
+        # placeholder (the sidecar dirs are not given here).
+        text = provider.fetch(ctx, handle).text
+        if expected is None:
+            assert "placeholder" in text
+        else:
+            assert text == expected
+        assert len(run.sandbox.heard) == (0 if use_engine is False else 1)
+        assert all(p.suffix == ".wav" for p in run.sandbox.heard)
+
+
+def test_default_recognizer_is_the_kits(wav) -> None:
+    sandbox = RevaiSandbox()
+    try:
+        # Whatever recognizer is installed (or none): the sandbox asks the kit, nothing else.
+        assert sandbox.recognize(wav) == media_text(wav, default=None)
+    finally:
+        sandbox.close()
 
 
 def test_processing_timer_finishes_without_polling(kit, make_sandbox, provider, wav) -> None:
@@ -313,8 +343,6 @@ def test_processing_timer_finishes_without_polling(kit, make_sandbox, provider, 
 
 def test_problem_body_kept_in_details_for_server_400(sandbox, ctx) -> None:
     # Bypass client validation to see how a real 400 from the API is mapped.
-    from voxhub_revai.provider import error_from_response
-
     url = f"{sandbox.base_url}/speechtotext/v1/jobs"
     resp = ctx.http.request(
         "POST", url, operation="submit", idempotent=False,

@@ -1,75 +1,102 @@
-"""Retries under injected faults, lost submit answers and recovery: never a duplicate job."""
+"""Lost submit answers, retries under injected faults, and recovery: never a duplicate job.
+
+``submit`` sends one ``POST /jobs``; when its fate is unknown it raises ``in_doubt``
+and the core asks ``recover`` before sending anything again. The provider's half is
+tested directly, the whole protocol through the orchestrator.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import attrs
 import pytest
-from voxhub.errors import ProviderUnavailableError, RequestTimeoutError, TransportError
-from voxhub.models import JobState, RemoteUrl
-from voxhub.sandbox import FaultPlan, serve
+from voxhub.plugin import (
+    JobRequest,
+    JobState,
+    LocalFile,
+    ProviderError,
+    ProviderUnavailableError,
+    RemoteUrl,
+    RequestTimeoutError,
+    TransportError,
+)
+from voxhub.sandbox import serve
+from voxhub.sandbox_kit import FaultPlan
 from voxhub.transport import Timeouts
 from voxhub_revai import RevaiSandbox
-from werkzeug.wrappers import Response
+
+JOBS = "/speechtotext/v1/jobs"
 
 
-def test_lost_upload_answer_is_recovered_not_resubmitted(kit, make_sandbox, provider, wav):
-    run = make_sandbox(drop_after_create=1)
+def _lose_next_submit_answer(run) -> None:
+    # The kit's scripted reaction: create the job as usual, then drop the connection.
+    run.sandbox.script(endpoint="create_job", action="drop_after")
+
+
+def test_lost_upload_answer_raises_in_doubt_and_recover_finds_it(kit, make_sandbox, provider,
+                                                                 wav):
+    run = make_sandbox()
+    _lose_next_submit_answer(run)
     ctx = kit.make_ctx(run, fake_clock=True)
     request, handle = kit.new_job(wav)
-    handle = provider.submit(ctx, request, handle)
+    with pytest.raises(TransportError) as info:
+        provider.submit(ctx, request, handle)
+    assert info.value.in_doubt is True
     counters = run.sandbox.counters
-    assert counters.get("faults.drop_after_create") == 1
+    assert counters.get("scripted.drop_after") == 1
+    assert counters.get("POST /speechtotext/v1/jobs") == 1  # sent once, never again by itself
+    assert counters.get("jobs.created") == 1
+    found = provider.recover(ctx, request, handle)
+    assert found is not None and found.vendor_ids["job"] == run.sandbox.job_ids()[0]
+    assert found.vendor_state == {"upload": True}
+    assert provider.fetch(ctx, found).text == kit.SPOKEN
+
+
+def test_lost_url_answer_is_recovered_through_the_orchestrator(make_sandbox, make_orch):
+    run = make_sandbox()
+    _lose_next_submit_answer(run)
+    handle = make_orch(run).submit(
+        JobRequest(provider="revai", media=RemoteUrl("https://media.example.com/x.mp3")))
+    counters = run.sandbox.counters
+    assert counters.get("jobs.created") == 1 and counters.get("jobs.duplicates") == 0
+    assert counters.get("POST /speechtotext/v1/jobs") == 1
+    assert counters.get("GET /speechtotext/v1/jobs") >= 1  # the look-up that found it
+    assert handle.vendor_ids["job"] == run.sandbox.job_ids()[0]
+
+
+def test_lost_request_is_sent_again_once(make_sandbox, make_orch, wav):
+    # A request dropped before the vendor acted: nothing to recover, so it is sent again,
+    # exactly once (by the transport if it knows it never arrived, else after a look-up).
+    run = make_sandbox()
+    run.sandbox.script(endpoint="create_job", action="drop")
+    make_orch(run).submit(JobRequest(provider="revai", media=LocalFile(wav)))
+    counters = run.sandbox.counters
+    assert counters.get("scripted.drop") == 1
+    assert counters.get("POST /speechtotext/v1/jobs") == 2
     assert counters.get("jobs.created") == 1
     assert counters.get("jobs.duplicates") == 0
-    assert counters.get("POST /speechtotext/v1/jobs") == 1  # no second upload
-    assert run.sandbox.jobs_for_key(handle.idempotency_key) == 1
-    assert handle.vendor_ids["job"] == run.sandbox.job_ids()[0]
-    assert provider.fetch(ctx, handle).text == kit.SPOKEN
 
 
-def test_lost_url_answer_is_recovered(kit, make_sandbox, provider):
-    run = make_sandbox(drop_after_create=1)
-    ctx = kit.make_ctx(run, fake_clock=True)
-    request, handle = kit.new_job(RemoteUrl("https://media.example.com/x.mp3"))
-    handle = provider.submit(ctx, request, handle)
-    assert run.sandbox.counters.get("jobs.created") == 1
-    assert handle.vendor_ids["job"] == run.sandbox.job_ids()[0]
-
-
-def test_lost_request_is_sent_again_once(kit, make_sandbox, provider, wav):
-    # The base "drop" fault loses the request before a job exists: recover finds nothing,
-    # so the upload is sent again, exactly once.
-    run = make_sandbox(faults=FaultPlan(drop=1.0, only_paths=("/speechtotext/v1/jobs",)))
-    ctx = kit.make_ctx(run, fake_clock=True)
-    request, handle = kit.new_job(wav)
-    sandbox = run.sandbox
-    # Let the first POST be dropped, then stop faulting (deterministic).
-    original = sandbox._pick_fault
-    calls = {"n": 0}
-
-    def first_only(path: str) -> str | None:
-        calls["n"] += 1
-        return original(path) if calls["n"] == 1 else None
-
-    sandbox._pick_fault = first_only  # type: ignore[method-assign]
-    handle = provider.submit(ctx, request, handle)
-    assert sandbox.counters.get("faults.drop") == 1
-    assert sandbox.counters.get("POST /speechtotext/v1/jobs") == 2
-    assert sandbox.counters.get("jobs.created") == 1
-    assert sandbox.counters.get("jobs.duplicates") == 0
-
-
-def test_random_faults_everywhere_no_duplicates(kit, make_sandbox, provider, wav):
-    plan = FaultPlan(rate_limited=0.1, retry_after=0.01, server_error=0.15, drop=0.1, seed=11)
-    run = make_sandbox(faults=plan, drop_after_create_rate=0.2)
+def test_random_faults_everywhere_no_duplicates(kit, make_sandbox, make_orch, provider, wav):
+    plan = FaultPlan(rate_limited=0.1, retry_after=0.01, server_error=0.1, drop=0.05,
+                     drop_after=0.15, seed=4)
+    run = make_sandbox(faults=plan)
+    orch = make_orch(run)
     ctx = kit.make_ctx(run, fake_clock=True)
     handles = []
     for i in range(6):
-        media = wav if i % 2 == 0 else RemoteUrl(f"https://media.example.com/{i}.mp3")
-        request, handle = kit.new_job(media)
-        handles.append(provider.submit(ctx, request, handle))
+        media = LocalFile(wav) if i % 2 == 0 else RemoteUrl(f"https://media.example.com/{i}.mp3")
+        request = JobRequest(provider="revai", media=media, idempotency_key=f"storm-{i}")
+        for _attempt in range(3):  # what a user does when a submit gave up: submit again
+            try:
+                handles.append(orch.submit(request))
+                break
+            except ProviderUnavailableError:
+                continue
+    assert len(handles) == 6
     for handle in handles:
         assert provider.status(ctx, handle).state is JobState.SUCCEEDED
         assert provider.fetch(ctx, handle).text
@@ -79,8 +106,21 @@ def test_random_faults_everywhere_no_duplicates(kit, make_sandbox, provider, wav
     assert counters["jobs.created"] == 6
     assert counters.get("jobs.duplicates", 0) == 0
     assert len({h.vendor_ids["job"] for h in handles}) == 6
+    assert counters.get("faults.drop_after", 0) >= 1  # some answers really were lost
     injected = sum(v for k, v in counters.items() if k.startswith("faults."))
     assert injected >= 5, counters  # the run really was under fire
+
+
+def test_fault_plan_drop_after_spares_reads(make_sandbox, kit, provider):
+    # drop_after loses answers of creating requests only: a read is answered as usual.
+    run = make_sandbox(faults=FaultPlan(drop_after=1.0))
+    ctx = kit.make_ctx(run, fake_clock=True)
+    assert provider.account(ctx).email
+    with pytest.raises(TransportError) as info:
+        provider.submit(ctx, *kit.new_job(RemoteUrl("https://media.example.com/a.mp3")))
+    assert info.value.in_doubt is True
+    assert run.sandbox.counters.get("faults.drop_after") == 1
+    assert run.sandbox.counters.get("jobs.created") == 1
 
 
 def test_rate_limited_submit_is_retried_by_transport(kit, make_sandbox, provider, wav):
@@ -102,52 +142,42 @@ def test_persistent_503_gives_up_in_doubt(kit, make_sandbox, provider, wav):
     with pytest.raises(ProviderUnavailableError) as info:
         provider.submit(ctx, request, handle)
     assert info.value.status == 503
-    assert info.value.in_doubt is True
+    assert info.value.in_doubt is True  # a gateway may have passed it on
+    assert run.sandbox.counters.get("POST /speechtotext/v1/jobs") == 1
     assert run.sandbox.counters.get("jobs.created") == 0
 
 
-class FlakyPosts(RevaiSandbox):
-    """The emulator with its first ``fail_posts`` submits answered 502 before any job exists."""
-
-    def __init__(self, fail_posts: int, **kw):
-        super().__init__(**kw)
-        self.fail_posts = fail_posts
-
-    def dispatch(self, request):
-        if request.method == "POST" and self.fail_posts > 0:
-            self.fail_posts -= 1
-            self._drain(request)
-            return Response("bad gateway", status=502)
-        return super().dispatch(request)
-
-
-@pytest.mark.parametrize(("fail_posts", "ok"), [(2, True), (5, False)])
-def test_gateway_errors_on_submit_recover_then_resend(kit, provider, wav, fail_posts, ok):
-    with serve(FlakyPosts(fail_posts, processing_seconds=0, use_engine=False)) as run:
-        ctx = kit.make_ctx(run, fake_clock=True)
-        request, handle = kit.new_job(wav)
-        if ok:
-            assert provider.submit(ctx, request, handle).vendor_ids["job"]
-        else:
-            with pytest.raises(ProviderUnavailableError) as info:
-                provider.submit(ctx, request, handle)
-            # Every attempt was followed by a look-up that found nothing: not in doubt.
-            assert info.value.in_doubt is False
-            assert info.value.details["recover_checked"] is True
-        counters = run.sandbox.counters
-        assert counters.get("POST /speechtotext/v1/jobs") == min(fail_posts + 1, 5)
-        assert counters.get("jobs.created") == (1 if ok else 0)
-        assert counters.get("GET /speechtotext/v1/jobs") == min(fail_posts, 5)
+@pytest.mark.parametrize(("fail_posts", "ok"), [(2, True), (6, False)])
+def test_gateway_errors_on_submit_are_looked_up_then_resent(make_sandbox, make_orch, wav,
+                                                            fail_posts, ok):
+    run = make_sandbox()
+    run.sandbox.script(endpoint="create_job", status=502, body="bad gateway", times=fail_posts)
+    request = JobRequest(provider="revai", media=LocalFile(wav))
+    if ok:
+        assert make_orch(run).submit(request).vendor_ids["job"]
+    else:
+        with pytest.raises(ProviderUnavailableError):
+            make_orch(run).submit(request)
+    counters = run.sandbox.counters
+    posts = counters.get("POST /speechtotext/v1/jobs")
+    assert posts == (fail_posts + 1 if ok else counters.get("scripted.answer"))
+    assert counters.get("jobs.created") == (1 if ok else 0)
+    # Every resend came after a look-up that found nothing.
+    assert counters.get("GET /speechtotext/v1/jobs") >= posts - 1
 
 
-def test_without_idempotency_key_ambiguous_failure_is_raised(kit, make_sandbox, provider):
-    run = make_sandbox(drop_after_create=1)
+def test_without_idempotency_key_a_lost_answer_cannot_be_looked_up(kit, make_sandbox, provider):
+    run = make_sandbox()
+    _lose_next_submit_answer(run)
     ctx = kit.make_ctx(run, fake_clock=True)
     request, handle = kit.new_job(RemoteUrl("https://media.example.com/x.mp3"),
                                   idempotency_key=None)
     with pytest.raises(TransportError) as info:
         provider.submit(ctx, request, handle)
     assert info.value.in_doubt is True
+    with pytest.raises(ProviderError) as lookup:
+        provider.recover(ctx, request, handle)
+    assert lookup.value.in_doubt is True  # "not found" would be a lie: it stays in doubt
     assert run.sandbox.counters.get("POST /speechtotext/v1/jobs") == 1  # not sent again
 
 
@@ -173,24 +203,30 @@ def test_read_timeouts_on_gets_are_retried(kit, make_sandbox, provider, wav):
     assert run.sandbox.counters.get("faults.slow") >= 1
 
 
-def test_submit_timeout_then_recover(kit, make_sandbox, provider):
-    # The answer is slower than the read timeout; the job exists by the time we look.
-    plan = FaultPlan(slow=1.0, slow_seconds=0.15, only_paths=("/speechtotext/v1/jobs",))
-    run = make_sandbox(faults=plan)
-    sandbox = run.sandbox
-    original = sandbox._pick_fault
-    seen = {"n": 0}
+class SlowFirstSubmit(RevaiSandbox):
+    """The emulator answering its first submit late: the client's read times out first."""
 
-    def first_post_only(path: str) -> str | None:
-        seen["n"] += 1
-        return original(path) if seen["n"] == 1 else None
+    def __init__(self, delay: float, **kw):
+        super().__init__(**kw)
+        self.delay = delay
+        self._slowed = threading.Event()
 
-    sandbox._pick_fault = first_post_only  # type: ignore[method-assign]
-    ctx = kit.make_ctx(run, timeouts=Timeouts(connect=2, read=0.05))
-    request, handle = kit.new_job(RemoteUrl("https://media.example.com/slow.mp3"))
-    # The transport raises RequestTimeoutError (in doubt); submit waits, recovers, no resend.
-    handle = provider.submit(ctx, request, handle)
-    assert sandbox.counters.get("jobs.created") == 1
-    assert sandbox.counters.get("POST /speechtotext/v1/jobs") == 1
-    assert handle.vendor_ids["job"] == sandbox.job_ids()[0]
-    assert issubclass(RequestTimeoutError, ProviderUnavailableError)
+    def on_create_job(self, request):
+        answer = super().on_create_job(request)
+        if not self._slowed.is_set():
+            self._slowed.set()
+            time.sleep(self.delay)
+        return answer
+
+
+def test_submit_timeout_is_in_doubt_and_the_job_is_found(kit, provider):
+    with serve(SlowFirstSubmit(0.3, processing_seconds=0, use_engine=False)) as run:
+        ctx = kit.make_ctx(run, timeouts=Timeouts(connect=2, read=0.05))
+        request, handle = kit.new_job(RemoteUrl("https://media.example.com/slow.mp3"))
+        with pytest.raises(RequestTimeoutError) as info:
+            provider.submit(ctx, request, handle)
+        assert info.value.in_doubt is True
+        found = provider.recover(ctx, request, handle)
+        assert found is not None and found.vendor_ids["job"] == run.sandbox.job_ids()[0]
+        assert run.sandbox.counters.get("POST /speechtotext/v1/jobs") == 1
+        assert run.sandbox.counters.get("jobs.created") == 1

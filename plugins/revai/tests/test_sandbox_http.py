@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import urllib3
-from voxhub.sandbox import FaultPlan
+from voxhub.sandbox_kit import FaultPlan
 from voxhub_revai import plugin
 from voxhub_revai.sandbox import PLACEHOLDER_TEXT, RevaiSandbox
 from voxhub_revai.schema import TRANSCRIPT_JSON
@@ -231,8 +231,11 @@ def test_control_api_and_rate_limit_body(make_sandbox):
 def test_plugin_registration():
     providers = plugin.register_providers()
     sandboxes = plugin.register_sandboxes()
-    assert [p.info.name for p in providers] == ["revai"]
-    assert sandboxes[0].provider == "revai" and sandboxes[0].factory is RevaiSandbox
+    assert [p.name for p in providers] == ["revai"]
+    assert sandboxes[0].provider == "revai"
+    sb = sandboxes[0].create()
+    assert isinstance(sb, RevaiSandbox)
+    sb.close()
     sb = RevaiSandbox()
     try:
         assert sb.credentials() == {"token": sb.token}
@@ -242,3 +245,5 @@ def test_plugin_registration():
         sb.close()
     with pytest.raises(ValueError, match="region"):
         RevaiSandbox(region="mars")
+    with pytest.raises(ValueError, match="failure_rate"):
+        RevaiSandbox(failure_rate=2)

@@ -7,19 +7,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from voxhub.errors import (
+from voxhub.plugin import (
     AuthenticationError,
     InvalidInputError,
+    JobState,
     NotFoundError,
     PermissionDeniedError,
     ProviderError,
     ProviderUnavailableError,
     RateLimitedError,
+    Response,
 )
-from voxhub.models import JobState
-from voxhub.transport import Response
-from voxhub_revai.provider import error_from_response, to_transcript
-from voxhub_revai.schema import Problem, RevJob, RevTranscript, parse_time, read
+from voxhub_revai.api import RevApi
+from voxhub_revai.errors import error_from_response
+from voxhub_revai.schema import Problem, RevJob, RevTranscript, parse_time, to_transcript
+
+
+@pytest.fixture
+def read(kit):
+    """Read a Rev document as the provider does (:meth:`RevApi.read`)."""
+    api = RevApi(kit.make_ctx(base_url="http://127.0.0.1:9"))
+
+    def read(data: Any, cls: type, *, operation: str) -> Any:
+        return api.read(data, cls, operation)
+
+    return read
 
 
 def _resp(status: int, body: Any = None, headers: dict[str, str] | None = None) -> Response:
@@ -32,7 +44,7 @@ def _resp(status: int, body: Any = None, headers: dict[str, str] | None = None) 
     ("failed", JobState.FAILED), ("completed", JobState.SUCCEEDED),
     ("queued", JobState.RUNNING), (None, JobState.RUNNING), ("TRANSCRIBED", JobState.SUCCEEDED),
 ])
-def test_status_mapping_never_crashes(status, state):
+def test_status_mapping_never_crashes(read, status, state):
     data: dict[str, Any] = {"id": "j1", "created_on": "2018-05-05T23:23:22.29Z"}
     if status is not None:
         data["status"] = status
@@ -47,14 +59,15 @@ def test_status_mapping_never_crashes(status, state):
         assert mapped.reason is None
 
 
-def test_job_reading_is_tolerant():
+def test_job_reading_is_tolerant(read):
     job = read({"id": "j1", "status": "transcribed", "duration_seconds": "2.51",
                 "new_field": {"x": 1}, "delete_after_seconds": None}, RevJob, operation="x")
     assert job.duration_seconds == 2.51
     assert job.raw["new_field"] == {"x": 1}
-    with pytest.raises(ProviderError, match="unexpected answer"):
+    with pytest.raises(ProviderError, match="unexpected answer") as missing:
         read({"status": "transcribed"}, RevJob, operation="status")
-    with pytest.raises(ProviderError):
+    assert missing.value.operation == "status"
+    with pytest.raises(ProviderError, match="RevJob"):
         read(["not", "a", "job"], RevJob, operation="status")
 
 
@@ -68,7 +81,7 @@ def test_parse_time_variants():
     assert parse_time("yesterday") is None and parse_time(None) is None
 
 
-def test_transcript_conversion_rebuilds_text_exactly():
+def test_transcript_conversion_rebuilds_text_exactly(read):
     raw = {"monologues": [
         {"speaker": 1, "speaker_info": {"id": "s1", "display_name": "Ann"}, "elements": [
             {"type": "text", "value": "Hi", "ts": 0.075, "end_ts": 0.43, "confidence": 0.96},

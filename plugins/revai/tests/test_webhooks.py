@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from voxhub.errors import CallbackRejected
-from voxhub.models import JobState, RemoteUrl
-from voxhub.provider import CallbackRequest
+from voxhub.plugin import CallbackRejected, CallbackRequest, JobState, RemoteUrl
 from werkzeug.wrappers import Request, Response
 
 
@@ -18,7 +16,7 @@ def _ok(_request: Request) -> Response:
 def test_webhook_with_auth_header_on_success(kit, make_sandbox, loopback, provider, wav):
     receiver = loopback(_ok)
     run = make_sandbox(processing_seconds=0.05)
-    ctx = kit.make_ctx(run, extra={"webhook_authorization": "Bearer hook-secret"})
+    ctx = kit.make_ctx(run, webhook_authorization="Bearer hook-secret")
     request, handle = kit.new_job(wav, callback_url=f"{receiver.url}/hooks/revai")
     handle = provider.submit(ctx, request, handle)
     kit.wait_until(lambda: receiver.requests)

@@ -9,30 +9,46 @@ which the orchestrator test uses to write the store).
 
 from __future__ import annotations
 
-import contextlib
-import re
+import importlib.util
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import structlog
-import urllib3
-from voxhub.clock import Clock, SystemClock
-from voxhub.config import Config
-from voxhub.errors import CallbackRejected
-from voxhub.provider import CallbackEvent, CallbackRequest, ProviderContext
+from voxhub.plugin import CallbackEvent, CallbackRejected, CallbackRequest, ProviderContext
+from voxhub.plugins import PluginManager
 from voxhub.sandbox import RunningSandbox, serve
-from voxhub.transport import HttpClient
 from voxhub_tupu.provider import TupuProvider
-from voxhub_tupu.sandbox import TupuSandbox
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-_ROUTE = re.compile(r"/callbacks/tupu/([^/]+)(?:/([^/]+))?")
+
+def _load_helpers() -> None:
+    # pytest runs in importlib mode (test folders are not on sys.path): load the
+    # uniquely named helper module so that test modules can import it.
+    name = "tupu_helpers"
+    if name in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+
+
+_load_helpers()
+
+_ROUTES = Map([
+    Rule("/callbacks/tupu/<job_id>", endpoint="callback", methods=["POST"]),
+    Rule("/callbacks/tupu/<job_id>/<token>", endpoint="callback", methods=["POST"]),
+])
 
 
 class Receiver:
@@ -58,10 +74,11 @@ class Receiver:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
-        match = _ROUTE.fullmatch(request.path)
-        if match is None or request.method != "POST":
-            return Response("not found", status=404)(environ, start_response)
-        job_id = match.group(1)
+        try:
+            _, values = _ROUTES.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            return exc(environ, start_response)
+        job_id = values["job_id"]
         with self._cond:
             if self.fail_next > 0:
                 self.fail_next -= 1
@@ -73,7 +90,7 @@ class Receiver:
             headers={k.lower(): v for k, v in request.headers.items()},
             body=request.get_data(),
             query=dict(request.args),
-            token=match.group(2),
+            token=values.get("token"),
         )
         try:
             event = self.provider.parse_callback(self.ctx, callback)
@@ -131,62 +148,44 @@ FAST: dict[str, Any] = {
 
 
 @pytest.fixture
-def tupu_sandbox() -> Iterator[Callable[..., RunningSandbox]]:
-    """``tupu_sandbox(**options)`` starts a TupuSandbox (fast defaults); stopped after the test."""
+def tupu_sandbox(voxhub_plugins: PluginManager) -> Iterator[Callable[..., RunningSandbox]]:
+    """``tupu_sandbox(**options)``: the installed ``tupu`` sandbox, fast defaults, on loopback."""
     running: list[RunningSandbox] = []
 
     def start(**options: Any) -> RunningSandbox:
-        server = serve(TupuSandbox(**{**FAST, **options}))
+        server = serve(voxhub_plugins.sandboxes["tupu"].create(**{**FAST, **options}))
         running.append(server)
         return server
 
     yield start
     for server in running:
-        _stop_quickly(server)
-
-
-def _stop_quickly(server: RunningSandbox) -> None:
-    # RunningSandbox.stop waits for serve_forever's 0.5 s poll; a request wakes it at once.
-    stopper = threading.Thread(target=server.stop)
-    stopper.start()
-    while stopper.is_alive():
-        with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
-            urllib3.request("GET", f"{server.base_url}/_sandbox/counters", timeout=0.2,
-                            retries=False)
-        stopper.join(0.02)
-
-
-def make_ctx(
-    values: Mapping[str, Any],
-    *,
-    receiver: Receiver | None = None,
-    clock: Clock | None = None,
-    callback: bool = True,
-    log: Any = None,
-) -> ProviderContext:
-    """A provider context as the orchestrator builds it, from profile values."""
-    info = TupuProvider.info
-    settings = Config.from_profiles({"tupu": dict(values)}).settings(info)
-    clock = clock or SystemClock()
-
-    def callback_url_for(job_id: str) -> str | None:
-        return receiver.url_for(job_id) if receiver is not None and callback else None
-
-    ctx = ProviderContext(
-        provider="tupu",
-        profile="tupu",
-        settings=settings,
-        http=HttpClient(clock=clock).bind("tupu", retry=info.retry),
-        clock=clock,
-        log=log or structlog.get_logger(),
-        callback_url_for=callback_url_for,
-    )
-    if receiver is not None and receiver.ctx is None:
-        receiver.ctx = ctx
-    return ctx
+        server.stop()
 
 
 @pytest.fixture
-def make_context() -> Callable[..., ProviderContext]:
-    """The :func:`make_ctx` helper, as a fixture (test modules cannot import conftest)."""
-    return make_ctx
+def make_context(
+    voxhub_context: Callable[..., ProviderContext],
+) -> Callable[..., ProviderContext]:
+    """``make_context(sandbox_or_settings, receiver=..., **overrides)``: a tupu ``voxhub_context``.
+
+    The only Tupu defaults it adds: callbacks go to ``receiver`` (unless
+    ``callback=False``), and the receiver verifies them with the first context made.
+    Everything else (``clock``, ``authenticate``, setting overrides, ``None`` to
+    remove a setting) is ``voxhub_context``'s.
+    """
+
+    def make(
+        settings: RunningSandbox | Mapping[str, Any],
+        *,
+        receiver: Receiver | None = None,
+        callback: bool = True,
+        **kw: Any,
+    ) -> ProviderContext:
+        if receiver is not None and callback:
+            kw["callback_url_for"] = receiver.url_for
+        ctx = voxhub_context("tupu", settings, **kw)
+        if receiver is not None and receiver.ctx is None and ctx.auth is not None:
+            receiver.ctx = ctx
+        return ctx
+
+    return make

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import click
 from click.testing import CliRunner
+from voxhub.plugin import Capability
 from voxhub.plugins import PluginManager
-from voxhub.provider import Capability
 from voxhub_tupu import plugin
+from voxhub_tupu.keys import load_private_key, load_public_key
 from voxhub_tupu.provider import TupuProvider
 from voxhub_tupu.sandbox import TupuSandbox
-from voxhub_tupu.signing import load_private_key, load_public_key
 
 
 def _cli() -> click.Group:
@@ -70,7 +72,11 @@ def test_plugin_is_found_by_its_entry_point() -> None:
     assert entry.distribution == "voxhub-tupu"
     caps = entry.info.capabilities
     assert {Capability.CALLBACK_ONLY, Capability.BATCH_SUBMIT} <= caps
-    assert manager.sandboxes["tupu"].factory is TupuSandbox
+    sandbox = manager.sandboxes["tupu"].create()
+    try:
+        assert isinstance(sandbox, TupuSandbox)
+    finally:
+        sandbox.close()
     for hook in ("authenticate", "validate", "submit", "submit_batch", "status", "fetch",
                  "close", "parse_callback"):
         assert manager.implements("tupu", hook)
@@ -85,3 +91,21 @@ def test_credential_fields() -> None:
     assert fields["secret_id"].secret and fields["private_key_passphrase"].secret
     assert not fields["private_key"].secret and not fields["public_key"].secret
     assert fields["public_key"].required and not fields["private_key_passphrase"].required
+
+
+def test_declaring_the_plugin_imports_no_provider_code() -> None:
+    # What `voxhub providers` does with this plugin: read its declarations only.
+    code = (
+        "import sys\n"
+        "from voxhub_tupu import plugin\n"
+        "[info] = plugin.register_providers()\n"
+        "[spec] = plugin.register_sandboxes()\n"
+        "assert info.name == 'tupu' and spec.provider == 'tupu'\n"
+        "heavy = ('cryptography', 'werkzeug', 'urllib3', 'voxhub_tupu.provider',\n"
+        "         'voxhub_tupu.sandbox', 'voxhub_tupu.api')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from voxhub.errors import (
+from cryptography.hazmat.primitives.asymmetric import rsa
+from voxhub.plugin import (
     AuthenticationError,
     InvalidInputError,
     NotFoundError,
@@ -11,18 +14,19 @@ from voxhub.errors import (
     ProviderError,
     ProviderUnavailableError,
     RateLimitedError,
+    Response,
+    Secret,
     VoxhubError,
 )
-from voxhub.redact import Secret
 from voxhub_tupu.codes import (
     CALLBACK_RULE_NAMES,
     TASK_ALIASES,
     TASK_NAMES,
     CallbackRules,
     as_int,
-    describe_code,
-    error_for_code,
 )
+from voxhub_tupu.errors import describe_code, error_for_code, parse_error
+from voxhub_tupu.signing import sign_payload
 
 
 @pytest.mark.parametrize(
@@ -97,3 +101,50 @@ def test_task_constants() -> None:
     assert TASK_ALIASES["transcription"] == "5ca1bd6b3872ecc9afb99132"
     assert TASK_ALIASES["moderation"] == "5caee6b2a76925c55a09a6d2"
     assert set(TASK_ALIASES.values()) == set(TASK_NAMES)
+
+
+# --------------------------------------------------------------------------
+# parse_error: any failed answer, signed or not
+# --------------------------------------------------------------------------
+
+_TUPU_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+_OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _signed(payload: dict[str, object], key: rsa.RSAPrivateKey = _TUPU_KEY) -> bytes:
+    return json.dumps(sign_payload(payload, key)).encode()
+
+
+def _parse(status: int, body: bytes, operation: str = "status", **headers: str) -> VoxhubError:
+    response = Response(status=status, headers=headers, data=body)
+    return parse_error(response, operation, public_key=_TUPU_KEY.public_key())
+
+
+def test_parse_error_reads_the_code_of_a_signed_answer() -> None:
+    error = _parse(200, _signed({"code": 17, "message": "too many streams"}))
+    assert type(error) is RateLimitedError and error.code == 17
+    assert "concurrency limit" in str(error) and "too many streams" in str(error)
+    assert error.status == 200
+
+
+def test_parse_error_maps_unsigned_answers_by_status() -> None:
+    unavailable = _parse(503, b"<html>bad gateway</html>", operation="submit")
+    assert type(unavailable) is ProviderUnavailableError
+    assert unavailable.code == "unsigned" and unavailable.in_doubt  # a submit may have landed
+    assert "without a signed body" in str(unavailable) and "bad gateway" in str(unavailable)
+    limited = _parse(429, b'{"error": "slow down"}', **{"Retry-After": "12"})
+    assert type(limited) is RateLimitedError and limited.retry_after == 12
+    missing = _parse(404, b"not found")
+    assert type(missing) is NotFoundError and missing.code == "unsigned"
+    # A 2xx bare error object is unsigned too, not "unverified".
+    bare = _parse(200, b'{"error": "gateway"}')
+    assert type(bare) is ProviderError and bare.code == "unsigned"
+
+
+def test_parse_error_refuses_answers_that_do_not_verify() -> None:
+    forged = _signed({"code": 0, "result": []}, key=_OTHER_KEY)
+    on_submit = _parse(200, forged, operation="submit")
+    assert type(on_submit) is ProviderError and on_submit.code == "unverified"
+    assert on_submit.in_doubt and "streams may have been created" in str(on_submit)
+    on_status = _parse(200, forged)
+    assert not on_status.in_doubt and "public_key" in str(on_status)  # type: ignore[attr-defined]

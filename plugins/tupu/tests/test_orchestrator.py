@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 from voxhub.callbacks import CallbackHandler, wsgi_app
-from voxhub.errors import ConfigurationError
-from voxhub.models import JobRequest, JobState, ModerationReport, StreamUrl
 from voxhub.orchestrator import Orchestrator
+from voxhub.plugin import ConfigurationError, JobRequest, JobState, ModerationReport, StreamUrl
 from voxhub.sandbox import RunningSandbox
 from voxhub.store import Store
 from voxhub_tupu.codes import TASK_TRANSCRIPTION

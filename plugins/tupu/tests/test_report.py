@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from voxhub.models import JobState
+from voxhub.plugin import JobState
 from voxhub.serialization import dump, load
 from voxhub.store import Event
 from voxhub_tupu.codes import (

@@ -1,16 +1,22 @@
-"""One Agora REST exchange: host choice and fallback, auth header, request ids, errors, retries.
+"""Agora's REST API as an :class:`~voxhub.plugin.ApiClient`: hosts, auth, request ids, errors.
 
-Used by both providers. What it adds on top of ``ctx.http`` (pooling, timeouts,
+Used by both providers. What it adds to the core's client (pooling, timeouts,
 transport retries, 429 handling and the per-profile rate limit stay in the core):
 
+* **auth** — ``Authorization: Basic ...`` or ``agora token="<AccessToken2>"``; in token
+  mode the token is built for the channel the request is about (:class:`AgoraAuth`);
 * **hosts** — ``https://api.agora.io`` first, then ``https://api.sd-rtn.com`` when the
   first cannot be reached (Agora's dual-domain guidance). A host that worked is preferred
-  for later calls of the same profile. An explicit ``base_url`` disables the fallback.
+  for later calls of the same profile. An explicit ``base_url`` disables the fallback;
 * **X-Request-ID** — every request carries a fresh one; the answer's id (or ours when the
-  answer has none) is logged and kept on errors as ``request_id``.
+  answer has none) is logged and kept on errors as ``request_id``;
+* **errors** — :meth:`AgoraApi.parse_error` reads Agora's three error shapes
+  (:func:`voxhub_agora.errors.parse_error`);
 * **Agora's back-off** — integer code 20 is retried after 3 then 6 s, codes 501/502/504
-  and HTTP 500/502/503/504 after 1, 3 and 6 s (spec 1.9). The core's own status retries
-  are switched off for these calls so the two schedules never multiply.
+  and HTTP 500/502/503/504 after 1, 3 and 6 s (spec 1.9), for requests that are safe to
+  repeat (``idempotent``). A request that creates a task is sent once: when its outcome
+  is unknown it fails with ``in_doubt=True`` and the core resolves it through the
+  provider's ``recover`` before anything is sent again.
 """
 
 from __future__ import annotations
@@ -19,29 +25,25 @@ import json as jsonlib
 import threading
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
-from voxhub.errors import ProviderError, ProviderUnavailableError, TransportError, VoxhubError
-from voxhub.provider import ProviderContext
-from voxhub.transport import Response
+from voxhub.plugin import ApiClient, ProviderError, ProviderUnavailableError, VoxhubError
 
-from .auth import AgoraAuth
-from .errors import error_from_answer, retry_delays
+from .errors import parse_error, retry_delays
 
-__all__ = ["DEFAULT_HOSTS", "AgoraApi", "Answer", "HostPreference"]
+if TYPE_CHECKING:
+    from voxhub.plugin import ProviderContext, Response
+
+    from .auth import AgoraAuth
+
+__all__ = ["DEFAULT_HOSTS", "AgoraApi", "HostPreference"]
 
 #: Agora's REST hosts in the order tried (spec 1.1: same paths on both).
 DEFAULT_HOSTS: tuple[str, ...] = ("https://api.agora.io", "https://api.sd-rtn.com")
 
-
-@attrs.frozen
-class Answer:
-    """A successful answer: HTTP status, parsed JSON body (``None`` when empty), request id."""
-
-    status: int
-    body: Any
-    request_id: str | None
+# Every status comes back from ApiClient.request: this client maps failures itself, after
+# deciding whether another host or Agora's back-off applies.
+_ANY_STATUS = range(100, 600)
 
 
 class HostPreference:
@@ -65,8 +67,13 @@ class HostPreference:
             self._preferred[profile] = host
 
 
-class AgoraApi:
-    """Requests of one provider call (see the module docstring)."""
+class AgoraApi(ApiClient):
+    """Requests of one provider call about one channel (see the module docstring).
+
+    Build one per call (``AgoraProvider.api``); it is not shared between threads.
+    """
+
+    name = "Agora"
 
     def __init__(
         self,
@@ -76,123 +83,121 @@ class AgoraApi:
         hosts: Sequence[str],
         preference: HostPreference,
         product: str,
+        channel: str = "",
     ) -> None:
-        self.ctx = ctx
+        # An explicit base_url (a sandbox, a proxy) is the only host: falling back from it
+        # to the public API would be a surprise.
+        explicit = ctx.base_url
+        self.hosts: tuple[str, ...] = (explicit,) if explicit else tuple(hosts)
+        super().__init__(ctx, base_url=self.hosts[0])
         self.auth = auth
         self.product = product
         self.preference = preference
-        explicit = (ctx.settings.base_url or "").rstrip("/")
-        # An explicit base_url (a sandbox, a proxy) is the only host: falling back from it to
-        # the public API would be a surprise.
-        self.hosts: tuple[str, ...] = (explicit,) if explicit else tuple(hosts)
+        self.channel = channel
+        self.sent_request_id: str | None = None
 
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        operation: str,
-        json: Any = None,
-        params: Mapping[str, Any] | None = None,
-        channel: str = "",
-        retry: bool = True,
-        idempotent: bool = True,
-    ) -> Answer:
-        """Send one request (retrying as Agora documents) and return the parsed answer.
+    # --- the ApiClient hooks ---------------------------------------------------------------
 
-        ``channel`` goes into a REST-auth token built in token mode. ``idempotent``
-        tells the core whether a request that may have reached Agora can be repeated
-        (every Agora call is safe to repeat except a sequenced update, see ``update``).
+    def auth_headers(self) -> Mapping[str, str]:
+        """Basic credentials, or an AccessToken2 for :attr:`channel` (token mode)."""
+        return {"Authorization": self.auth.header(channel=self.channel,
+                                                  now=self.ctx.clock.time())}
 
-        Raises:
-            VoxhubError: the mapped error of the last answer (see :mod:`.errors`).
-        """
-        attempt = 0
-        while True:
-            response, request_id = self._exchange(
-                method, path, operation=operation, json=json, params=params, channel=channel,
-                idempotent=idempotent,
-            )
-            if 200 <= response.status < 300:
-                return Answer(response.status, self._body(response, operation), request_id)
-            error = self.error(response, operation, request_id)
-            delays = retry_delays(error) if retry else ()
-            if attempt >= len(delays):
-                # Agora answered, so the outcome is known: the operation failed. Sending it
-                # again is safe (one task per builder token / agent name / instanceId), so
-                # the orchestrator need not treat the job as "in doubt".
-                error.in_doubt = False
-                raise error
-            self.ctx.log.warning(
-                "agora.retry", operation=operation, status=response.status,
-                code=error.details.get("code"), request_id=request_id,
-                delay=delays[attempt], attempt=attempt + 1,
-            )
-            self.ctx.clock.sleep(delays[attempt])
-            attempt += 1
-
-    def error(self, response: Response, operation: str, request_id: str | None) -> VoxhubError:
-        """The mapped error of a non-2xx answer."""
+    def parse_error(self, response: Response, operation: str) -> VoxhubError:
+        """Agora's error answer as a voxhub error (keeps status, code and X-Request-ID)."""
         try:
             body: Any = jsonlib.loads(response.data) if response.data else None
         except (ValueError, UnicodeDecodeError):
             body = response.text
-        return error_from_answer(
+        return parse_error(
             response.status, body, provider=self.ctx.provider, operation=operation,
-            request_id=request_id, product=self.product,
+            request_id=self.request_id(response), product=self.product,
+            retry_after=self.retry_after(response) if response.status == 429 else None,
         )
 
-    def _body(self, response: Response, operation: str) -> Any:
+    def json(self, response: Response, operation: str) -> Any:
+        """The JSON body; ``None`` for an empty one (Agora's update answers are empty)."""
         if not response.data.strip():
             return None
-        return response.json(provider=self.ctx.provider, operation=operation)
+        return super().json(response, operation)
 
-    def _exchange(
+    # --- sending ---------------------------------------------------------------------------
+
+    def request_id(self, response: Response) -> str | None:
+        """The answer's ``X-Request-ID``, else the one this client sent."""
+        return response.header("X-Request-ID") or self.sent_request_id
+
+    def request(
         self,
         method: str,
         path: str,
         *,
         operation: str,
-        json: Any,
-        params: Mapping[str, Any] | None,
-        channel: str,
-        idempotent: bool,
-    ) -> tuple[Response, str | None]:
+        idempotent: bool | None = None,
+        **kw: Any,
+    ) -> Response:
+        """Send one request (see the module docstring); a failure raises the mapped error.
+
+        ``idempotent`` defaults to False for POST and PATCH. A request that is safe to
+        repeat gets Agora's back-off, and its failure never leaves a submission in doubt
+        (``in_doubt=False``): only the creating requests decide that.
+        """
+        if idempotent is None:
+            idempotent = method.upper() not in {"POST", "PATCH"}
+        ok = kw.pop("ok", ())
+        attempt = 0
+        try:
+            while True:
+                response = self._send(method, path, operation=operation,
+                                      idempotent=idempotent, **kw)
+                if response.ok or response.status in ok:
+                    return response
+                error = self.parse_error(response, operation)
+                delays = retry_delays(error) if idempotent else ()
+                if attempt >= len(delays):
+                    raise error
+                self.ctx.log.warning(
+                    "agora.retry", operation=operation, status=response.status,
+                    code=error.details.get("code"), request_id=self.request_id(response),
+                    delay=delays[attempt], attempt=attempt + 1,
+                )
+                self.ctx.clock.sleep(delays[attempt])
+                attempt += 1
+        except ProviderError as exc:
+            if idempotent:
+                exc.in_doubt = False  # repeating it is harmless: it created nothing
+            raise
+
+    def _send(self, method: str, path: str, *, operation: str, idempotent: bool,
+              **kw: Any) -> Response:
+        """One exchange, on the preferred host, then the next one it could not reach."""
         ctx = self.ctx
-        # Agora's statuses are retried by ``call`` with Agora's schedule; the core keeps
-        # transport errors and 429 (Retry-After) for itself.
-        policy = attrs.evolve(ctx.http.retry, retry_statuses=frozenset())
+        headers = dict(kw.pop("headers", None) or {})
         hosts = self.preference.order(ctx.profile, self.hosts)
         for index, host in enumerate(hosts):
-            sent_id = str(uuid.uuid4())
-            headers = {
-                "Authorization": self.auth.header(channel=channel, now=ctx.clock.time()),
-                "Accept": "application/json",
-                "X-Request-ID": sent_id,
-            }
-            if json is not None:
-                headers["Content-Type"] = "application/json"
+            self.sent_request_id = str(uuid.uuid4())
             try:
-                response = ctx.http.request(
-                    method, host + path, operation=operation, headers=headers, params=params,
-                    json=json, idempotent=idempotent, retry=policy,
+                response = super().request(
+                    method, host + path, operation=operation,
+                    headers={**headers, "X-Request-ID": self.sent_request_id},
+                    ok=_ANY_STATUS, idempotent=idempotent, **kw,
                 )
             except ProviderUnavailableError as exc:
-                unreachable = isinstance(exc, TransportError) or not exc.in_doubt
-                if unreachable and index + 1 < len(hosts):
+                # Another host only when this one provably never had the request, or when
+                # sending it twice is harmless; an ambiguous create goes to the core.
+                if index + 1 < len(hosts) and (idempotent or not exc.in_doubt):
                     ctx.log.warning(
                         "agora.host_fallback", operation=operation, failed=host,
                         next=hosts[index + 1], error=str(exc),
                     )
                     continue
                 raise
-            request_id = response.header("X-Request-ID") or sent_id
             ctx.log.info(
                 "agora.answer", operation=operation, method=method, status=response.status,
-                request_id=request_id, host=host,
+                request_id=self.request_id(response), host=host,
             )
             if index:
                 self.preference.remember(ctx.profile, host)
-            return response, request_id
+            return response
         raise ProviderError("no Agora host configured", provider=ctx.provider,
                             operation=operation)  # pragma: no cover - hosts is never empty

@@ -22,9 +22,7 @@ import hmac
 from collections.abc import Mapping
 
 import attrs
-from voxhub.errors import ConfigurationError
-from voxhub.provider import CredentialField, ProviderSettings
-from voxhub.redact import Secret
+from voxhub.plugin import ConfigurationError, ProviderSettings, Secret
 
 from .accesstoken import (
     AccessToken2,
@@ -37,9 +35,9 @@ from .accesstoken import (
     build_rtc_token,
     check_token,
 )
+from .options import DEFAULT_AUTH_TOKEN_EXPIRE, MAX_TOKEN_EXPIRE
 
 __all__ = [
-    "CREDENTIALS",
     "MSG_BAD_CREDENTIALS",
     "MSG_INVALID_TOKEN",
     "MSG_TOKEN_EXPIRED",
@@ -53,39 +51,6 @@ __all__ = [
 MSG_BAD_CREDENTIALS = "Invalid authentication credentials"
 MSG_TOKEN_EXPIRED = "Token is expired"  # noqa: S105 - a message, not a secret
 MSG_INVALID_TOKEN = "Invalid token"  # noqa: S105 - a message, not a secret
-
-#: Default lifetime (s) of the tokens this plugin builds (REST auth and bot tokens are
-#: separate settings; Agora caps a token's life at 24 h).
-DEFAULT_AUTH_TOKEN_EXPIRE = 3600
-MAX_TOKEN_EXPIRE = 86400
-
-CREDENTIALS: tuple[CredentialField, ...] = (
-    CredentialField("app_id", "App ID of the Agora project (32 hex characters)", secret=False),
-    CredentialField(
-        "app_certificate",
-        "App certificate: signs REST-auth tokens (auth = token) and the bots' RTC tokens",
-        required=False,
-    ),
-    CredentialField("customer_id", "Customer ID for HTTP Basic auth (Console > RESTful API)",
-                    required=False),
-    CredentialField("customer_secret", "Customer secret for HTTP Basic auth", required=False),
-    CredentialField(
-        "auth",
-        "basic | token (default: basic when customer_id and customer_secret are set, else token)",
-        secret=False, required=False,
-    ),
-    CredentialField(
-        "auth_token",
-        "a ready AccessToken2 for REST auth (token mode without holding the certificate)",
-        required=False,
-    ),
-    CredentialField(
-        "auth_lifetime",
-        f"lifetime in seconds of the REST-auth tokens built here (default "
-        f"{DEFAULT_AUTH_TOKEN_EXPIRE}, at most {MAX_TOKEN_EXPIRE})",
-        secret=False, required=False,
-    ),
-)
 
 
 class AuthMode(enum.StrEnum):

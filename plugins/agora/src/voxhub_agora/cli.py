@@ -16,8 +16,7 @@ from typing import Any
 
 import click
 from voxhub.config import Config
-from voxhub.errors import ConfigurationError
-from voxhub.provider import ProviderInfo
+from voxhub.plugin import ConfigurationError, ProviderInfo
 
 from .accesstoken import (
     AccessToken2,
@@ -27,16 +26,11 @@ from .accesstoken import (
     build_rtc_token,
     build_rtm_token,
 )
-from .auth import MAX_TOKEN_EXPIRE
-from .stt import AgoraSttProvider
-from .transcoder import AgoraTranscoderProvider
+from .options import MAX_TOKEN_EXPIRE, STT_INFO, TRANSCODER_INFO
 
 __all__ = ["agora"]
 
-_INFOS: dict[str, ProviderInfo] = {
-    AgoraSttProvider.info.name: AgoraSttProvider.info,
-    AgoraTranscoderProvider.info.name: AgoraTranscoderProvider.info,
-}
+_INFOS: dict[str, ProviderInfo] = {info.name: info for info in (STT_INFO, TRANSCODER_INFO)}
 
 _PRIVILEGE_NAMES: dict[int, dict[int, str]] = {
     ServiceType.RTC: {1: "join_channel", 2: "publish_audio_stream", 3: "publish_video_stream",

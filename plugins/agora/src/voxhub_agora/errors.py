@@ -6,7 +6,7 @@ Agora answers failures in three shapes (spec sections 1.9, 1.10, 2.1)::
     {"code": 2, "reason": "..."}           STT integer error codes (reason may be absent)
     {"reason": "...", "detail": "..."}     STT v7 (agents API)
 
-:func:`error_from_answer` reads any of them, prefers the most specific signal
+:func:`parse_error` reads any of them, prefers the most specific signal
 (integer code, then a known message, then the HTTP status) and returns a
 voxhub error that keeps the HTTP status, Agora's code and the ``X-Request-ID``
 (``request_id``) for support tickets. Vendor text is redacted and shortened
@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from voxhub.errors import (
+from voxhub.plugin import (
     AuthenticationError,
     InvalidInputError,
     NotFoundError,
@@ -28,15 +28,15 @@ from voxhub.errors import (
     ProviderUnavailableError,
     RateLimitedError,
     VoxhubError,
+    redact_text,
 )
-from voxhub.redact import redact_text
 
 __all__ = [
     "RETRY_SCHEDULES",
     "AgoraInvalidRequestError",
     "BuilderTokenError",
     "TaskConflictError",
-    "error_from_answer",
+    "parse_error",
     "retry_delays",
 ]
 
@@ -128,7 +128,7 @@ def retry_delays(error: VoxhubError) -> tuple[float, ...]:
     return ()
 
 
-def error_from_answer(
+def parse_error(
     status: int,
     body: Any,
     *,
@@ -136,8 +136,12 @@ def error_from_answer(
     operation: str,
     request_id: str | None,
     product: str = "Real-Time STT",
+    retry_after: float | None = None,
 ) -> VoxhubError:
-    """The voxhub error for one failed Agora answer (see the module docstring)."""
+    """The voxhub error for one failed Agora answer (see the module docstring).
+
+    ``retry_after`` is the answer's ``Retry-After`` in seconds, kept on rate limits.
+    """
     code = _code_of(body)
     text = _vendor_text(body)
     said = f" (Agora said: {text})" if text else ""
@@ -215,7 +219,8 @@ def error_from_answer(
             task_id=match.group(1) if match else _str_field(body, "agent_id", "taskId"), **kw)
     if status == 429:
         return RateLimitedError(
-            "Agora's rate limit was exceeded (10 requests per second per account)" + said, **kw)
+            "Agora's rate limit was exceeded (10 requests per second per account)" + said,
+            retry_after=retry_after, **kw)
     if status >= 500:
         return ProviderUnavailableError(f"Agora answered HTTP {status}" + said, **kw)
     if status == 400:

@@ -31,7 +31,7 @@ from typing import Any
 if sys.platform != "win32":
     import fcntl
 
-from voxhub.errors import ConfigurationError, ProviderUnavailableError
+from voxhub.plugin import ConfigurationError, ProviderUnavailableError
 
 __all__ = ["Slot", "TaskRegistry"]
 

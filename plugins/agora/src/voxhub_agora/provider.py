@@ -1,4 +1,16 @@
-"""What both Agora providers share: auth, hosts, the lock directory, builder tokens, ids."""
+"""What both Agora providers share: auth, hosts, the lock directory, builder tokens, updates.
+
+The providers themselves are :mod:`.stt` (``agora-stt``) and :mod:`.transcoder`
+(``agora-transcoder``); their metadata is in :mod:`.options`.
+
+Exactly-once starts rest on Agora's own rules, which make a repeated creating request
+name the first task instead of starting a second: one task per builder token (STT
+code 49, the transcoder's 201), one live agent per name (v7, 409) and one live
+transcoder per ``instanceId`` (409). The name and ``instanceId`` are derived from the
+job's idempotency key, and a builder token is written to the lock record *before* it
+is used, so the core's resend of an in-doubt start (after ``recover`` found nothing)
+reuses it.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +18,42 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
-from voxhub.clock import Clock
-from voxhub.errors import InvalidInputError
-from voxhub.models import JobHandle
-from voxhub.provider import Provider, ProviderContext
-from voxhub.store import default_store_path
+from voxhub.plugin import (
+    ConfigurationError,
+    InvalidInputError,
+    JobHandle,
+    Provider,
+    ProviderContext,
+    ProviderError,
+)
 
 from ._checks import INSTANCE_ID_RE, FieldError
 from .api import DEFAULT_HOSTS, AgoraApi, HostPreference
 from .auth import AgoraAuth
+from .errors import retry_delays
 from .locks import Slot, TaskRegistry
+from .schema import BuilderTokenAnswer
 
-__all__ = ["AgoraProvider", "BuilderToken", "derive_instance_id"]
+__all__ = [
+    "BUILDER_TOKEN_VALIDITY",
+    "AgoraProvider",
+    "BuilderToken",
+    "as_mapping",
+    "derive_instance_id",
+    "next_sequence",
+    "send_sequenced",
+    "str_field",
+]
 
 #: How long a builder token may be used to start a task (spec 1.2 and 2.3).
 BUILDER_TOKEN_VALIDITY = 300.0
 #: A recorded token is reused only with this much of its validity left.
 PENDING_TOKEN_MARGIN = 30.0
+#: Agora's back-off for an update whose answer was lost (its own codes have their own).
+_UPDATE_IN_DOUBT_DELAYS = (1.0, 3.0, 6.0)
 
 
 @attrs.frozen
@@ -37,15 +65,15 @@ class BuilderToken:
     acquired_at: float
     create_ts: int | None = None
 
-    def age(self, clock: Clock) -> float:
-        """Seconds since it was acquired."""
-        return clock.monotonic() - self.acquired_at
+    def age(self, now: float) -> float:
+        """Seconds since it was acquired, at monotonic time ``now``."""
+        return now - self.acquired_at
 
 
 def derive_instance_id(prefix: str, key: str) -> str:
     """A stable ``instanceId`` / agent ``name`` for an idempotency key.
 
-    Why derived: the same input always uses the same id, so a repeated start (a retry
+    Why derived: the same input always uses the same id, so a repeated start (a resend
     whose first answer was lost, a second process) collides with the first instead of
     creating a second task. The key itself may be long or contain any character, so
     only its hash is used (``prefix-<40 hex>``, well within 64 ``[a-zA-Z0-9_-]``).
@@ -58,8 +86,8 @@ class AgoraProvider(Provider):
 
     Args:
         hosts: REST hosts tried in order when the profile sets no ``base_url``.
-        lock_dir: where duplicate-start locks live (default: the job store's directory,
-            so processes sharing a store share the locks).
+        lock_dir: where duplicate-start locks live (default: the context's
+            ``state_dir``, beside the job store, so processes sharing a store share them).
     """
 
     product: str = "Agora"
@@ -77,30 +105,30 @@ class AgoraProvider(Provider):
 
     # --- helpers for subclasses -----------------------------------------------------
 
-    def auth(self, ctx: ProviderContext) -> AgoraAuth:
-        """The context's resolved auth (``authenticate``'s result, or resolved now)."""
-        if isinstance(ctx.auth, AgoraAuth):
-            return ctx.auth
-        auth = AgoraAuth.from_settings(ctx.settings)
-        ctx.auth = auth
-        return auth
+    @staticmethod
+    def auth(ctx: ProviderContext) -> AgoraAuth:
+        """What :meth:`authenticate` returned (the core runs it before any other call)."""
+        return cast(AgoraAuth, ctx.auth)
 
-    def api(self, ctx: ProviderContext) -> AgoraApi:
-        """An :class:`AgoraApi` for one call."""
+    def api(self, ctx: ProviderContext, channel: str = "") -> AgoraApi:
+        """An :class:`AgoraApi` for one call about ``channel`` (token mode signs for it)."""
         return AgoraApi(ctx, self.auth(ctx), hosts=self.hosts, preference=self._preference,
-                        product=self.product)
+                        product=self.product, channel=channel)
 
     def registry(self, ctx: ProviderContext, lock_dir: str | None = None) -> TaskRegistry:
-        """The lock registry: option ``lock_dir``, else the provider's, else the store's dir."""
+        """The lock registry: option ``lock_dir``, else the provider's, else ``ctx.state_dir``."""
         if lock_dir:
             base = Path(lock_dir).expanduser()
         elif self.lock_dir is not None:
             base = self.lock_dir
+        elif ctx.state_dir is not None:
+            base = Path(ctx.state_dir)
         else:
-            # ``state_dir`` is what the orchestrator should pass (the store's directory);
-            # until it does, the default store location stands in for it.
-            state_dir = getattr(ctx, "state_dir", None)
-            base = Path(state_dir) if state_dir else default_store_path().parent
+            raise ConfigurationError(
+                f"{ctx.provider} keeps duplicate-start locks beside the job store; give the "
+                "provider context a state_dir (voxhub does) or set the lock_dir option",
+                provider=ctx.provider, operation="submit",
+            )
         return TaskRegistry(base / "agora-locks")
 
     def invalid(self, ctx: ProviderContext, exc: FieldError, *, label: str = "",
@@ -127,6 +155,18 @@ class AgoraProvider(Provider):
         # No key (a direct call without the orchestrator): the job id is unique, so no
         # cross-job de-duplication happens through the id — the channel lock still applies.
         return derive_instance_id(prefix, handle.job_id if handle is not None else "validate")
+
+    def acquire(self, ctx: ProviderContext, path: str, body: Mapping[str, Any],
+                channel: str) -> BuilderToken:
+        """Acquire a builder token at ``path`` (``body`` holds the ``instanceId``).
+
+        Repeating an acquire is harmless (an unused token just expires), so it is sent
+        as idempotent: retried on Agora's back-off, never a reason for doubt.
+        """
+        answer = self.api(ctx, channel).call("POST", path, operation="acquire", json=body,
+                                             idempotent=True, into=BuilderTokenAnswer)
+        return BuilderToken(answer.tokenName, str(body["instanceId"]), ctx.clock.monotonic(),
+                            answer.createTs)
 
     @staticmethod
     def remember_token(slot: Slot | None, token: BuilderToken) -> None:
@@ -167,3 +207,57 @@ class AgoraProvider(Provider):
             return []
         jobs = data.get("job_ids")
         return [str(j) for j in jobs] if isinstance(jobs, list) else []
+
+
+# --- sequenced updates (STT v5/v6 and the transcoder) --------------------------------------
+
+
+def next_sequence(state: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> int:
+    """One above the highest sequenceId known to this handle or to the lock record."""
+    known = [state.get("sequence_id")]
+    if recorded is not None:
+        known.append(as_mapping(recorded.get("vendor_state")).get("sequence_id"))
+    numbers = [int(v) for v in known if isinstance(v, int | str) and str(v).lstrip("-").isdigit()]
+    return max(numbers, default=-1) + 1
+
+
+def send_sequenced(
+    ctx: ProviderContext, api: AgoraApi, path: str, sequence: int, *,
+    params: Mapping[str, Any], json: Any,
+) -> int:
+    """PATCH a sequenced update; a retry uses the next sequenceId. Returns the one applied.
+
+    This is an update of an existing task, not a submission, so it keeps its own bounded
+    retry: Agora's back-off for its codes, and 1/3/6 s when the answer was lost
+    (``in_doubt``). Why a new id per attempt: an attempt whose answer was lost may have
+    been applied, and the server refuses an id it has already seen; the full
+    replacement makes applying the same change twice harmless.
+    """
+    attempt = 0
+    while True:
+        try:
+            api.request("PATCH", path, operation="update", idempotent=False, json=json,
+                        params={**params, "sequenceId": sequence})
+            return sequence
+        except ProviderError as exc:
+            delays = retry_delays(exc) or (_UPDATE_IN_DOUBT_DELAYS if exc.in_doubt else ())
+            if attempt >= len(delays):
+                raise
+            ctx.log.warning("agora.update_retry", sequence_id=sequence, error=str(exc),
+                            delay=delays[attempt])
+            ctx.clock.sleep(delays[attempt])
+            attempt += 1
+            sequence += 1
+
+
+def as_mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a mapping, else an empty one (Agora answers vary in shape)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def str_field(data: Mapping[str, Any] | None, key: str) -> str | None:
+    """``data[key]`` as text, ``None`` when absent or empty."""
+    if not data:
+        return None
+    value = data.get(key)
+    return str(value) if value is not None and value != "" else None

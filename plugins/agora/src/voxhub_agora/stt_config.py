@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
-from voxhub.redact import Secret
+from voxhub.plugin import Secret
 
 from ._checks import (
     FieldError,

@@ -20,26 +20,38 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from voxhub.errors import InvalidInputError, NotFoundError, ProviderError
-from voxhub.models import JobHandle, JobKind, JobRequest, JobState, JobStatus, TaskInfo
-from voxhub.provider import (
-    Capability,
-    OptionSpec,
-    PollingHints,
+from voxhub.plugin import (
+    InvalidInputError,
+    JobHandle,
+    JobRequest,
+    JobState,
+    JobStatus,
+    NotFoundError,
     ProviderContext,
+    ProviderError,
     ProviderInfo,
     Submitted,
+    TaskInfo,
+    path_segment,
 )
-from voxhub.transport import RetryPolicy
 
-from ._base import AgoraProvider, BuilderToken
 from ._checks import FieldError
 from .accesstoken import RtcRole
 from .api import AgoraApi
-from .auth import CREDENTIALS, MAX_TOKEN_EXPIRE, AgoraAuth
+from .auth import AgoraAuth
 from .errors import BuilderTokenError, TaskConflictError
 from .locks import Slot
-from .stt import _next_sequence, _send_sequenced
+from .options import DEFAULT_TRANSCODER_TOKEN_EXPIRE, TRANSCODER_INFO
+from .provider import (
+    AgoraProvider,
+    BuilderToken,
+    as_mapping,
+    next_sequence,
+    send_sequenced,
+    str_field,
+)
+from .schema import TaskAnswer
+from .states import ended_status, normalize_transcoder_status
 from .transcoder_config import RtcEndpoint, TranscoderConfig, load_config, transcoder_section
 
 __all__ = ["AgoraTranscoderProvider", "normalize_transcoder_status"]
@@ -49,88 +61,17 @@ CREATE_WINDOW = 2.0
 #: A 404 this soon after create means "not visible yet", not "gone" (spec 2.10: poll
 #: with 5/10/15 s back-off after a successful create).
 NOT_VISIBLE_GRACE = 30.0
+#: Creates refused for their builder token (expired, unknown) get a fresh one this often.
 _CREATE_ATTEMPTS = 3
-DEFAULT_TOKEN_EXPIRE = 86_400
+DEFAULT_TOKEN_EXPIRE = DEFAULT_TRANSCODER_TOKEN_EXPIRE
 UPDATE_MASK = "services.cloudTranscoder.config"
-
-_TASK_STATES: dict[str, JobState] = {
-    "IDLE": JobState.QUEUED,
-    "PREPARED": JobState.QUEUED,
-    "STARTING": JobState.QUEUED,
-    "CREATED": JobState.QUEUED,
-    "STARTED": JobState.RUNNING,
-    "IN_PROGRESS": JobState.RUNNING,
-    "STOPPING": JobState.RUNNING,
-    "STOPPED": JobState.SUCCEEDED,
-    "EXIT": JobState.SUCCEEDED,
-    "FAILURE_STOP": JobState.FAILED,
-}
-_SERVICE_STATES: dict[str, JobState] = {
-    "serviceIdle": JobState.QUEUED,
-    "serviceReady": JobState.QUEUED,
-    "serviceStarted": JobState.RUNNING,
-    "serviceInProgress": JobState.RUNNING,
-    "serviceCompleted": JobState.SUCCEEDED,
-    "servicePartialCompleted": JobState.SUCCEEDED,
-    "serviceValidationFailed": JobState.FAILED,
-    "serviceAbnormal": JobState.FAILED,
-}
-
-
-def normalize_transcoder_status(task_status: str | None, service_status: str | None,
-                                raw: Any = None) -> JobStatus:
-    """Combine the task status and the (informational) service status.
-
-    The task status decides, except that a failed service (``serviceValidationFailed``,
-    ``serviceAbnormal``) fails the job, and a partial completion is kept as the reason.
-    An unknown task status falls back to the service status, then to running.
-    """
-    task = (task_status or "").strip()
-    service = (service_status or "").strip()
-    service_state = _SERVICE_STATES.get(service)
-    state = _TASK_STATES.get(task.upper(), service_state or JobState.RUNNING)
-    reason = None
-    if service_state is JobState.FAILED:
-        state, reason = JobState.FAILED, f"service status {service}"
-    elif task.upper() == "FAILURE_STOP":
-        reason = "the task exited abnormally"
-    elif service == "servicePartialCompleted":
-        reason = "partially completed"
-    vendor = "/".join(p for p in (task, service) if p) or None
-    return JobStatus(state, vendor_state=vendor, reason=reason, raw=raw)
-
-
-_OPTIONS: tuple[OptionSpec, ...] = (
-    OptionSpec("config", dict, "the transcoder configuration (the 'transcoder' object, or a "
-               "whole request body)"),
-    OptionSpec("config_file", str, "a JSON or TOML file holding the configuration"),
-    OptionSpec("instance_id", str, "instanceId (default: derived from the idempotency key)",
-               max_length=64),
-    OptionSpec("token_expire", int, "lifetime of the RTC tokens built here, seconds",
-               min=60, max=MAX_TOKEN_EXPIRE, default=DEFAULT_TOKEN_EXPIRE),
-    OptionSpec("lock_dir", str, "directory of the duplicate-create locks (default: the job "
-               "store's directory)"),
-)
 
 
 class AgoraTranscoderProvider(AgoraProvider):
     """The ``agora-transcoder`` provider (see the module docstring)."""
 
     product = "Cloud Transcoder"
-    info: ClassVar[ProviderInfo] = ProviderInfo(
-        name="agora-transcoder",
-        kinds=frozenset({JobKind.TRANSCODING}),
-        description="Agora Cloud Transcoder: mix, composite and relay RTC/CDN streams "
-                    "(cloudTranscoderV2)",
-        capabilities=frozenset({Capability.CANCEL, Capability.DELETE, Capability.RECOVER}),
-        options=_OPTIONS,
-        credentials=CREDENTIALS,
-        default_base_url=None,
-        retry=RetryPolicy(max_attempts=4, backoff_base=1.0, backoff_max=6.0),
-        polling=PollingHints(first_poll=5.0, typical_duration=3600.0, max_interval=30.0),
-        requests_per_second=10.0,
-        docs_url="https://docs.agora.io/en/cloud-transcoding/overview/product-overview",
-    )
+    info: ClassVar[ProviderInfo] = TRANSCODER_INFO
 
     # --- configuration ------------------------------------------------------------------
 
@@ -190,17 +131,21 @@ class AgoraTranscoderProvider(AgoraProvider):
 
     def validate(self, ctx: ProviderContext, request: JobRequest) -> JobRequest:
         """Check the whole configuration before any request."""
-        options = self.info.validate_options(request.options)
-        self.config_from(ctx, options)
+        self.config_from(ctx, request.options)
+        self._instance_id(ctx, request, None)
+        return request
+
+    def _instance_id(self, ctx: ProviderContext, request: JobRequest,
+                     handle: JobHandle | None) -> str:
         try:
-            self.instance_id(options, None, request.idempotency_key, "vxtc")
+            return self.instance_id(request.options, handle, request.idempotency_key, "vxtc")
         except FieldError as exc:
             raise self.invalid(ctx, exc) from None
-        return request
 
     # --- submit -----------------------------------------------------------------------
 
-    def _base(self, auth: AgoraAuth) -> str:
+    @staticmethod
+    def _base(auth: AgoraAuth) -> str:
         return f"/v1/projects/{auth.app_id}/rtsc/cloud-transcoder"
 
     def submit(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> Submitted:
@@ -210,20 +155,15 @@ class AgoraTranscoderProvider(AgoraProvider):
     def create_task(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle, *,
                     builder_token: BuilderToken | None = None) -> Submitted:
         """:meth:`submit` with an optional builder token acquired earlier."""
-        options = self.info.validate_options(request.options)
-        config = self.config_from(ctx, options)
-        try:
-            instance_id = self.instance_id(options, handle, request.idempotency_key, "vxtc")
-        except FieldError as exc:
-            raise self.invalid(ctx, exc) from None
+        options = request.options
+        config = self.config_from(ctx, options)  # the body is built from it
+        instance_id = self._instance_id(ctx, request, handle)
         expire = int(options.get("token_expire") or DEFAULT_TOKEN_EXPIRE)
         body = self._with_tokens(ctx, config, expire).services_body()
         channel = config.input_channel or config.output_channel or ""
-        auth = self.auth(ctx)
-        api = self.api(ctx)
+        api = self.api(ctx, channel)
         lock_dir = options.get("lock_dir")
-        registry = self.registry(ctx, lock_dir)
-        with registry.locked(self._key(auth, instance_id)) as slot:
+        with self.registry(ctx, lock_dir).locked(self._key(ctx, instance_id)) as slot:
             data = slot.data or {}
             if data.get("vendor_ids"):
                 found = self._reuse(ctx, data, handle)
@@ -231,17 +171,13 @@ class AgoraTranscoderProvider(AgoraProvider):
                     slot.data = {**data, "job_ids": [*self.registry_jobs(data), handle.job_id]}
                     return found
             slot.data = {"pending": data["pending"]} if data.get("pending") else None
-            # An earlier attempt's token (answer lost): reusing it makes Agora answer with
-            # the task that attempt created (201) instead of creating a second one.
+            # An earlier attempt's token (its outcome unknown): reusing it makes Agora answer
+            # with the task that attempt created (201) instead of creating a second one.
             pending = None if builder_token else self.pending_token(ctx, data, instance_id)
-            task, token = self._create(ctx, api, auth, instance_id, body, channel,
-                                       builder_token or pending, slot,
-                                       check_window=pending is None)
-            task_id = _str(task, "taskId")
-            if not task_id:
-                raise ProviderError("Agora's create answer has no taskId", provider=ctx.provider,
-                                    operation="create")
-            ids = {"task_id": task_id, "builder_token_name": token.name}
+            task, token = self._create(ctx, api, instance_id, body, builder_token or pending,
+                                       slot, check_window=pending is None)
+            ids = {"task_id": api.read(task, TaskAnswer, "create").taskId,
+                   "builder_token_name": token.name}
             state: dict[str, Any] = {
                 "instance_id": instance_id, "channel": channel,
                 "sequence_id": _int(task.get("sequenceId"), 0), "created_at": time.time(),
@@ -251,9 +187,8 @@ class AgoraTranscoderProvider(AgoraProvider):
             slot.data = {"job_ids": [handle.job_id], "vendor_ids": ids, "vendor_state": state}
         return Submitted(handle.with_vendor(ids, state), status=self._status_of(task))
 
-    @staticmethod
-    def _key(auth: AgoraAuth, instance_id: str) -> str:
-        return f"agora-transcoder|{auth.app_id.lower()}|{instance_id}"
+    def _key(self, ctx: ProviderContext, instance_id: str) -> str:
+        return f"agora-transcoder|{self.auth(ctx).app_id.lower()}|{instance_id}"
 
     def _reuse(self, ctx: ProviderContext, data: Mapping[str, Any],
                handle: JobHandle) -> Submitted | None:
@@ -270,36 +205,29 @@ class AgoraTranscoderProvider(AgoraProvider):
     def acquire_builder_token(self, ctx: ProviderContext, instance_id: str,
                               body: Mapping[str, Any], channel: str = "") -> BuilderToken:
         """Acquire a builder token for ``instance_id``, sending the services config."""
-        auth = self.auth(ctx)
-        answer = self.api(ctx).call("POST", f"{self._base(auth)}/builderTokens",
-                                    operation="acquire", json={"instanceId": instance_id, **body},
-                                    channel=channel)
-        data = _mapping(answer.body)
-        name = _str(data, "tokenName")
-        if not name:
-            raise ProviderError("Agora's acquire answer has no tokenName", provider=ctx.provider,
-                                operation="acquire", request_id=answer.request_id)
-        create_ts = data.get("createTs")
-        return BuilderToken(name, instance_id, ctx.clock.monotonic(),
-                            create_ts if isinstance(create_ts, int) else None)
+        return self.acquire(ctx, f"{self._base(self.auth(ctx))}/builderTokens",
+                            {"instanceId": instance_id, **body}, channel)
 
-    def _create(self, ctx: ProviderContext, api: AgoraApi, auth: AgoraAuth, instance_id: str,
-                body: Mapping[str, Any], channel: str, token: BuilderToken | None,
-                slot: Slot | None, *, check_window: bool = True,
-                ) -> tuple[Mapping[str, Any], BuilderToken]:
+    def _create(self, ctx: ProviderContext, api: AgoraApi, instance_id: str,
+                body: Mapping[str, Any], token: BuilderToken | None, slot: Slot | None, *,
+                check_window: bool = True) -> tuple[Mapping[str, Any], BuilderToken]:
+        # Only a create *refused* for its token is sent again here (with a new token): it
+        # provably created nothing. An unknown outcome goes to the core (in_doubt).
         last: BuilderTokenError | None = None
         for _attempt in range(_CREATE_ATTEMPTS):
-            if token is not None and check_window and token.age(ctx.clock) > CREATE_WINDOW:
+            age = 0.0 if token is None else token.age(ctx.clock.monotonic())
+            if token is not None and check_window and age > CREATE_WINDOW:
                 # Creating long after acquiring fails more often (seed): take a fresh token.
-                ctx.log.info("agora.transcoder.token_stale", age=round(token.age(ctx.clock), 3))
+                ctx.log.info("agora.transcoder.token_stale", age=round(age, 3))
                 token = None
             if token is None:
-                token = self.acquire_builder_token(ctx, instance_id, body, channel)
+                token = self.acquire_builder_token(ctx, instance_id, body, api.channel)
                 self.remember_token(slot, token)
                 check_window = True
             try:
-                answer = api.call("POST", f"{self._base(auth)}/tasks", operation="create",
-                                  params={"builderToken": token.name}, json=body, channel=channel)
+                response = api.request("POST", f"{self._base(api.auth)}/tasks",
+                                       operation="create", params={"builderToken": token.name},
+                                       json=body)
             except BuilderTokenError as exc:
                 ctx.log.info("agora.transcoder.reacquire", reason=exc.message,
                              request_id=exc.request_id)
@@ -312,11 +240,12 @@ class AgoraTranscoderProvider(AgoraProvider):
                     f"({exc.message})", provider=ctx.provider, operation="create",
                     status=exc.status, code=exc.code, request_id=exc.request_id,
                 ) from None
-            if answer.status == 201:
+            if response.status == 201:
                 # 201: this builder token already runs a task (a repeated create whose first
                 # answer was lost); the answer describes that task.
-                ctx.log.info("agora.transcoder.existing_task", request_id=answer.request_id)
-            return _mapping(answer.body), token
+                ctx.log.info("agora.transcoder.existing_task",
+                             request_id=api.request_id(response))
+            return as_mapping(api.json(response, "create")), token
         assert last is not None
         raise last
 
@@ -324,13 +253,13 @@ class AgoraTranscoderProvider(AgoraProvider):
 
     def query(self, ctx: ProviderContext, handle: JobHandle) -> Mapping[str, Any]:
         """Agora's task object (raises :class:`NotFoundError` once the task is gone)."""
-        auth = self.auth(ctx)
         task, token = self._ids(ctx, handle)
-        answer = self.api(ctx).call(
-            "GET", f"{self._base(auth)}/tasks/{task}", operation="query",
-            params={"builderToken": token}, channel=str(handle.vendor_state.get("channel") or ""),
-        )
-        return _mapping(answer.body)
+        api = self._handle_api(ctx, handle)
+        return as_mapping(api.call("GET", f"{self._base(api.auth)}/tasks/{path_segment(task)}",
+                                   operation="query", params={"builderToken": token}))
+
+    def _handle_api(self, ctx: ProviderContext, handle: JobHandle) -> AgoraApi:
+        return self.api(ctx, str(handle.vendor_state.get("channel") or ""))
 
     @staticmethod
     def _ids(ctx: ProviderContext, handle: JobHandle) -> tuple[str, str]:
@@ -343,8 +272,9 @@ class AgoraTranscoderProvider(AgoraProvider):
 
     @staticmethod
     def _status_of(task: Mapping[str, Any]) -> JobStatus:
-        service = _mapping(_mapping(task.get("services")).get("cloudTranscoder"))
-        return normalize_transcoder_status(_str(task, "status"), _str(service, "status"), task)
+        service = as_mapping(as_mapping(task.get("services")).get("cloudTranscoder"))
+        return normalize_transcoder_status(str_field(task, "status"),
+                                           str_field(service, "status"), task)
 
     def status(self, ctx: ProviderContext, handle: JobHandle) -> JobStatus:
         """The normalized task state (see :func:`normalize_transcoder_status`)."""
@@ -358,7 +288,7 @@ class AgoraTranscoderProvider(AgoraProvider):
         created = handle.vendor_state.get("created_at")
         lock_dir = handle.vendor_state.get("lock_dir")
         record = self.registry(ctx, str(lock_dir) if lock_dir else None).read(
-            self._key(self.auth(ctx), str(handle.vendor_state.get("instance_id") or "")))
+            self._key(ctx, str(handle.vendor_state.get("instance_id") or "")))
         # Still recorded (not closed here) and created moments ago: Agora may not list it yet.
         recorded = record is not None and record.get("vendor_ids") == handle.vendor_ids
         if recorded and isinstance(created, int | float) and (
@@ -366,9 +296,7 @@ class AgoraTranscoderProvider(AgoraProvider):
             return JobStatus(JobState.QUEUED, vendor_state="NOT_VISIBLE_YET",
                              reason="created moments ago; Agora does not list it yet",
                              detail=exc.message)
-        return JobStatus(JobState.SUCCEEDED, vendor_state="ENDED",
-                         reason="the task has ended (Agora no longer lists it)",
-                         detail=exc.message)
+        return ended_status(exc.message)
 
     def fetch(self, ctx: ProviderContext, handle: JobHandle) -> TaskInfo:
         """The task's facts as a :class:`TaskInfo` (statuses, sequenceId, service message)."""
@@ -377,7 +305,7 @@ class AgoraTranscoderProvider(AgoraProvider):
             status = self._status_of(task)
         except NotFoundError as exc:
             task, status = {}, self._not_found_status(ctx, handle, exc)
-        service = _mapping(_mapping(task.get("services")).get("cloudTranscoder"))
+        service = as_mapping(as_mapping(task.get("services")).get("cloudTranscoder"))
         details = {
             "instance_id": handle.vendor_state.get("instance_id"),
             "builder_token_name": handle.vendor_ids.get("builder_token_name"),
@@ -393,11 +321,10 @@ class AgoraTranscoderProvider(AgoraProvider):
 
     def close(self, ctx: ProviderContext, handle: JobHandle) -> None:
         """Delete the task, unless other jobs still use it (then this job only lets go)."""
-        auth = self.auth(ctx)
         lock_dir = handle.vendor_state.get("lock_dir")
         registry = self.registry(ctx, str(lock_dir) if lock_dir else None)
         instance_id = str(handle.vendor_state.get("instance_id") or "")
-        with registry.locked(self._key(auth, instance_id)) as slot:
+        with registry.locked(self._key(ctx, instance_id)) as slot:
             if slot.data and slot.data.get("vendor_ids") == handle.vendor_ids:
                 others = [j for j in self.registry_jobs(slot.data) if j != handle.job_id]
                 if others:
@@ -405,12 +332,10 @@ class AgoraTranscoderProvider(AgoraProvider):
                     return
                 slot.data = None
             task, token = self._ids(ctx, handle)
+            api = self._handle_api(ctx, handle)
             try:
-                self.api(ctx).call(
-                    "DELETE", f"{self._base(auth)}/tasks/{task}", operation="delete",
-                    params={"builderToken": token},
-                    channel=str(handle.vendor_state.get("channel") or ""),
-                )
+                api.request("DELETE", f"{self._base(api.auth)}/tasks/{path_segment(task)}",
+                            operation="delete", params={"builderToken": token})
             except NotFoundError as exc:
                 ctx.log.info("agora.transcoder.already_deleted", job_id=handle.job_id,
                              error=exc.message)
@@ -437,58 +362,43 @@ class AgoraTranscoderProvider(AgoraProvider):
             document = config
         parsed = self.parse_config(ctx, document)
         body = self._with_tokens(ctx, parsed, token_expire).services_body()
-        auth = self.auth(ctx)
         task, token = self._ids(ctx, handle)
-        api = self.api(ctx)
+        api = self.api(ctx, parsed.input_channel or parsed.output_channel or "")
         lock_dir = handle.vendor_state.get("lock_dir")
         registry = self.registry(ctx, str(lock_dir) if lock_dir else None)
         instance_id = str(handle.vendor_state.get("instance_id") or "")
-        with registry.locked(self._key(auth, instance_id)) as slot:
+        with registry.locked(self._key(ctx, instance_id)) as slot:
             recorded = slot.data if slot.data and slot.data.get(
                 "vendor_ids") == handle.vendor_ids else None
-            sequence = _send_sequenced(
-                ctx, api, "PATCH", f"{self._base(auth)}/tasks/{task}",
-                _next_sequence(handle.vendor_state, recorded),
+            sequence = send_sequenced(
+                ctx, api, f"{self._base(api.auth)}/tasks/{path_segment(task)}",
+                next_sequence(handle.vendor_state, recorded),
                 params={"builderToken": token, "updateMask": UPDATE_MASK}, json=body,
-                channel=parsed.input_channel or parsed.output_channel or "",
             )
             if recorded is not None:
                 slot.data = {**recorded, "vendor_state": {
-                    **_mapping(recorded.get("vendor_state")), "sequence_id": sequence}}
+                    **as_mapping(recorded.get("vendor_state")), "sequence_id": sequence}}
         return handle.with_vendor(state={"sequence_id": sequence})
 
     # --- recover ----------------------------------------------------------------------
 
     def recover(self, ctx: ProviderContext, request: JobRequest,
                 handle: JobHandle) -> JobHandle | None:
-        """The task of a create whose answer was lost, from the instanceId's lock record.
+        """The task of a create whose outcome is unknown, from the instanceId's lock record.
 
-        (Agora has no list API for transcoder tasks; without a record nothing is found,
-        and a new create then meets the same-instanceId 409 if the first one succeeded.)
+        Agora has no list API for transcoder tasks. Without a record, ``None`` lets the
+        core send the create again; that resend reuses the recorded builder token, so
+        Agora answers with the task the first attempt created (201) instead of creating
+        a second one.
         """
-        options = self.info.validate_options(request.options)
-        try:
-            instance_id = self.instance_id(options, handle, request.idempotency_key, "vxtc")
-        except FieldError as exc:
-            raise self.invalid(ctx, exc) from None
-        data = self.registry(ctx, options.get("lock_dir")).read(
-            self._key(self.auth(ctx), instance_id))
+        instance_id = self._instance_id(ctx, request, handle)
+        data = self.registry(ctx, request.options.get("lock_dir")).read(
+            self._key(ctx, instance_id))
         ids = data.get("vendor_ids") if data else None
         state = data.get("vendor_state") if data else None
         if isinstance(ids, dict) and isinstance(state, dict):
             return handle.with_vendor(ids, state)
         return None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _str(data: Mapping[str, Any] | None, key: str) -> str | None:
-    if not data:
-        return None
-    value = data.get(key)
-    return str(value) if value is not None and value != "" else None
 
 
 def _int(value: Any, default: int) -> int:

@@ -61,6 +61,7 @@ __all__ = [
     "WordTiming",
     "audio_info",
     "default_model_paths",
+    "recognize_text",
     "supported_formats",
     "transcribe",
 ]
@@ -679,3 +680,14 @@ def transcribe(
     if progress is not None:
         progress(1.0)
     return result
+
+
+def recognize_text(path: StrPath) -> str:
+    """The words spoken in an audio file, as one line: ``transcribe(path).text``.
+
+    voxhub-local declares this function in the ``voxhub.recognizers`` entry-point
+    group, where :func:`voxhub.sandbox_kit.media_text` finds it: vendor emulators
+    answer with the words of the audio they were sent. Same errors as
+    :func:`transcribe`.
+    """
+    return transcribe(path).text

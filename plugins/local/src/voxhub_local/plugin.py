@@ -1,16 +1,20 @@
-"""voxhub's entry point for this distribution: the ``local`` provider."""
+"""voxhub's entry point for this distribution: the ``local`` provider.
+
+Declarations only: the provider (with pocketsphinx and numpy) is imported the
+first time a local job is run.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import voxhub
-from voxhub.provider import Provider
+import attrs
+from voxhub.plugin import ProviderInfo, hookimpl
 
-from .provider import LocalProvider
+from .options import INFO
 
 
-@voxhub.hookimpl
-def register_providers() -> Sequence[Provider]:
+@hookimpl
+def register_providers() -> Sequence[ProviderInfo]:
     """The ``local`` provider (a new instance, with its own worker pool, per plugin manager)."""
-    return [LocalProvider()]
+    return [attrs.evolve(INFO, entry="voxhub_local.provider:LocalProvider")]

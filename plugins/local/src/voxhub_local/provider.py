@@ -29,37 +29,32 @@ import uuid
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 import pocketsphinx
-from voxhub import (
-    Capability,
+from voxhub.plugin import (
     InvalidInputError,
     JobHandle,
-    JobKind,
     JobRequest,
     JobState,
     JobStatus,
     LocalFile,
     NotFoundError,
-    OptionSpec,
-    PollingHints,
     Provider,
     ProviderContext,
     ProviderError,
-    ProviderInfo,
     Segment,
     Transcript,
     Word,
 )
 
 from .engine import AudioError, ConfigError, EngineConfig, Recognition, audio_info
+from .options import INFO, NAME, OPTIONS
 from .worker import JobPhase, JobView, WorkerPool
 
 __all__ = ["INTERRUPTED_DETAIL", "LocalProvider"]
 
-NAME: Final = "local"
 #: Language of the model bundled with pocketsphinx, and the spellings accepted for it.
 BUNDLED_LANGUAGE: Final = "en-us"
 _BUNDLED_ALIASES: Final = frozenset({"en", "en-us"})
@@ -70,27 +65,6 @@ _PATH_OPTIONS: Final = ("model_dir", "dictionary", "language_model", "grammar")
 INTERRUPTED_DETAIL: Final = (
     "the process that ran this local job ended before it finished (local jobs run inside "
     "the process that submitted them); submit it again with --new"
-)
-
-_OPTIONS: Final = (
-    OptionSpec("model_dir", str,
-               "PocketSphinx acoustic model directory (contains mdef). "
-               "Default: the US-English model shipped in the pocketsphinx wheel."),
-    OptionSpec("dictionary", str, "Pronunciation dictionary file (default: the bundled one)."),
-    OptionSpec("language_model", str,
-               "N-gram language model, ARPA or binary (default: the bundled one). "
-               "Not with keyphrase or grammar."),
-    OptionSpec("keyphrase", str,
-               "Spot this phrase instead of free dictation; every word must be in the "
-               "dictionary.", max_length=500),
-    OptionSpec("kws_threshold", float,
-               "Detection threshold of keyphrase, a probability such as 1e-20 "
-               "(larger: fewer false alarms). Only with keyphrase."),
-    OptionSpec("grammar", str, "JSGF grammar file to recognise with instead of the language "
-               "model."),
-    OptionSpec("segment_gap", float,
-               "A pause longer than this many seconds starts a new segment (default 0.5).",
-               default=0.5),
 )
 
 
@@ -164,19 +138,7 @@ class LocalProvider(Provider):
             this process may use, or ``VOXHUB_LOCAL_WORKERS``).
     """
 
-    info = ProviderInfo(
-        name=NAME,
-        kinds=frozenset({JobKind.TRANSCRIPTION}),
-        description="Offline speech recognition on this machine (PocketSphinx, US English).",
-        capabilities=frozenset({Capability.UPLOAD, Capability.PROGRESS, Capability.CANCEL,
-                                Capability.WORD_TIMINGS}),
-        options=_OPTIONS,
-        credentials=(),
-        # Jobs of a few seconds are common (decoding runs ~5x faster than real
-        # time): poll soon, and never wait more than a second between polls.
-        polling=PollingHints(first_poll=0.2, typical_duration=5.0, max_interval=1.0),
-        docs_url="https://github.com/cmusphinx/pocketsphinx",
-    )
+    info = INFO
 
     def __init__(self, *, max_workers: int | None = None) -> None:
         self._pool = WorkerPool(max_workers)
@@ -227,10 +189,7 @@ class LocalProvider(Provider):
 
     def submit(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> JobHandle:
         """Queue the file in the worker pool; the vendor id is a new local job id."""
-        media = request.media
-        if not isinstance(media, LocalFile):  # validate() ran, but submit may be called alone
-            raise InvalidInputError("the local provider needs a local file", field="media",
-                                    provider=NAME, operation="submit")
+        media = cast(LocalFile, request.media)  # validate made it an absolute local file
         config = _engine_config(request.options)
         local_id = "lj_" + uuid.uuid4().hex[:20]
         owner = {**_owner_identity(), "instance": self._token}
@@ -373,7 +332,7 @@ def _language(language: str | None, options: Mapping[str, Any]) -> str:
 
 def _engine_config(options: Mapping[str, Any]) -> EngineConfig:
     """The engine configuration of validated options; a bad one names its field."""
-    known = {name: options[name] for name in (spec.name for spec in _OPTIONS) if name in options}
+    known = {name: options[name] for name in (spec.name for spec in OPTIONS) if name in options}
     try:
         return EngineConfig(**known)
     except ConfigError as exc:

@@ -1,20 +1,21 @@
 """``voxhub nhn ...``: commands only NHN has (``retry`` of a FAILED async task).
 
 :func:`retry_job` is the same operation for Python callers holding an
-:class:`voxhub.Orchestrator`.
+:class:`voxhub.Orchestrator` (the application API; this module is a small app of it).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from voxhub.errors import InvalidInputError
-from voxhub.models import JobHandle
-from voxhub.orchestrator import Orchestrator
+from voxhub.plugin import InvalidInputError, JobHandle
 
-from .provider import NhnProvider
+from .options import NAME
+
+if TYPE_CHECKING:
+    from voxhub import Orchestrator
 
 __all__ = ["nhn", "retry_job"]
 
@@ -26,9 +27,9 @@ def retry_job(orchestrator: Orchestrator, job: str | JobHandle) -> JobHandle:
     :meth:`voxhub.Orchestrator.retry` restricted to NHN jobs.
     """
     record = orchestrator.record(job)
-    if not isinstance(orchestrator.provider_entry(record.provider).provider, NhnProvider):
+    if record.provider != NAME:
         raise InvalidInputError(
-            f"job {record.job_id} belongs to provider {record.provider!r}, not nhn",
+            f"job {record.job_id} belongs to provider {record.provider!r}, not {NAME}",
             field="job", provider=record.provider, operation="retry",
         )
     orchestrator.status(record.job_id)  # make sure the stored status is current
@@ -36,7 +37,9 @@ def retry_job(orchestrator: Orchestrator, job: str | JobHandle) -> JobHandle:
 
 
 def _orchestrator(ctx: click.Context) -> Orchestrator:
-    """The CLI's orchestrator (its ``_State`` object builds it from --store/--config)."""
+    """The CLI's orchestrator (its state object builds it from --store/--config)."""
+    from voxhub import Orchestrator  # the app API, loaded only when the command runs
+
     state = ctx.find_root().obj
     factory = getattr(state, "orchestrator", None)
     if callable(factory):

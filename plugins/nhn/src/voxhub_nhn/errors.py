@@ -1,11 +1,15 @@
-"""NHN Cloud STT result codes as data, and their mapping onto voxhub's errors.
+"""NHN Cloud STT result codes, and the one function that turns a failed answer into an error.
+
+NHN puts the outcome of every call in an envelope, ``header`` (``isSuccessful``,
+``resultCode``, ``resultMessage``), whatever the HTTP status. :func:`parse_error`
+reads it; :class:`voxhub_nhn.api.NhnApi` calls it for every answer that is not a
+success, so this module is the only place codes become voxhub errors.
 
 Two sources make up the table (see ``README.md``):
 
 * the STT error-code page (``error-code.md``): 7-digit codes built as
   *HTTP status x 10^4 + sub-code*, plus ``0``, ``-1`` and six plain HTTP codes.
-  The STT service answers these with HTTP 200 (documented) and the outcome in
-  the envelope's ``header``;
+  The STT service answers these with HTTP 200 (documented);
 * the NHN API Gateway codes the old host (``speech.api.nhncloudservice.com``)
   answered with through the gateway. Those come with their real HTTP status.
 
@@ -16,11 +20,13 @@ Codes that are in neither list are classified by their leading HTTP status
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from voxhub.errors import (
+import cattrs
+from voxhub.plugin import (
     AuthenticationError,
     InvalidInputError,
     NotFoundError,
@@ -28,16 +34,28 @@ from voxhub.errors import (
     ProviderError,
     ProviderUnavailableError,
     RateLimitedError,
+    Response,
     VoxhubError,
+    error_for_status,
+    parse_retry_after,
+    redact_text,
 )
+
+from .schema import Header, structure
 
 __all__ = [
     "CODES",
+    "NAME",
     "Category",
     "NhnCode",
-    "error_for",
     "lookup",
+    "parse_error",
+    "read_header",
+    "status_of",
 ]
+
+#: The provider's name, as errors carry it.
+NAME = "nhn"
 
 
 class Category(enum.StrEnum):
@@ -189,38 +207,98 @@ def lookup(code: int) -> NhnCode:
     return NhnCode(code, "UNLISTED", f"unlisted code (HTTP {status} class)", category, status)
 
 
-def error_for(
-    entry: NhnCode,
-    message: str,
-    *,
-    operation: str,
-    http_status: int | None,
-    retry_after: float | None = None,
-    details: Mapping[str, Any] | None = None,
-    in_doubt: bool = False,
-) -> VoxhubError:
-    """The voxhub error for a failed answer carrying ``entry``'s code.
+# --- failed answers -> voxhub errors ---------------------------------------------------
 
-    Every error keeps the NHN code: as ``code`` on :class:`ProviderError`
-    subclasses and in ``details["code"]`` always (``InvalidInputError`` has no
-    ``code`` attribute of its own).
+
+def read_header(response: Response) -> Header | None:
+    """The answer's envelope, or ``None`` when there is none (a proxy page, a bare 5xx...)."""
+    try:
+        data: Any = json.loads(response.data) if response.data else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("header"), dict):
+        return None
+    try:
+        return structure(data["header"], Header)
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError):
+        return None
+
+
+def parse_error(response: Response, operation: str) -> VoxhubError:
+    """The voxhub error for an answer that is not a success.
+
+    The envelope decides when there is one (NHN sends most failures with HTTP 200);
+    without one the HTTP status does; a 2xx without an envelope is a broken answer.
+    Every error from a result code keeps it: ``error.code`` on :class:`ProviderError`
+    subclasses and ``error.details["code"]`` always.
     """
-    extra: dict[str, Any] = {"code": entry.code, "code_key": entry.key, **(details or {})}
-    common: dict[str, Any] = {"provider": "nhn", "operation": operation}
-    cat = entry.category
-    if cat is Category.INVALID_INPUT:
-        return InvalidInputError(message, field=entry.field, details=extra, **common)
-    kw: dict[str, Any] = {
-        "status": http_status, "code": entry.code, "details": extra, "in_doubt": in_doubt, **common
+    header = read_header(response)
+    if header is not None and not header.ok:
+        return _code_error(header, response, operation)
+    if not response.ok:
+        return _status_error(response, operation)
+    return ProviderError(
+        f"NHN answered HTTP {response.status} without the result envelope ('header')",
+        provider=NAME, operation=operation, status=response.status,
+    )
+
+
+_HINTS: Mapping[Category, str] = {
+    Category.AUTH: "check app_key and secret_key / uak_token",
+    Category.PERMISSION: "the credentials lack permission for Speech-to-Text",
+}
+
+
+def _code_error(header: Header, response: Response, operation: str) -> VoxhubError:
+    entry = lookup(header.result_code)
+    vendor_message = redact_text(header.result_message or "")
+    message = f"NHN result {entry.code} {entry.key}: {vendor_message or entry.meaning}"
+    hint = _HINTS.get(entry.category)
+    if entry.code in (404, 4041007):
+        hint = "check base_url/host and api_version"
+    if hint:
+        message += f" ({hint})"
+    details: dict[str, Any] = {
+        "code": entry.code, "code_key": entry.key,
+        "result_message": vendor_message, "http_status": response.status,
     }
-    if cat is Category.AUTH:
+    common: dict[str, Any] = {"provider": NAME, "operation": operation}
+    category = entry.category
+    if category is Category.INVALID_INPUT:
+        return InvalidInputError(message, field=entry.field, details=details, **common)
+    # An STT code is the service's own verdict: nothing was created, a resubmit is safe.
+    # A gateway 5xx only says the upstream failed, which may be after it acted.
+    in_doubt = entry.gateway and category is Category.UNAVAILABLE
+    kw: dict[str, Any] = {
+        "status": response.status, "code": entry.code, "details": details,
+        "in_doubt": in_doubt, **common,
+    }
+    if category is Category.AUTH:
         return AuthenticationError(message, **kw)
-    if cat is Category.PERMISSION:
+    if category is Category.PERMISSION:
         return PermissionDeniedError(message, **kw)
-    if cat is Category.NOT_FOUND:
+    if category is Category.NOT_FOUND:
         return NotFoundError(message, **kw)
-    if cat is Category.RATE_LIMITED:
-        return RateLimitedError(message, retry_after=retry_after, **kw)
-    if cat is Category.UNAVAILABLE:
+    if category is Category.RATE_LIMITED:
+        return RateLimitedError(message, retry_after=_retry_after(response), **kw)
+    if category is Category.UNAVAILABLE:
         return ProviderUnavailableError(message, **kw)
     return ProviderError(message, **kw)
+
+
+def _status_error(response: Response, operation: str) -> VoxhubError:
+    """A failure without an envelope (a proxy page, an injected fault...): by HTTP status."""
+    snippet = redact_text(response.text[:200]).strip()
+    message = f"NHN answered HTTP {response.status}" + (f": {snippet}" if snippet else "")
+    if response.status in (400, 413, 415):
+        return InvalidInputError(message, field="media" if response.status != 400 else None,
+                                 provider=NAME, operation=operation,
+                                 details={"http_status": response.status})
+    if response.status == 429:
+        return RateLimitedError(message, retry_after=_retry_after(response), status=429,
+                                provider=NAME, operation=operation)
+    return error_for_status(response.status, message, provider=NAME, operation=operation)
+
+
+def _retry_after(response: Response) -> float | None:
+    return parse_retry_after(response.header("Retry-After"))

@@ -12,30 +12,64 @@ Accepted spellings of one item:
 
 The recognised form may contain spaces; neither side may be empty or contain
 an underscore (the underscore is the separator, so a second one is ambiguous).
+
+This module also declares the provider (:data:`INFO`, what ``voxhub providers``
+lists) and holds the checks ``validate`` makes before anything is sent
+(:func:`check_request`). It imports nothing heavy: listing providers loads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
-from voxhub.errors import InvalidInputError
-from voxhub.provider import OptionSpec
+from voxhub.plugin import (
+    Capability,
+    CredentialField,
+    InvalidInputError,
+    JobKind,
+    JobRequest,
+    LocalFile,
+    OptionSpec,
+    PollingHints,
+    ProviderInfo,
+    RemoteUrl,
+    RetryPolicy,
+    UnsupportedOptionError,
+)
 
-from .audio import describe_formats
+from .audio import describe_formats, probe
 
 __all__ = [
+    "API_VERSIONS",
     "BIASING_LIST",
     "CURRENT_LIMITS",
+    "CURRENT_VERSION",
+    "DEFAULT_BASE_URL",
+    "INFO",
     "KOREAN",
+    "LEGACY_HOST",
     "LEGACY_SYNC_LIMITS",
+    "NAME",
+    "NEW_HOST",
     "OPTIONS",
     "BiasingEntry",
     "Limits",
     "check_language",
+    "check_local_media",
+    "check_request",
     "parse_biasing_list",
 ]
+
+NAME = "nhn"
+NEW_HOST = "api-speech.nhncloudservice.com"  # since the 2026-07 domain change
+LEGACY_HOST = "speech.api.nhncloudservice.com"  # before it; still selectable
+DEFAULT_BASE_URL = f"https://{NEW_HOST}"
+#: v2.0 authenticates with ``Authorization: {secretKey}``, v2.1 with a User Access Key token.
+API_VERSIONS = ("v2.0", "v2.1")
+CURRENT_VERSION = "v2.1"
 
 MB = 1024 * 1024
 
@@ -78,7 +112,7 @@ class BiasingEntry:
 def _bad(index: int, msg: str) -> InvalidInputError:
     return InvalidInputError(
         f"option 'biasing_list': item {index}: {msg}",
-        field="biasing_list", provider="nhn", operation="validate",
+        field="biasing_list", provider=NAME, operation="validate",
     )
 
 
@@ -116,7 +150,7 @@ def parse_biasing_list(value: Any) -> tuple[BiasingEntry, ...]:
         value = [value]
     if not isinstance(value, Sequence):
         raise InvalidInputError("option 'biasing_list': expected a list", field="biasing_list",
-                                provider="nhn", operation="validate")
+                                provider=NAME, operation="validate")
     entries: list[BiasingEntry] = []
     for i, item in enumerate(value):
         if isinstance(item, BiasingEntry):
@@ -146,7 +180,7 @@ def check_language(language: str | None) -> str:
         return KOREAN
     raise InvalidInputError(
         f"NHN Speech-to-Text recognises Korean only, not {language!r} (use 'ko' or leave it unset)",
-        field="language", provider="nhn", operation="validate",
+        field="language", provider=NAME, operation="validate",
     )
 
 
@@ -169,3 +203,96 @@ CURRENT_LIMITS = Limits(150 * MB, 0.36, 3600.0)
 #: The sync limits before 2026-07, still assumed for the old host: its API Gateway caps
 #: request bodies at 10 MB (result code 4131000), and sync audio was limited to 150 s.
 LEGACY_SYNC_LIMITS = Limits(10 * MB, 0.36, 150.0)
+
+
+# --- checks made by ``validate`` (the core runs them before submit) ------------------------
+
+
+def _invalid(message: str, field: str = "media", **details: Any) -> InvalidInputError:
+    return InvalidInputError(message, field=field, provider=NAME, operation="validate",
+                             details=details or None)
+
+
+def check_request(request: JobRequest, limits: Limits) -> None:
+    """What only NHN refuses: callbacks, languages, ``biasing_list`` and the media.
+
+    Option names, types and the job kind are the core's checks (:data:`INFO`).
+    ``limits`` are the sync API's for the profile's host (local files only).
+    """
+    if request.callback_url:
+        raise UnsupportedOptionError("NHN Speech-to-Text has no callbacks; voxhub polls",
+                                     field="callback_url", provider=NAME, operation="validate")
+    check_language(request.language)
+    parse_biasing_list(request.options.get("biasing_list"))
+    media = request.media
+    if isinstance(media, LocalFile):
+        check_local_media(media, limits)
+    elif isinstance(media, RemoteUrl):
+        scheme = urlsplit(media.url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise _invalid(f"NHN downloads audioUrl over http(s), not {scheme!r}")
+        if media.auth_headers:
+            raise UnsupportedOptionError(
+                "NHN downloads audioUrl itself and cannot send headers; use a URL that "
+                "needs none (e.g. a presigned URL)",
+                field="media", provider=NAME, operation="validate",
+            )
+    else:
+        what = "no media" if media is None else type(media).__name__
+        raise _invalid(f"NHN transcribes a local file or an http(s) URL, got {what}")
+
+
+def check_local_media(media: LocalFile, limits: Limits) -> None:
+    """NHN's limits for an upload, checked on this machine (``field="media"`` when broken)."""
+    path = media.path
+
+    def bad(msg: str) -> InvalidInputError:
+        return _invalid(f"{path.name}: {msg}", limits=limits.describe())
+
+    if not path.is_file():
+        raise bad("no such file")
+    size = path.stat().st_size
+    if size == 0:
+        raise bad("the file is empty")
+    if size > limits.max_bytes:
+        raise bad(f"{size / MB:.1f} MB is over NHN's limit of {limits.max_bytes // MB} MB")
+    info = probe(path)
+    if info.format is None:
+        raise bad(f"not a format NHN accepts ({describe_formats()})")
+    if info.duration is not None:
+        if info.duration < limits.min_seconds:
+            raise bad(f"{info.duration:.2f} s is shorter than NHN's minimum of "
+                      f"{limits.min_seconds:g} s")
+        if info.duration > limits.max_seconds:
+            raise bad(f"{info.duration:.1f} s is longer than NHN's maximum of "
+                      f"{limits.max_seconds:g} s")
+
+
+# --- the provider's declaration -----------------------------------------------------------
+
+#: What ``voxhub providers`` shows and the core validates against (no provider code loaded).
+INFO = ProviderInfo(
+    name=NAME,
+    kinds=frozenset({JobKind.TRANSCRIPTION}),
+    description="NHN Cloud Speech-to-Text v2.0/v2.1 (Korean): sync file upload, async URL",
+    capabilities=frozenset({Capability.UPLOAD, Capability.URL, Capability.RETRY}),
+    options=OPTIONS,
+    credentials=(
+        CredentialField("app_key", "Appkey from the console's URL & Appkey menu"),
+        CredentialField("secret_key", "Secret key (API v2.0: 'Authorization' header)",
+                        required=False),
+        CredentialField("uak_token", "User Access Key token (API v2.1: "
+                        "'X-NHN-Authorization: Bearer ...')", required=False),
+        CredentialField("host", f"API host: {NEW_HOST} (default) or {LEGACY_HOST}",
+                        secret=False, required=False),
+        CredentialField("api_version", "v2.1 (token) or v2.0 (secret key); chosen from "
+                        "the credentials when unset", secret=False, required=False),
+    ),
+    default_base_url=DEFAULT_BASE_URL,
+    # Gateway 5xx and 429 are retried by the transport; submits (POST) and retry (a GET
+    # that starts work) are sent with idempotent=False, so never resent ambiguously.
+    retry=RetryPolicy(),
+    polling=PollingHints(first_poll=2.0, typical_duration=60.0, max_interval=15.0),
+    export_formats=frozenset(),
+    docs_url="https://docs.nhncloud.com/en/AI%20Service/Speech%20to%20Text/en/api-guide-v2.0/",
+)

@@ -1,36 +1,46 @@
-"""voxhub's entry point for this plugin: the ``nhn`` provider, its sandbox, ``voxhub nhn``."""
+"""voxhub's entry point for this plugin: the ``nhn`` provider, its sandbox, ``voxhub nhn``.
+
+Declarations only: the provider, the emulator and the command are named by
+``"module:Name"`` and imported on first use.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import voxhub
-from voxhub.provider import Provider
-from voxhub.sandbox import SandboxSpec
+import attrs
+from voxhub.plugin import ProviderInfo, SandboxSpec, hookimpl
 
-from .provider import NhnProvider
-from .sandbox import SANDBOX_SPEC
+from .options import INFO
 
 if TYPE_CHECKING:
     import click
 
 
-@voxhub.hookimpl
-def register_providers() -> Sequence[Provider]:
+@hookimpl
+def register_providers() -> Sequence[ProviderInfo]:
     """The ``nhn`` provider (NHN Cloud Speech-to-Text v2.0/v2.1)."""
-    return [NhnProvider()]
+    return [attrs.evolve(INFO, entry="voxhub_nhn.provider:NhnProvider")]
 
 
-@voxhub.hookimpl
+@hookimpl
 def register_sandboxes() -> Sequence[SandboxSpec]:
     """The NHN emulator (``voxhub sandbox nhn``)."""
-    return [SANDBOX_SPEC]
+    return [
+        SandboxSpec(
+            "nhn",
+            "voxhub_nhn.sandbox:NhnSandbox",
+            "NHN Cloud Speech-to-Text v2.0/v2.1: sync, async, status and retry, with result codes",
+        )
+    ]
 
 
-@voxhub.hookimpl
+@hookimpl
 def register_commands(cli: click.Group) -> None:
     """``voxhub nhn retry JOB``: run a FAILED async task again."""
-    from .commands import nhn  # click is only needed when the CLI is used
+    from voxhub.cli import LazyCommand
 
-    cli.add_command(nhn)
+    cli.add_command(
+        LazyCommand("nhn", "voxhub_nhn.commands:nhn", "NHN Cloud Speech-to-Text commands.")
+    )

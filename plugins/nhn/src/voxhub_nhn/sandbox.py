@@ -1,6 +1,6 @@
 """``NhnSandbox``: an emulator of NHN Cloud Speech-to-Text v2.0 and v2.1 over HTTP.
 
-What it reproduces (see ``README.md`` for the whole list):
+Built on :mod:`voxhub.sandbox_kit`. What it reproduces (see ``README.md``):
 
 * the four endpoints (sync ``stt``, ``stt/async``, ``.../status`` and
   ``.../retry``, the last two with GET) under ``/v2.0/`` and ``/v2.1/``;
@@ -15,45 +15,53 @@ What it reproduces (see ``README.md`` for the whole list):
   ``failure_rate`` share) over ``processing_seconds``; a retried task succeeds;
 * ``gateway=True`` emulates the old host's API Gateway (10 MB body cap ->
   HTTP 413 ``4131000``; unknown paths -> HTTP 404 ``4041007``);
-* :meth:`NhnSandbox.force` (or ``POST /_sandbox/nhn/force``) answers the next
-  request(s) with any result code, for codes no input can provoke;
-* the core's fault injection, counters and control API (inherited).
+* any result code on demand through the kit's scripted answers
+  (``POST /_sandbox/script``); :meth:`NhnSandbox.answer_code` builds NHN's
+  envelope for one;
+* the kit's fault injection, counters and control API.
 
-Transcript text comes from ``voxhub_local.engine.transcribe`` when that
-module exists, else from a sidecar ``<media>.txt``, else a fixed Korean
-placeholder, and is split into time slots over the audio's duration.
+Transcript text: see :mod:`voxhub_nhn.sandbox_text`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hmac
-import importlib
-import ipaddress
 import json
 import os
 import random
-import re
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import attrs
 import urllib3
-from voxhub.sandbox import FaultPlan, Sandbox, SandboxSpec
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from voxhub.sandbox_kit import (
+    FaultPlan,
+    Request,
+    Response,
+    Rule,
+    Sandbox,
+    is_loopback_host,
+    json_answer,
+)
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from .audio import AudioInfo, probe
-from .codes import lookup
+from .errors import lookup
 from .options import CURRENT_LIMITS, Limits
+from .sandbox_text import (
+    PLACEHOLDER_TEXT,
+    Sidecar,
+    decode,
+    dir_sidecars,
+    file_sidecars,
+    recognise,
+)
 from .schema import (
     AsyncSubmitAnswer,
     Header,
@@ -62,16 +70,12 @@ from .schema import (
     StatusAnswer,
     SttResult,
     SyncAnswer,
-    Timeslot,
     unstructure,
 )
 
-__all__ = ["PLACEHOLDER_TEXT", "SANDBOX_SPEC", "NhnSandbox"]
+__all__ = ["ENDPOINTS", "PLACEHOLDER_TEXT", "NhnSandbox"]
 
-VERSIONS = ("v2.0", "v2.1")
 MB = 1024 * 1024
-#: Said by the sandbox when neither an engine nor a sidecar gives text (NHN is Korean-only).
-PLACEHOLDER_TEXT = "안녕하세요. 음성 인식 샌드박스의 예시 결과입니다. 오늘도 좋은 하루 보내세요."
 #: Default credentials of the emulator (fake, accepted only by it).
 SANDBOX_APP_KEY = "nhn-sandbox-appkey"
 SANDBOX_SECRET_KEY = "nhn-sandbox-secret-key"  # noqa: S105 - a sandbox's fake credential
@@ -80,18 +84,12 @@ SANDBOX_UAK_TOKEN = "nhn-sandbox-uak-token"  # noqa: S105 - a sandbox's fake cre
 MEDIA_DIRS_ENV = "VOXHUB_NHN_SANDBOX_MEDIA_DIRS"
 #: The documented failure message for an unknown route.
 ROUTE_MESSAGE = "Please check your API Url, HTTP Method."
+#: NHN's content type (the envelope is UTF-8 JSON, Korean left unescaped).
+CONTENT_TYPE = "application/json;charset=UTF-8"
 
-_URLS = Map(
-    [
-        Rule("/<version>/appkeys/<appkey>/stt", methods=["POST"], endpoint="sync"),
-        Rule("/<version>/appkeys/<appkey>/stt/async", methods=["POST"], endpoint="async"),
-        Rule("/<version>/appkeys/<appkey>/stt/async/<task_id>/status", methods=["GET"],
-             endpoint="status"),
-        Rule("/<version>/appkeys/<appkey>/stt/async/<task_id>/retry", methods=["GET"],
-             endpoint="retry"),
-    ],
-    strict_slashes=False,
-)
+_PREFIX = '/<any("v2.0", "v2.1"):version>/appkeys/<appkey>/stt'
+#: The route names scripted answers match on (``endpoint`` of ``POST /_sandbox/script``).
+ENDPOINTS = ("sync", "async", "status", "retry")
 
 TaskState = Literal["PENDING", "IN_PROGRESS", "COMPLETED", "FAILED"]
 
@@ -106,15 +104,8 @@ class _Task:
     retried_to: str | None = None
 
 
-@attrs.frozen
-class _Forced:
-    code: int
-    endpoint: str | None
-    message: str | None
-
-
 class _Refused(Exception):
-    """Raised inside a handler to answer with ``code`` (and an optional message)."""
+    """Raised inside a handler to answer with result ``code`` (and an optional message)."""
 
     def __init__(self, code: int, message: str | None = None) -> None:
         super().__init__(code, message)
@@ -130,6 +121,12 @@ class NhnSandbox(Sandbox):
     """
 
     provider = "nhn"
+    rules = (
+        Rule(_PREFIX, endpoint="sync", methods=["POST"]),
+        Rule(f"{_PREFIX}/async", endpoint="async", methods=["POST"]),
+        Rule(f"{_PREFIX}/async/<task_id>/status", endpoint="status", methods=["GET"]),
+        Rule(f"{_PREFIX}/async/<task_id>/retry", endpoint="retry", methods=["GET"]),
+    )
 
     def __init__(
         self,
@@ -177,7 +174,6 @@ class NhnSandbox(Sandbox):
         self.use_engine = use_engine
         self._now = now
         self._tasks: dict[str, _Task] = {}
-        self._forced: list[_Forced] = []
         self._lock = threading.Lock()
         self._fail_rng = random.Random(seed)
         self._http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(5.0))
@@ -197,9 +193,9 @@ class NhnSandbox(Sandbox):
         super().reset()
         with self._lock:
             self._tasks.clear()
-            self._forced.clear()
 
     def close(self) -> None:
+        super().close()
         self._http.clear()
 
     def rate_limited_response(self, retry_after: float) -> Response:
@@ -212,16 +208,19 @@ class NhnSandbox(Sandbox):
 
     # --- test helpers ----------------------------------------------------------------
 
-    def force(self, code: int, *, times: int = 1, endpoint: str | None = None,
-              message: str | None = None) -> None:
-        """Answer the next ``times`` matching requests with result ``code``.
+    def answer_code(self, code: int, *, times: int = 1, endpoint: str | None = None,
+                    message: str | None = None) -> None:
+        """Answer the next ``times`` matching requests with result ``code``, as NHN would.
 
-        ``endpoint`` is one of ``sync``, ``async``, ``status``, ``retry`` (``None`` = any).
+        A scripted answer (:meth:`Sandbox.script`) carrying NHN's envelope and HTTP
+        status; ``endpoint`` is one of :data:`ENDPOINTS` (``None``: any vendor path).
         """
-        if endpoint not in (None, "sync", "async", "status", "retry"):
-            raise ValueError(f"unknown endpoint {endpoint!r}")
-        with self._lock:
-            self._forced.extend(_Forced(int(code), endpoint, message) for _ in range(times))
+        if endpoint is not None and endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r} (one of {', '.join(ENDPOINTS)})")
+        status, body = self._envelope_parts(int(code), message)
+        where: dict[str, Any] = {"endpoint": endpoint} if endpoint else {"path": "/"}
+        self.script(action="answer", status=status, body=body,
+                    headers={"Content-Type": CONTENT_TYPE}, times=times, **where)
 
     def task_state(self, task_id: str) -> str | None:
         """The current state of a task (``None`` if unknown), without an HTTP call."""
@@ -232,49 +231,24 @@ class NhnSandbox(Sandbox):
     # --- dispatch --------------------------------------------------------------------
 
     def dispatch(self, request: Request) -> Response:
-        """Route, authenticate, check, answer; any refusal becomes an envelope."""
+        """Route (the kit), check, answer; any refusal becomes NHN's envelope."""
         try:
-            return self._dispatch(request)
+            return super().dispatch(request)
+        except MethodNotAllowed:
+            return self._envelope(405, ROUTE_MESSAGE)
+        except NotFound:
+            if self.gateway:
+                return self._envelope(4041007, "No route matched")
+            return self._envelope(404, ROUTE_MESSAGE)
         except _Refused as refused:
             return self._envelope(refused.code, refused.message)
         finally:
             _drain(request)
 
-    def _dispatch(self, request: Request) -> Response:
-        adapter = _URLS.bind_to_environ(request.environ)
-        try:
-            endpoint, args = adapter.match()
-        except MethodNotAllowed:
-            raise _Refused(405, ROUTE_MESSAGE) from None
-        except (NotFound, HTTPException):
-            return self._route_missing()
-        if args["version"] not in VERSIONS:
-            return self._route_missing()
-        forced = self._take_forced(str(endpoint))
-        if forced is not None:
-            self.counters.add(f"forced.{forced.code}")
-            raise _Refused(forced.code, forced.message)
+    def _admit(self, request: Request, version: str, appkey: str) -> None:
+        """The gateway's body cap, then the version's authentication."""
         if self.gateway and (request.content_length or 0) > self.gateway_max_bytes:
             raise _Refused(4131000, "Request Entity Too Large")
-        self._authenticate(request, args["version"], args["appkey"])
-        handler = getattr(self, f"_on_{endpoint}")
-        response: Response = handler(request, **{k: v for k, v in args.items()
-                                                 if k == "task_id"})
-        return response
-
-    def _route_missing(self) -> Response:
-        if self.gateway:
-            return self._envelope(4041007, "No route matched")
-        return self._envelope(404, ROUTE_MESSAGE)
-
-    def _take_forced(self, endpoint: str) -> _Forced | None:
-        with self._lock:
-            for i, forced in enumerate(self._forced):
-                if forced.endpoint in (None, endpoint):
-                    return self._forced.pop(i)
-        return None
-
-    def _authenticate(self, request: Request, version: str, appkey: str) -> None:
         if version == "v2.0":
             given = request.headers.get("Authorization", "")
             if not (_same(given, self.secret_key) and _same(appkey, self.app_key)):
@@ -288,7 +262,8 @@ class NhnSandbox(Sandbox):
 
     # --- endpoints -------------------------------------------------------------------
 
-    def _on_sync(self, request: Request) -> Response:
+    def on_sync(self, request: Request, version: str, appkey: str) -> Response:
+        self._admit(request, version, appkey)
         if request.mimetype != "multipart/form-data":
             raise _Refused(415, "Content type must be multipart/form-data.")
         limits = self.sync_limits
@@ -303,12 +278,12 @@ class NhnSandbox(Sandbox):
         name = Path(upload.filename or "audio").name
         self.counters.add("sync.recognitions")
         info = self._examine(data, limits)
-        sidecars = self._dir_sidecars(name)
-        result = self._recognise(info, data, sidecars, biasing, suffix=Path(name).suffix)
-        body = SyncAnswer(Header(True, 0, "Success"), result)
-        return _json(unstructure(body))
+        result = self._recognise(info, data, dir_sidecars(name, self.media_dirs), biasing,
+                                 Path(name).suffix)
+        return _answer(SyncAnswer(Header(True, 0, "Success"), result))
 
-    def _on_async(self, request: Request) -> Response:
+    def on_async(self, request: Request, version: str, appkey: str) -> Response:
+        self._admit(request, version, appkey)
         if request.mimetype != "application/json":
             raise _Refused(415, "Content type must be application/json.")
         try:
@@ -329,22 +304,23 @@ class NhnSandbox(Sandbox):
             info = AudioInfo("mp3", 0, self.remote_duration, silent=False, decodable=True)
         else:
             info = self._examine(data, self.async_limits)
-        result = self._recognise(info, data or b"", sidecars, biasing, suffix=suffix)
+        result = self._recognise(info, data or b"", sidecars, biasing, suffix)
         task = _Task(str(uuid.uuid4()), self._now(), result, fails=self._roll_failure())
         with self._lock:
             self._tasks[task.task_id] = task
         self.counters.add("tasks.created")
-        return _json(unstructure(AsyncSubmitAnswer(Header(True, 0, "SUCCESS"), task.task_id)))
+        return _answer(AsyncSubmitAnswer(Header(True, 0, "SUCCESS"), task.task_id))
 
-    def _on_status(self, request: Request, task_id: str) -> Response:
+    def on_status(self, request: Request, version: str, appkey: str, task_id: str) -> Response:
+        self._admit(request, version, appkey)
         with self._lock:
             task = self._find(task_id)
             state = self._state(task)
         result = task.result if state == "COMPLETED" else None
-        body = StatusAnswer(Header(True, 0, "success"), task.task_id, state, result)
-        return _json(unstructure(body))
+        return _answer(StatusAnswer(Header(True, 0, "success"), task.task_id, state, result))
 
-    def _on_retry(self, request: Request, task_id: str) -> Response:
+    def on_retry(self, request: Request, version: str, appkey: str, task_id: str) -> Response:
+        self._admit(request, version, appkey)
         with self._lock:
             task = self._find(task_id)
             if self._state(task) != "FAILED":
@@ -357,8 +333,7 @@ class NhnSandbox(Sandbox):
             else:
                 task.started, task.fails, fresh = self._now(), False, task
         self.counters.add("tasks.retried")
-        body = RetryAnswer(Header(True, 0, "SUCCESS"), RetryResult(fresh.task_id))
-        return _json(unstructure(body))
+        return _answer(RetryAnswer(Header(True, 0, "SUCCESS"), RetryResult(fresh.task_id)))
 
     # --- tasks -----------------------------------------------------------------------
 
@@ -407,7 +382,12 @@ class NhnSandbox(Sandbox):
             raise _Refused(4000204, "Speech not detected.")
         return attrs.evolve(info, duration=duration)
 
-    def _download(self, url: str) -> tuple[bytes | None, list[Callable[[], str | None]], str]:
+    def _recognise(self, info: AudioInfo, data: bytes, sidecars: list[Sidecar],
+                   biasing: Sequence[tuple[str, str]], suffix: str) -> SttResult:
+        return recognise(info, data, sidecars, biasing, suffix=suffix,
+                         use_engine=self.use_engine, timeslot_strings=self.timeslot_strings)
+
+    def _download(self, url: str) -> tuple[bytes | None, list[Sidecar], str]:
         """The audio behind ``audioUrl``: file:// and loopback http(s) are fetched.
 
         Other hosts are never contacted (the sandbox stays on this machine):
@@ -419,18 +399,17 @@ class NhnSandbox(Sandbox):
             path = Path(unquote(parts.path))
             if not path.is_file():
                 raise _Refused(4000001, "audioUrl could not be downloaded.")
-            size = path.stat().st_size
-            if size > self.async_limits.max_bytes:
+            if path.stat().st_size > self.async_limits.max_bytes:
                 raise _Refused(4000002, "Maximum upload size exceeded.")
-            return path.read_bytes(), _file_sidecars(path), suffix
+            return path.read_bytes(), file_sidecars(path), suffix
         if parts.scheme not in ("http", "https"):
             raise _Refused(4000001, "audioUrl must be an http(s) URL.")
-        if not _is_loopback(parts.hostname or ""):
+        if not is_loopback_host(parts.hostname or ""):
             return None, [], suffix
         data = self._fetch(url, self.async_limits.max_bytes)
         if data is None:
             raise _Refused(4000001, "audioUrl could not be downloaded.")
-        return data, [lambda: _decode(self._fetch(url + ".txt", MB))], suffix
+        return data, [lambda: decode(self._fetch(url + ".txt", MB))], suffix
 
     def _fetch(self, url: str, cap: int) -> bytes | None:
         try:
@@ -447,62 +426,10 @@ class NhnSandbox(Sandbox):
         finally:
             resp.release_conn()
 
-    def _dir_sidecars(self, filename: str) -> list[Callable[[], str | None]]:
-        stem = Path(filename).stem
-        found: list[Callable[[], str | None]] = []
-        for directory in self.media_dirs:
-            for candidate in (directory / f"{filename}.txt", directory / f"{stem}.txt"):
-                found.append(functools.partial(_read_text, candidate))
-        return found
-
-    # --- recognition -----------------------------------------------------------------
-
-    def _recognise(self, info: AudioInfo, data: bytes, sidecars: Iterable[Callable[[], str | None]],
-                   biasing: Sequence[tuple[str, str]], *, suffix: str) -> SttResult:
-        text = (self._engine_text(data, suffix) if data else None)
-        if not text:
-            text = next((t for t in (s() for s in sidecars) if t), None)
-        text = (text or PLACEHOLDER_TEXT).strip()
-        for correct, recognised in biasing:  # what biasingList does on the real service
-            text = text.replace(recognised, correct)
-        duration = round(float(info.duration or 0.0), 2)
-        chunks = _split(text)
-        slots = _timeslots(chunks, duration)
-        as_wire: Callable[[int], int | str] = str if self.timeslot_strings else int
-        return SttResult(
-            input_length=duration,
-            file_type=info.file_type,
-            text=chunks,
-            timeslot=[Timeslot(as_wire(a), as_wire(b)) for a, b in slots],
-            confidence=[round(0.86 + 0.01 * ((i * 7) % 10), 2) for i in range(len(chunks))],
-        )
-
-    def _engine_text(self, data: bytes, suffix: str) -> str | None:
-        """Text from ``voxhub_local.engine.transcribe`` if that module exists (looked up lazily)."""
-        if not self.use_engine:
-            return None
-        try:
-            engine = importlib.import_module("voxhub_local.engine")
-        except ImportError:
-            return None
-        transcribe = getattr(engine, "transcribe", None)
-        if not callable(transcribe):
-            return None
-        with tempfile.TemporaryDirectory(prefix="nhn-sandbox-") as tmp:
-            path = Path(tmp) / f"audio{suffix or '.wav'}"
-            path.write_bytes(data)
-            try:
-                out = transcribe(path)
-            except Exception:  # noqa: BLE001 - an engine failure must not break the emulator
-                self.counters.add("engine.errors")
-                return None
-        text = out if isinstance(out, str) else getattr(out, "text", None)
-        return text if isinstance(text, str) and text.strip() else None
-
     # --- answers ---------------------------------------------------------------------
 
-    def _envelope(self, code: int, message: str | None = None) -> Response:
-        """A failure (or success) envelope with the HTTP status NHN would send."""
+    def _envelope_parts(self, code: int, message: str | None) -> tuple[int, dict[str, Any]]:
+        """The HTTP status NHN sends ``code`` with, and the envelope body."""
         entry = lookup(code)
         if code == 0:
             status = 200
@@ -511,37 +438,32 @@ class NhnSandbox(Sandbox):
         else:
             status = 200 if self.status_mode == "documented" else entry.natural_status
         header = Header(code == 0, code, message or entry.key)
+        return status, {"header": unstructure(header)}
+
+    def _envelope(self, code: int, message: str | None = None) -> Response:
+        status, body = self._envelope_parts(code, message)
         self.counters.add(f"codes.{code}")
-        return _json({"header": unstructure(header)}, status=status)
+        return json_answer(body, status, content_type=CONTENT_TYPE)
 
     def _control(self, request: Request) -> Response:
-        action = request.path.removeprefix("/_sandbox/")
-        if action == "nhn/force" and request.method == "POST":
-            try:
-                spec = json.loads(request.get_data() or b"{}")
-                self.force(int(spec["code"]), times=int(spec.get("times", 1)),
-                           endpoint=spec.get("endpoint"), message=spec.get("message"))
-            except (ValueError, KeyError, TypeError) as exc:
-                return _json({"error": str(exc)}, status=400)
-            return _json({"forced": spec})
-        if action == "nhn/tasks" and request.method == "GET":
+        # Inspection only (answers are scripted through the kit's /_sandbox/script).
+        if request.path == "/_sandbox/nhn/tasks" and request.method == "GET":
             with self._lock:
                 tasks = {t.task_id: {"state": self._state(t), "retried_from": t.retried_from,
                                      "retried_to": t.retried_to} for t in self._tasks.values()}
-            return _json(tasks)
+            return json_answer(tasks)
         return super()._control(request)
 
 
 # --- helpers -----------------------------------------------------------------------
 
 
+def _answer(body: Any) -> Response:
+    return json_answer(unstructure(body), content_type=CONTENT_TYPE)
+
+
 def _same(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data, ensure_ascii=False), status=status,
-                    content_type="application/json;charset=UTF-8")
 
 
 def _drain(request: Request) -> None:
@@ -564,65 +486,3 @@ def _check_biasing(items: Sequence[str]) -> list[tuple[str, str]]:
         pairs.append((correct.strip(), recognised.strip()))
     return pairs
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def _decode(data: bytes | None) -> str | None:
-    if not data:
-        return None
-    text = data.decode("utf-8-sig", "replace").strip()
-    return text or None
-
-
-def _read_text(path: Path) -> str | None:
-    try:
-        return _decode(path.read_bytes()) if path.is_file() else None
-    except OSError:
-        return None
-
-
-def _file_sidecars(path: Path) -> list[Callable[[], str | None]]:
-    return [lambda: _read_text(path.with_name(path.name + ".txt")),
-            lambda: _read_text(path.with_suffix(".txt"))]
-
-
-_SENTENCE = re.compile(r"(?<=[.!?\u3002\uff1f\uff01])\s+|\n+")
-_MAX_WORDS = 12
-
-
-def _split(text: str) -> list[str]:
-    """Sentences, and long sentences cut every dozen words: NHN's segment granularity."""
-    chunks: list[str] = []
-    for sentence in _SENTENCE.split(text):
-        words = sentence.split()
-        for i in range(0, len(words), _MAX_WORDS):
-            chunks.append(" ".join(words[i:i + _MAX_WORDS]))
-    return chunks or [text]
-
-
-def _timeslots(chunks: Sequence[str], duration: float) -> list[tuple[int, int]]:
-    """Spread the chunks over the audio in proportion to their length (milliseconds)."""
-    total_ms = max(1, int(duration * 1000))
-    weights = [max(1, len(c)) for c in chunks]
-    scale = total_ms / sum(weights)
-    slots: list[tuple[int, int]] = []
-    start = 0.0
-    for weight in weights:
-        end = start + weight * scale
-        slots.append((round(start), round(end)))
-        start = end
-    return slots
-
-
-#: How the plugin offers the sandbox (``voxhub sandbox nhn``).
-SANDBOX_SPEC = SandboxSpec(
-    "nhn", NhnSandbox,
-    "NHN Cloud Speech-to-Text v2.0/v2.1: sync, async, status and retry, with result codes",
-)

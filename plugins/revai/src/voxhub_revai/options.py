@@ -1,52 +1,72 @@
-"""Rev.ai job options: their specs, the cross-field rules, and the request body built from them.
+"""Rev.ai job options and the provider's declaration: specs, cross-field rules, the request body.
 
-Every option of Rev's ``POST /jobs`` options object is declared as an
-:class:`~voxhub.provider.OptionSpec` (type, range, choices), so ``voxhub
-providers revai`` lists them and bad values are refused before any request.
-:func:`check` adds the rules that involve several fields (human-only options,
-mutual exclusions, EU and language restrictions); :func:`build_options` turns a
-checked request into Rev's options object. The media location is not an
-option: it is the request's media (``RemoteUrl`` → ``source_config``,
-``LocalFile`` → multipart upload).
+:data:`INFO` declares the ``revai`` provider (kinds, capabilities, credentials,
+retry and polling hints, and every option of Rev's ``POST /jobs`` options object
+as an :class:`~voxhub.plugin.OptionSpec`), so ``voxhub providers revai`` lists it
+without importing the provider. :func:`check` adds the rules that involve several
+fields (human-only options, mutual exclusions, EU and language restrictions);
+:func:`build_options` turns a checked request into Rev's options object. The media
+location is not an option: it is the request's media (``RemoteUrl`` →
+``source_config``, ``LocalFile`` → multipart upload).
+
+This module stays light: it imports nothing but :mod:`voxhub.plugin`'s declarations.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from voxhub.errors import InvalidInputError, UnsupportedOptionError
-from voxhub.models import JobRequest, LocalFile, RemoteUrl
-from voxhub.provider import OptionSpec
+from voxhub.plugin import (
+    Capability,
+    CredentialField,
+    InvalidInputError,
+    JobKind,
+    JobRequest,
+    LocalFile,
+    OptionSpec,
+    PollingHints,
+    ProviderInfo,
+    RemoteUrl,
+    RetryPolicy,
+    UnsupportedOptionError,
+)
+
+from .marker import (
+    MAX_METADATA,
+    MAX_USER_METADATA,
+    METADATA_PREFIX,
+    key_token,
+    metadata_for,
+    token_of,
+    user_metadata,
+)
 
 __all__ = [
+    "EU_URL",
     "HUMAN_ONLY",
+    "INFO",
     "MAX_METADATA",
     "MAX_UPLOAD_BYTES",
     "METADATA_PREFIX",
     "NOT_FOR_HUMAN",
     "OPTIONS",
+    "US_URL",
     "build_options",
     "check",
     "key_token",
     "metadata_for",
     "token_of",
+    "user_metadata",
 ]
+
+US_URL = "https://api.rev.ai"
+EU_URL = "https://ec1.api.rev.ai"
 
 #: Largest multipart upload Rev accepts (its documented "2 GB"; read as 10^9 bytes to be safe).
 MAX_UPLOAD_BYTES = 2_000_000_000
-#: Rev's limit on the free-text ``metadata`` echoed on the job.
-MAX_METADATA = 512
-#: voxhub's marker in ``metadata``: ``voxhub:<token>`` then, after one space, the user's text.
-METADATA_PREFIX = "voxhub:"
-#: Longest idempotency token written into ``metadata`` (longer keys are hashed to this size).
-_TOKEN_MAX = 64
-#: Room left for the user's own metadata text after ``voxhub:<token> ``.
-MAX_USER_METADATA = MAX_METADATA - len(METADATA_PREFIX) - _TOKEN_MAX - 1
-_TOKEN_RE = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 
 TRANSCRIBERS = ("machine", "low_cost", "fusion", "human", "machine_v2", "machine_v3")
 TRANSLATION_LANGUAGES = (
@@ -119,7 +139,31 @@ OPTIONS: tuple[OptionSpec, ...] = (
                choices=CALLBACK_STYLES, default="notification_config"),
 )
 
-_SPEC = {o.name: o for o in OPTIONS}
+INFO = ProviderInfo(
+    name="revai",
+    kinds=frozenset({JobKind.TRANSCRIPTION}),
+    description="Rev.ai asynchronous speech-to-text (machine and human transcription)",
+    capabilities=frozenset({
+        Capability.UPLOAD, Capability.URL, Capability.CALLBACKS, Capability.CAPTIONS,
+        Capability.DELETE, Capability.LIST, Capability.RECOVER, Capability.DIARIZATION,
+        Capability.WORD_TIMINGS,
+    }),
+    options=OPTIONS,
+    credentials=(
+        CredentialField("token", "Rev.ai access token (Settings → Access token)"),
+        CredentialField("region", "deployment: us (default) or eu (a separate account)",
+                        secret=False, required=False),
+        CredentialField("webhook_authorization", "Authorization header value Rev.ai sends "
+                        "with webhooks (notification_config.auth_headers)", required=False),
+    ),
+    default_base_url=US_URL,
+    retry=RetryPolicy(max_attempts=5, retry_statuses=frozenset({502, 503, 504}),
+                      rate_limit_statuses=frozenset({429})),
+    polling=PollingHints(first_poll=2.0, typical_duration=30.0, max_interval=15.0),
+    export_formats=frozenset({"srt", "vtt", "txt"}),
+    docs_url="https://docs.rev.ai/api/asynchronous/reference/",
+)
+"""The ``revai`` provider as voxhub lists it."""
 
 
 def _bad(message: str, field: str, *, unsupported: bool = False) -> InvalidInputError:
@@ -203,9 +247,7 @@ def _check_media(request: JobRequest) -> None:
     if media is None:
         raise _bad("a Rev.ai job needs media: a local file or a URL", "media")
     if isinstance(media, LocalFile):
-        path = media.path
-        if not path.is_file():
-            raise _bad(f"no such file: {path}", "media")
+        path = media.path  # the core already checked that it is a file
         size = path.stat().st_size
         if size > MAX_UPLOAD_BYTES:
             raise _bad(
@@ -372,45 +414,6 @@ def _translation(cfg: Mapping[str, Any]) -> None:
 
 def _normalize_targets(targets: list[Any]) -> list[dict[str, Any]]:
     return [{"language": t} if isinstance(t, str) else dict(t) for t in targets]
-
-
-# --- metadata / idempotency ---------------------------------------------------------
-
-
-def key_token(key: str) -> str:
-    """The form of an idempotency key written into ``metadata``.
-
-    Short keys of safe characters are written as they are; anything longer
-    than 64 characters or containing other characters is replaced by ``h`` +
-    63 hex digits of its SHA-256, so the marker always fits and never contains
-    a space.
-    """
-    if _TOKEN_RE.fullmatch(key):
-        return key
-    return "h" + hashlib.sha256(key.encode()).hexdigest()[: _TOKEN_MAX - 1]
-
-
-def metadata_for(key: str | None, user: str | None) -> str | None:
-    """Rev ``metadata``: ``voxhub:<token>`` and, after one space, the user's own text."""
-    if key is None:
-        return user
-    marker = METADATA_PREFIX + key_token(key)
-    return f"{marker} {user}" if user else marker
-
-
-def token_of(metadata: str | None) -> str | None:
-    """The idempotency token of a job's ``metadata``, if voxhub wrote one."""
-    if not metadata or not metadata.startswith(METADATA_PREFIX):
-        return None
-    return metadata[len(METADATA_PREFIX):].split(" ", 1)[0] or None
-
-
-def user_metadata(metadata: str | None) -> str | None:
-    """The user's part of a ``metadata`` written by :func:`metadata_for`."""
-    if metadata is None or token_of(metadata) is None:
-        return metadata
-    _, _, rest = metadata.partition(" ")
-    return rest or None
 
 
 # --- the options object ----------------------------------------------------------------

@@ -9,210 +9,76 @@ paginated listing toward older jobs, delete (409 while in progress), the
 transcript in JSON and text (406/409 like Rev), SRT/VTT captions, ``/account``
 and webhooks posted on completion.
 
-Transcripts come from the ``voxhub_local`` engine when it is installed, else
-from a sidecar text file (``<media>.txt``), else a fixed placeholder; word
-times are spread over the media's duration (WAV headers are read, other media
-count one second per three words). URL jobs download their media only from
-loopback URLs: the sandbox never reaches beyond this machine.
+Built on :mod:`voxhub.sandbox_kit`, which brings the control API every sandbox has
+(``/_sandbox/counters``, ``/_sandbox/faults``, ``/_sandbox/script``,
+``/_sandbox/reset``). A lost submit answer is ``POST /_sandbox/script`` with
+``{"endpoint": "create_job", "action": "drop_after"}`` (the job is created, its
+answer lost), or a share of them with the fault plan's ``drop_after``.
 
-Test hooks: ``drop_after_create`` / ``drop_after_create_rate`` create the job and
-then drop the connection (a lost answer), ``store_uploads=False`` streams uploads
-through without keeping them (benchmarks), and the counters ``jobs.created``,
-``jobs.duplicates`` and ``jobs.key.<token>`` prove that a client made no duplicate.
+Transcripts come from the recognizer installed in the ``voxhub.recognizers``
+entry-point group (:func:`voxhub.sandbox_kit.media_text`; ``voxhub-local``
+declares one), else from a sidecar text file (``<media>.txt``), else a fixed
+placeholder; word times are spread over the media's duration (WAV headers are
+read, other media count one second per three words). URL jobs download their
+media only from loopback URLs: the sandbox never reaches beyond this machine.
+
+``store_uploads=False`` streams uploads through without keeping them
+(benchmarks), and the counters ``jobs.created``, ``jobs.duplicates`` and
+``jobs.key.<token>`` prove that a client made no duplicate. Its parts:
+``sandbox_jobs`` (jobs, option checks), ``sandbox_upload`` (multipart uploads),
+``sandbox_transcribe`` (media to transcript) and ``sandbox_render`` (answers).
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import ipaddress
+import functools
 import json
 import random
-import re
 import shutil
-import socket
-import string
 import tempfile
-import threading
 import time
-import wave
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit
 
-import attrs
 import structlog
-import urllib3
-from voxhub.sandbox import CallbackSender, FaultPlan, Sandbox
-from werkzeug.exceptions import HTTPException, NotFound, RequestEntityTooLarge
-from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from voxhub.sandbox_kit import (
+    CallbackSender,
+    FaultPlan,
+    Request,
+    Response,
+    Rule,
+    Sandbox,
+    is_loopback_url,
+    json_answer,
+    media_text,
+)
+from werkzeug.exceptions import HTTPException, NotFound
 
-from .options import key_token, token_of
+from .marker import key_token
+from .sandbox_jobs import FAILURES, Job, JobBook, base_name, read_json_submission, safe_suffix
+from .sandbox_render import (
+    ERRORS_NO_WWW,
+    captions,
+    invalid,
+    invalid_state,
+    pick,
+    plain_text,
+    problem,
+    unsupported_format,
+)
+from .sandbox_transcribe import PLACEHOLDER_TEXT, Outcome, download, sidecar_text, transcribe
+from .sandbox_upload import UploadDesk, discard
 from .schema import TRANSCRIPT_JSON
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
-
-__all__ = ["PLACEHOLDER_TEXT", "RevaiSandbox"]
+__all__ = ["FAILURES", "PLACEHOLDER_TEXT", "RevaiSandbox"]
 
 log = structlog.get_logger("voxhub_revai.sandbox")
 
 API = "/speechtotext/v1"
-ERRORS = "https://www.rev.ai/api/v1/errors/"
-# Rev's own bodies use both hosts for the same error kinds; so does the emulator.
-ERRORS_NO_WWW = "https://rev.ai/api/v1/errors/"
-PLACEHOLDER_TEXT = (
-    "This is a placeholder transcript from the voxhub Rev.ai sandbox. "
-    "No speech recognizer or sidecar text was available for this media."
-)
-FAILURES = (
-    ("download_failure", "Failed to download media file. Please check your url and file type"),
-    ("invalid_media", "The media file could not be decoded"),
-    ("empty_media", "The media file contains no audio"),
-    ("internal_processing", "An internal error occurred while processing the job"),
-    ("transcription", "Transcription failed"),
-)
 CAPTION_TYPES = {"application/x-subrip": "srt", "text/vtt": "vtt"}
 TRANSCRIPT_TYPES = (TRANSCRIPT_JSON, "text/plain")
-BOOL_OPTIONS = (
-    "verbatim", "rush", "test_mode", "skip_diarization", "skip_punctuation",
-    "skip_postprocessing", "remove_disfluencies", "remove_atmospherics", "filter_profanity",
-    "strict_custom_vocabulary", "forced_alignment",
-)
-INT_RANGES = {
-    "speaker_channels_count": (1, 8),
-    "speakers_count": (1, 2**31 - 1),
-    "delete_after_seconds": (0, 2_592_000),
-}
-HUMAN_ONLY = ("rush", "test_mode", "segments_to_transcribe", "speaker_names")
-NOT_FOR_HUMAN = (
-    "remove_disfluencies", "remove_atmospherics", "speaker_channels_count", "speakers_count",
-    "diarization_type", "summarization_config", "translation_config",
-)
-ECHOED = (
-    "metadata", "callback_url", "media_url", "delete_after_seconds", "skip_diarization",
-    "skip_punctuation", "remove_disfluencies", "filter_profanity", "custom_vocabulary_id",
-    "speaker_channels_count", "verbatim", "rush", "segments_to_transcribe",
-    "remove_atmospherics", "speakers_count", "diarization_type", "skip_postprocessing",
-)
-DISFLUENCIES = frozenset({"um", "uh", "umm", "uhh", "er", "erm", "hmm"})
-PROFANITIES = frozenset({"damn", "hell", "shit", "fuck", "crap", "bastard"})
-
-
-# --- jobs -----------------------------------------------------------------------------
-
-
-@attrs.define
-class _Job:
-    id: str
-    seq: int
-    created: float  # wall clock, for created_on
-    due: float  # monotonic time the job finishes
-    options: dict[str, Any]
-    name: str | None = None
-    media_path: Path | None = None
-    media_url: str | None = None  # where a URL job downloads from (kept, never echoed)
-    media_auth: dict[str, str] = attrs.field(factory=dict)
-    callback: tuple[str, dict[str, str]] | None = None
-    status: str = "in_progress"
-    finishing: bool = False
-    completed: float | None = None
-    duration: float | None = None
-    failure: str | None = None
-    failure_detail: str | None = None
-    monologues: list[dict[str, Any]] = attrs.field(factory=list)
-    deleted: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "created_on": _iso(self.created),
-            "status": self.status,
-            "type": "async",
-            "language": self.options.get("language", "en"),
-            "transcriber": self.options.get("transcriber", "machine"),
-        }
-        if self.name:
-            body["name"] = self.name
-        if self.completed is not None:
-            body["completed_on"] = _iso(self.completed)
-        if self.duration is not None and self.status == "transcribed":
-            body["duration_seconds"] = round(self.duration, 2)
-        if self.failure:
-            body["failure"] = self.failure
-            body["failure_detail"] = self.failure_detail
-        for key in ECHOED:
-            # source_config and notification_config are never echoed (they may hold secrets).
-            if self.options.get(key) is not None:
-                body[key] = self.options[key]
-        return body
-
-
-def _gone(job: _Job) -> bool:
-    return job.deleted
-
-
-def _iso(when: float) -> str:
-    dt = datetime.fromtimestamp(when, UTC)
-    return f"{dt:%Y-%m-%dT%H:%M:%S}.{dt.microsecond // 10000:02d}Z"
-
-
-class _Sink:
-    """Where an upload's bytes go: a file, or nowhere (counted, then forgotten)."""
-
-    def __init__(self, path: Path | None, limit: int) -> None:
-        self.path = path
-        self.size = 0
-        self._limit = limit
-        self._fh: IO[bytes] | None = path.open("wb") if path is not None else None
-
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        if self.size > self._limit:
-            raise RequestEntityTooLarge()  # chunked uploads have no Content-Length to check
-        if self._fh is not None:
-            self._fh.write(data)
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if self._fh is not None:
-            self._fh.flush()
-        return 0
-
-    def read(self, size: int = -1) -> bytes:
-        return b""
-
-    def readline(self, size: int = -1) -> bytes:
-        return b""
-
-    def tell(self) -> int:
-        return self.size
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-class _UploadRequest(Request):
-    """A request whose multipart file parts stream into :class:`_Sink` objects."""
-
-    sink_factory: Any = None
-
-    def _get_file_stream(
-        self,
-        total_content_length: int | None,
-        content_type: str | None,
-        filename: str | None = None,
-        content_length: int | None = None,
-    ) -> IO[bytes]:
-        return self.sink_factory(filename)  # type: ignore[no-any-return]
-
-
-# --- the emulator ------------------------------------------------------------------------
 
 
 class RevaiSandbox(Sandbox):
@@ -222,10 +88,20 @@ class RevaiSandbox(Sandbox):
     deployment" (403). ``region="eu"`` refuses human transcription and
     custom vocabulary ids with 404 like the EU deployment. ``processing_seconds``
     is how long a job stays ``in_progress`` (0 = done right after the submit
-    answer); ``failure_rate`` is the share of jobs that fail.
+    answer); ``failure_rate`` is the share of jobs that fail. ``use_engine=False``
+    never asks the installed recognizer (sidecar text or the placeholder only).
     """
 
     provider = "revai"
+    rules = (
+        Rule(f"{API}/jobs", endpoint="list_jobs", methods=["GET"]),
+        Rule(f"{API}/jobs", endpoint="create_job", methods=["POST"]),
+        Rule(f"{API}/jobs/<job_id>", endpoint="get_job", methods=["GET"]),
+        Rule(f"{API}/jobs/<job_id>", endpoint="delete_job", methods=["DELETE"]),
+        Rule(f"{API}/jobs/<job_id>/transcript", endpoint="transcript", methods=["GET"]),
+        Rule(f"{API}/jobs/<job_id>/captions", endpoint="captions", methods=["GET"]),
+        Rule(f"{API}/account", endpoint="account", methods=["GET"]),
+    )
 
     def __init__(
         self,
@@ -238,8 +114,6 @@ class RevaiSandbox(Sandbox):
         max_upload_bytes: int = 2_000_000_000,
         max_concurrent_uploads: int = 5,
         store_uploads: bool = True,
-        drop_after_create: int = 0,
-        drop_after_create_rate: float = 0.0,
         use_engine: bool | None = None,
         sidecar_dirs: Sequence[str | Path] = (),
         custom_vocabulary_ids: Sequence[str] = ("cv_sandbox",),
@@ -251,39 +125,28 @@ class RevaiSandbox(Sandbox):
         super().__init__(faults=faults)
         if region not in ("us", "eu"):
             raise ValueError("region must be 'us' or 'eu'")
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError("failure_rate is a share in [0, 1]")
         self.token = token
         self.other_region_token = other_region_token
         self.region = region
         self.processing_seconds = processing_seconds
         self.failure_rate = failure_rate
-        self.max_upload_bytes = max_upload_bytes
-        self.max_concurrent_uploads = max_concurrent_uploads
-        self.store_uploads = store_uploads
-        self.drop_after_create = drop_after_create
-        self.drop_after_create_rate = drop_after_create_rate
         self.use_engine = use_engine
         self.sidecar_dirs = tuple(Path(d) for d in sidecar_dirs)
         self.custom_vocabulary_ids = frozenset(custom_vocabulary_ids)
         self.balance_seconds = balance_seconds
         self.callback_schedule = callback_schedule
-        self._jobs: dict[str, _Job] = {}
-        self._seq = 0
-        self._lock = threading.RLock()
         self._job_rng = random.Random(seed)
-        self._uploads = 0
-        self._timers: list[threading.Timer] = []
+        self.jobs = JobBook(self._job_rng, self.counters)
+        self._lock = self.jobs.lock
         self._callbacks: CallbackSender | None = None
         self._dir = Path(tempfile.mkdtemp(prefix="voxhub-revai-sandbox-"))
-        self._keys: dict[str, int] = {}
+        self.uploads = UploadDesk(limit=max_upload_bytes, concurrent=max_concurrent_uploads,
+                                  directory=self._dir if store_uploads else None,
+                                  counters=self.counters)
         #: What the last accepted upload looked like (name and part type as sent), for tests.
         self.last_upload: dict[str, Any] | None = None
-        self._url_map = Map([
-            Rule(f"{API}/jobs", endpoint="jobs", methods=["GET", "POST"]),
-            Rule(f"{API}/jobs/<job_id>", endpoint="job", methods=["GET", "DELETE"]),
-            Rule(f"{API}/jobs/<job_id>/transcript", endpoint="transcript", methods=["GET"]),
-            Rule(f"{API}/jobs/<job_id>/captions", endpoint="captions", methods=["GET"]),
-            Rule(f"{API}/account", endpoint="account", methods=["GET"]),
-        ], strict_slashes=False)
 
     # --- Sandbox API ----------------------------------------------------------------
 
@@ -299,22 +162,14 @@ class RevaiSandbox(Sandbox):
         return settings
 
     def reset(self) -> None:
-        """Forget every job and counter."""
+        """Forget every job, counter, script and pending timer."""
         super().reset()
-        with self._lock:
-            for timer in self._timers:
-                timer.cancel()
-            self._timers.clear()
-            self._jobs.clear()
-            self._keys.clear()
-            self._seq = 0
+        self.jobs.clear()
 
     def close(self) -> None:
         """Stop timers and webhook delivery; remove stored media."""
+        super().close()
         with self._lock:
-            for timer in self._timers:
-                timer.cancel()
-            self._timers.clear()
             if self._callbacks is not None:
                 self._callbacks.close()
                 self._callbacks = None
@@ -322,59 +177,42 @@ class RevaiSandbox(Sandbox):
 
     def rate_limited_response(self, retry_after: float) -> Response:
         """Rev's 429: a problem body and ``Retry-After``."""
-        resp = _problem(429, "Too Many Requests", kind="too-many-requests",
-                        detail="Rate limit exceeded; retry later")
+        resp = problem(429, "Too Many Requests", kind="too-many-requests",
+                       detail="Rate limit exceeded; retry later")
         resp.headers["Retry-After"] = (
             str(int(retry_after)) if float(retry_after).is_integer() else f"{retry_after:.3f}"
         )
         return resp
 
+    def recognize(self, path: Path) -> str | None:
+        """What the speech in ``path`` says, from the installed recognizer (``None``: none)."""
+        return media_text(path, default=None)
+
     def jobs_for_key(self, key_or_token: str) -> int:
         """How many jobs were created with this idempotency token in their metadata."""
-        with self._lock:
-            return self._keys.get(key_token(key_or_token), 0)
+        return self.jobs.count_for(key_token(key_or_token))
 
     def job_ids(self) -> list[str]:
         """Ids of the jobs not deleted, newest first (for tests)."""
-        with self._lock:
-            jobs = sorted((j for j in self._jobs.values() if not j.deleted),
-                          key=lambda j: -j.seq)
-            return [j.id for j in jobs]
+        return [j.id for j in self.jobs.newest_first()]
 
-    # --- dispatch --------------------------------------------------------------------
+    # --- routing ---------------------------------------------------------------------
 
     def dispatch(self, request: Request) -> Response:
-        """Route one request of Rev's API (after auth)."""
-        adapter = self._url_map.bind_to_environ(request.environ)
-        try:
-            endpoint, args = adapter.match()
-        except NotFound:
-            self._drain(request)
-            return _problem(404, "Not Found", detail=f"no such endpoint {request.path}")
-        except HTTPException as exc:
-            self._drain(request)
-            return _problem(exc.code or 405, exc.name or "Method Not Allowed")
+        """Check the bearer token, then answer through the route's ``on_<endpoint>``."""
         denied = self._auth(request)
         if denied is not None:
             self._drain(request)
             return denied
         self._settle()
-        if endpoint == "jobs":
-            if request.method == "POST":
-                return self._submit(request)
-            return self._list(request)
-        if endpoint == "account":
-            return self._account()
-        job = self._get(str(args["job_id"]))
-        if job is None:
-            return _problem(404, "could not find job", kind="job-not-found", host=ERRORS_NO_WWW)
-        if endpoint == "job":
-            if request.method == "DELETE":
-                return self._delete(job)
-            return _json(job.to_json())
-        if endpoint == "transcript":
-            return self._transcript(request, job)
-        return self._captions(request, job)
+        try:
+            return super().dispatch(request)
+        except NotFound:
+            self._drain(request)
+            return problem(404, "Not Found", detail=f"no such endpoint {request.path}")
+        except HTTPException as exc:
+            self._drain(request)
+            return problem(exc.code or 405, exc.name or "Method Not Allowed")
 
     def _auth(self, request: Request) -> Response | None:
         header = request.headers.get("Authorization", "")
@@ -383,14 +221,14 @@ class RevaiSandbox(Sandbox):
             return None
         if scheme.lower() == "bearer" and value.strip() == self.other_region_token:
             self.counters.add("auth.forbidden")
-            return _problem(403, "User does not have permission to access this deployment",
-                            kind="forbidden",
-                            detail=f"this token belongs to another Rev.ai deployment than "
-                                   f"{self.region.upper()}")
+            return problem(403, "User does not have permission to access this deployment",
+                           kind="forbidden",
+                           detail=f"this token belongs to another Rev.ai deployment than "
+                                  f"{self.region.upper()}")
         self.counters.add("auth.denied")
         # Rev's 401 body has exactly these two members.
-        return _json({"title": "Authorization has been denied for this request", "status": 401},
-                     status=401, content_type="application/problem+json")
+        return json_answer({"title": "Authorization has been denied for this request",
+                            "status": 401}, 401, content_type="application/problem+json")
 
     @staticmethod
     def _drain(request: Request) -> None:
@@ -399,241 +237,65 @@ class RevaiSandbox(Sandbox):
         while stream.read(1 << 20):
             pass
 
+    def _job(self, job_id: str) -> Job | Response:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return problem(404, "could not find job", kind="job-not-found", host=ERRORS_NO_WWW)
+        return job
+
     # --- submit ------------------------------------------------------------------------
 
-    def _submit(self, request: Request) -> Response:
+    def on_create_job(self, request: Request) -> Response:
+        """``POST /jobs``: JSON (a URL) or multipart (an upload)."""
         mimetype = request.mimetype
         if mimetype == "multipart/form-data":
             return self._submit_multipart(request)
         if mimetype != "application/json":
             self._drain(request)
-            return _invalid({"body": ["Content-Type must be application/json or "
-                                      "multipart/form-data"]})
+            return invalid({"body": ["Content-Type must be application/json or "
+                                     "multipart/form-data"]})
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
-            return _invalid({"body": ["The request body must be a JSON object"]})
-        source = data.get("source_config")
-        media_url = data.get("media_url")
-        problems: dict[str, list[str]] = {}
-        if source is not None and media_url is not None:
-            problems["media_url"] = ["Only one of media_url and source_config may be given"]
-        elif source is None and media_url is None:
-            problems["media_url"] = ["The media_url field is required"]
-        url: str | None = None
-        auth: dict[str, str] = {}
-        if source is not None:
-            if not isinstance(source, dict) or not isinstance(source.get("url"), str):
-                problems["source_config"] = ["source_config must be an object with a url"]
-            else:
-                url = source["url"]
-                headers = source.get("auth_headers") or {}
-                if not isinstance(headers, dict) or any(
-                    str(k).lower() != "authorization" for k in headers
-                ):
-                    problems["source_config.auth_headers"] = [
-                        "Only the Authorization header is supported"]
-                else:
-                    auth = {str(k): str(v) for k, v in headers.items()}
-        elif isinstance(media_url, str):
-            url = media_url
-            if len(media_url) > 2048:
-                problems["media_url"] = ["The media_url must be at most 2048 characters"]
-        elif media_url is not None:
-            problems["media_url"] = ["The media_url must be a string"]
-        if url is not None and not re.match(r"(?i)https?://", url):
-            problems.setdefault("media_url", []).append("The media url must be http(s)")
-        options = {k: v for k, v in data.items() if k not in ("source_config",)}
-        problems.update(self._check_options(options))
-        if problems:
+            return invalid({"body": ["The request body must be a JSON object"]})
+        submission = read_json_submission(data)
+        if submission.problems:
             self.counters.add("jobs.rejected")
-            return _invalid(problems)
-        not_found = self._check_resources(options)
+            return invalid(submission.problems)
+        not_found = self._check_resources(submission.options)
         if not_found is not None:
             return not_found
-        name = None
-        if url:
-            name = PurePosixPath(urlsplit(url).path).name or None
-        job = self._create(options, name=name, media_url=url, media_auth=auth, upload=False)
-        return self._created(request, job)
+        url = submission.url
+        name = (PurePosixPath(urlsplit(url).path).name or None) if url else None
+        job = self._create(submission.options, name=name, media_url=url,
+                           media_auth=submission.auth, upload=False)
+        return self._created(job)
 
     def _submit_multipart(self, request: Request) -> Response:
-        length = request.content_length
-        if length is not None and length > self.max_upload_bytes:
-            self.counters.add("uploads.too_large")
-            self._drain(request)
-            return _too_large(self.max_upload_bytes)
-        with self._lock:
-            busy = self._uploads >= self.max_concurrent_uploads
-            if not busy:
-                self._uploads += 1
-        if busy:
-            self.counters.add("uploads.concurrency_limited")
-            self._drain(request)
-            return _problem(429, "Too many concurrent multipart requests", kind="too-many-requests",
-                            detail=f"at most {self.max_concurrent_uploads} concurrent uploads")
-        try:
-            return self._receive_upload(request)
-        finally:
-            with self._lock:
-                self._uploads -= 1
-
-    def _receive_upload(self, request: Request) -> Response:
-        upload = _UploadRequest(request.environ)
-        sinks: list[_Sink] = []
-        stored = self.store_uploads
-
-        def factory(filename: str | None) -> _Sink:
-            path = None
-            if stored:
-                with self._lock:
-                    self._seq += 1
-                    index = self._seq
-                path = self._dir / f"upload-{index}{_safe_suffix(filename)}"
-            sink = _Sink(path, self.max_upload_bytes)
-            sinks.append(sink)
-            return sink
-
-        upload.sink_factory = factory
-        started = time.monotonic()
-        try:
-            files = upload.files
-            form = upload.form
-        except RequestEntityTooLarge:
-            self.counters.add("uploads.too_large")
-            self._discard(sinks)
-            self._drain(upload)  # the stream that has been read from, not a fresh one
-            return _too_large(self.max_upload_bytes)
-        finally:
-            for sink in sinks:
-                sink.close()
-        media = files.get("media")
-        kept: Any = media.stream if media is not None else None
-        problems: dict[str, list[str]] = {}
-        if not isinstance(kept, _Sink):
-            problems["media"] = ["The media field is required"]
-        raw_options = form.get("options")
-        options: dict[str, Any] = {}
-        if raw_options:
-            try:
-                parsed = json.loads(raw_options)
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                options = parsed
-            else:
-                problems["options"] = ["options must be a JSON object"]
-        for key in ("media_url", "source_config"):
-            if key in options:
-                problems[key] = [f"{key} cannot be used with a file upload"]
-        problems.update(self._check_options(options))
-        if problems:
-            self.counters.add("jobs.rejected")
-            self._discard(sinks)
-            return _invalid(problems)
-        not_found = self._check_resources(options)
+        upload = self.uploads.receive(request, self._drain)
+        if isinstance(upload, Response):
+            return upload
+        not_found = self._check_resources(upload.options)
         if not_found is not None:
-            self._discard(sinks)
+            discard(upload.sinks)
             return not_found
-        assert isinstance(kept, _Sink) and media is not None
-        self.counters.add("uploads.bytes", kept.size)
-        log.debug("sandbox.upload", bytes=kept.size,
-                  seconds=round(time.monotonic() - started, 3), stored=stored)
-        self._discard([s for s in sinks if s is not kept])
-        name = _base_name(media.filename)
+        assert upload.sink is not None and upload.media is not None  # it was accepted
+        media = upload.media
         self.last_upload = {"filename": media.filename, "content_type": media.content_type,
-                            "bytes": kept.size, "options": dict(options)}
-        job = self._create(options, name=name, media_path=kept.path, upload=True)
-        return self._created(request, job)
+                            "bytes": upload.sink.size, "options": dict(upload.options)}
+        job = self._create(upload.options, name=base_name(media.filename),
+                           media_path=upload.sink.path, upload=True)
+        return self._created(job)
 
-    @staticmethod
-    def _discard(sinks: Sequence[_Sink]) -> None:
-        for sink in sinks:
-            sink.close()
-            if sink.path is not None:
-                sink.path.unlink(missing_ok=True)
-
-    def _check_options(self, opts: Mapping[str, Any]) -> dict[str, list[str]]:
-        """Rev's option validation: a reasons list per offending parameter."""
-        problems: dict[str, list[str]] = {}
-
-        def bad(name: str, reason: str) -> None:
-            problems.setdefault(name, []).append(reason)
-
-        for name in BOOL_OPTIONS:
-            if name in opts and not isinstance(opts[name], bool):
-                bad(name, f"The {name} field must be a boolean")
-        for name, (lo, hi) in INT_RANGES.items():
-            value = opts.get(name)
-            if value is None:
-                continue
-            if not isinstance(value, int) or isinstance(value, bool):
-                bad(name, f"The {name} field must be an integer")
-            elif not lo <= value <= hi:
-                bad(name, f"The field {name} must be between {lo} and {hi}.")
-        metadata = opts.get("metadata")
-        if metadata is not None and (not isinstance(metadata, str) or len(metadata) > 512):
-            bad("metadata", "The field metadata must be a string with a maximum length of 512.")
-        language = opts.get("language", "en")
-        if not isinstance(language, str) or not re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})?",
-                                                             language.lower()):
-            bad("language", "The language is not supported")
-        transcriber = opts.get("transcriber", "machine")
-        if transcriber not in ("machine", "low_cost", "fusion", "human", "machine_v2",
-                               "machine_v3"):
-            bad("transcriber", f"The transcriber {transcriber!r} is not supported")
-        if transcriber != "human":
-            for name in HUMAN_ONLY:
-                if opts.get(name):
-                    bad(name, f"{name} is only supported for human transcription")
-        else:
-            for name in NOT_FOR_HUMAN:
-                if opts.get(name) is not None and opts.get(name) is not False:
-                    bad(name, f"{name} is not supported for human transcription")
-        if opts.get("diarization_type") not in (None, "standard", "premium"):
-            bad("diarization_type", "The diarization_type must be standard or premium")
-        elif opts.get("diarization_type") is not None and transcriber == "low_cost":
-            bad("diarization_type", "diarization_type is not supported for low_cost")
-        if opts.get("custom_vocabularies") is not None:
-            if opts.get("custom_vocabulary_id") is not None:
-                bad("custom_vocabularies",
-                    "Only one of custom_vocabularies and custom_vocabulary_id may be given")
-            for reason in _vocabulary_problems(opts["custom_vocabularies"]):
-                bad("custom_vocabularies", reason)
-        if opts.get("notification_config") is not None:
-            if opts.get("callback_url") is not None:
-                bad("notification_config",
-                    "Only one of callback_url and notification_config may be given")
-            cfg = opts["notification_config"]
-            if not isinstance(cfg, dict) or not isinstance(cfg.get("url"), str):
-                bad("notification_config", "notification_config must be an object with a url")
-            elif any(str(k).lower() != "authorization" for k in (cfg.get("auth_headers") or {})):
-                bad("notification_config.auth_headers", "Only Authorization is supported")
-        callback = opts.get("callback_url")
-        if callback is not None and (not isinstance(callback, str)
-                                     or not re.match(r"(?i)https?://", callback)):
-            bad("callback_url", "The callback_url must be an http(s) URL")
-        names = opts.get("speaker_names")
-        if names is not None and (not isinstance(names, list) or len(names) > 100 or any(
-            not isinstance(n, dict) or not isinstance(n.get("display_name"), str)
-            or len(n["display_name"]) > 50 for n in names
-        )):
-            bad("speaker_names", "speaker_names must be at most 100 {display_name} objects "
-                                 "of at most 50 characters")
-        summary = opts.get("summarization_config")
-        if isinstance(summary, dict) and summary.get("type") and summary.get("prompt"):
-            bad("summarization_config", "type and prompt are mutually exclusive")
-        return problems
-
-    def _check_resources(self, opts: Mapping[str, Any]) -> Response | None:
+    def _check_resources(self, opts: dict[str, Any]) -> Response | None:
         if self.region == "eu" and (opts.get("transcriber") == "human"
                                     or opts.get("custom_vocabulary_id") is not None):
-            return _problem(404, "Not supported in this deployment",
-                            detail="human transcription and custom vocabulary ids are not "
-                                   "available in the EU deployment")
+            return problem(404, "Not supported in this deployment",
+                           detail="human transcription and custom vocabulary ids are not "
+                                  "available in the EU deployment")
         vocab = opts.get("custom_vocabulary_id")
         if vocab is not None and vocab not in self.custom_vocabulary_ids:
-            return _problem(404, "Custom vocabulary not found", kind="custom-vocabulary-not-found",
-                            detail=f"custom vocabulary {vocab} was not found or is not complete")
+            return problem(404, "Custom vocabulary not found", kind="custom-vocabulary-not-found",
+                           detail=f"custom vocabulary {vocab} was not found or is not complete")
         return None
 
     def _create(
@@ -645,7 +307,7 @@ class RevaiSandbox(Sandbox):
         media_path: Path | None = None,
         media_url: str | None = None,
         media_auth: dict[str, str] | None = None,
-    ) -> _Job:
+    ) -> Job:
         notification = options.pop("notification_config", None)
         callback: tuple[str, dict[str, str]] | None = None
         if isinstance(notification, dict):
@@ -653,87 +315,41 @@ class RevaiSandbox(Sandbox):
             callback = (str(notification["url"]), headers)
         elif isinstance(options.get("callback_url"), str):
             callback = (options["callback_url"], {})
-        token = token_of(options.get("metadata"))
-        with self._lock:
-            self._seq += 1
-            job = _Job(
-                id=self._new_id(), seq=self._seq, created=time.time(),
-                due=time.monotonic() + self.processing_seconds, options=options, name=name,
-                media_path=media_path, media_url=media_url, media_auth=dict(media_auth or {}),
-                callback=callback,
-            )
-            self._jobs[job.id] = job
-            if token is not None:
-                seen = self._keys.get(token, 0)
-                self._keys[token] = seen + 1
-                if seen:
-                    self.counters.add("jobs.duplicates")
-                self.counters.add(f"jobs.key.{token}")
-            self.counters.add("jobs.created")
-            self.counters.add("jobs.created.upload" if upload else "jobs.created.url")
-            if self.processing_seconds > 0:
-                timer = threading.Timer(self.processing_seconds, self._finish, args=(job.id,))
-                timer.daemon = True
-                self._timers = [t for t in self._timers if t.is_alive()]
-                self._timers.append(timer)
-                timer.start()
-        return job
+        return self.jobs.add(options, upload=upload, processing=self.processing_seconds,
+                             name=name, media_path=media_path, media_url=media_url,
+                             media_auth=dict(media_auth or {}), callback=callback)
 
-    def _created(self, request: Request, job: _Job) -> Response:
+    def _created(self, job: Job) -> Response:
         body = job.to_json()  # the answer always says in_progress, as Rev's does
-        if self.processing_seconds <= 0:
-            self._finish(job.id)
-        if self._should_drop():
-            self.counters.add("faults.drop_after_create")
-            _drop_connection(request.environ)
-            raise ConnectionResetError("sandbox dropped the submit answer on purpose")
-        return _json(body)
-
-    def _should_drop(self) -> bool:
-        with self._lock:
-            if self.drop_after_create > 0:
-                self.drop_after_create -= 1
-                return True
-            return self.drop_after_create_rate > 0 and (
-                self._job_rng.random() < self.drop_after_create_rate)
-
-    def _new_id(self) -> str:
-        alphabet = string.ascii_letters + string.digits
-        while True:
-            job_id = "".join(self._job_rng.choice(alphabet) for _ in range(12))
-            if job_id not in self._jobs:
-                return job_id
+        self.timers.after(self.processing_seconds, functools.partial(self._finish, job.id))
+        return json_answer(body)
 
     # --- processing --------------------------------------------------------------------
 
     def _settle(self) -> None:
         """Finish jobs whose time has come (in case a timer is late)."""
-        now = time.monotonic()
-        with self._lock:
-            due = [j.id for j in self._jobs.values()
-                   if j.status == "in_progress" and not j.finishing and j.due <= now]
-        for job_id in due:
+        for job_id in self.jobs.due(time.monotonic()):
             self._finish(job_id)
 
     def _finish(self, job_id: str) -> None:
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None or job.deleted or job.status != "in_progress" or job.finishing:
+            job = self.jobs.get(job_id)
+            if job is None or job.status != "in_progress" or job.finishing:
                 return
             job.finishing = True
             fail = self.failure_rate > 0 and self._job_rng.random() < self.failure_rate
             reason = self._job_rng.choice(FAILURES)
         failure: tuple[str, str] | None = reason if fail else None
         duration: float | None = None
-        monologues: list[dict[str, Any]] = []
+        monos: list[dict[str, Any]] = []
         try:
             if failure is None:
-                failure, duration, monologues = self._transcribe(job)
+                failure, duration, monos = self._transcribe(job)
         except Exception as exc:  # noqa: BLE001 - any engine crash is a failed job, as at Rev
             log.warning("sandbox.transcribe_failed", job=job_id, error=repr(exc))
             failure = ("internal_processing", "An internal error occurred")
         with self._lock:
-            if _gone(job):  # deleted while it was being transcribed
+            if not job.live():  # deleted while it was being transcribed
                 return
             job.completed = time.time()
             job.duration = duration
@@ -743,7 +359,7 @@ class RevaiSandbox(Sandbox):
                 self.counters.add("jobs.failed")
             else:
                 job.status = "transcribed"
-                job.monologues = monologues
+                job.monologues = monos
                 self.counters.add("jobs.transcribed")
             job.finishing = False
             body = json.dumps({"job": job.to_json()}).encode()
@@ -758,105 +374,56 @@ class RevaiSandbox(Sandbox):
                 self._callbacks = CallbackSender(self.counters, schedule=self.callback_schedule)
             return self._callbacks
 
-    def _transcribe(
-        self, job: _Job
-    ) -> tuple[tuple[str, str] | None, float | None, list[dict[str, Any]]]:
+    def _transcribe(self, job: Job) -> Outcome:
         path = job.media_path
-        if job.media_url is not None and _is_loopback(job.media_url):
-            path = self._download(job)
-            if path is None:
+        if job.media_url is not None and is_loopback_url(job.media_url):
+            path = self._dir / f"url-{job.seq}{safe_suffix(urlsplit(job.media_url).path)}"
+            if not download(job.media_url, job.media_auth, path):
                 return FAILURES[0], None, []
-        channels = None
-        duration = None
-        if path is not None:
-            duration, channels = _wav_info(path)
-        count = job.options.get("speaker_channels_count")
-        if isinstance(count, int) and channels is not None and count > channels:
-            return ("invalid_media", f"speaker_channels_count {count} is more than the "
-                    f"{channels} channel(s) of the media"), None, []
-        text = self._text_for(path, job.name)
-        words = text.split()
-        if duration is None:
-            duration = max(1.0, len(words) / 3.0)  # one second per three words
-        return None, duration, _monologues(text, duration, job.options)
-
-    def _download(self, job: _Job) -> Path | None:
-        assert job.media_url is not None
-        target = self._dir / f"url-{job.seq}{_safe_suffix(urlsplit(job.media_url).path)}"
-        pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(10.0))
-        try:
-            resp = pool.request("GET", job.media_url, headers=job.media_auth,
-                                preload_content=False)
-            if resp.status != 200:
-                resp.release_conn()
-                return None
-            with target.open("wb") as fh:
-                for chunk in resp.stream(1 << 16):
-                    fh.write(chunk)
-            resp.release_conn()
             self.counters.add("downloads")
-            side = pool.request("GET", job.media_url + ".txt", headers=job.media_auth)
-            if side.status == 200:
-                Path(f"{target}.txt").write_bytes(side.data)
-        except (urllib3.exceptions.HTTPError, OSError):
-            return None
-        finally:
-            pool.clear()
-        return target
+        return transcribe(job.options, path, functools.partial(self._text_for, path, job.name))
 
     def _text_for(self, path: Path | None, name: str | None) -> str:
         if path is not None and self.use_engine is not False:
-            text = _engine_text(path, required=self.use_engine is True)
+            text = self.recognize(path)
             if text:
                 return text
-        candidates: list[Path] = []
-        if path is not None:
-            candidates.append(Path(f"{path}.txt"))
-        if name:
-            candidates.extend(d / f"{name}.txt" for d in self.sidecar_dirs)
-        for candidate in candidates:
-            if candidate.is_file():
-                text = candidate.read_text("utf-8", "replace").strip()
-                if text:
-                    return text
-        return PLACEHOLDER_TEXT
+        return sidecar_text(path, name, self.sidecar_dirs) or PLACEHOLDER_TEXT
 
-    # --- reading ------------------------------------------------------------------------
+    # --- reading -----------------------------------------------------------------------
 
-    def _get(self, job_id: str) -> _Job | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return None if job is None or job.deleted else job
-
-    def _list(self, request: Request) -> Response:
+    def on_list_jobs(self, request: Request) -> Response:
+        """``GET /jobs``: newest first, ``limit`` 0-1000, ``starting_after`` pages older."""
         raw_limit = request.args.get("limit")
         limit = 100
         if raw_limit not in (None, ""):
             try:
                 limit = int(raw_limit)
             except ValueError:
-                return _invalid({"limit": ["The limit must be an integer"]})
+                return invalid({"limit": ["The limit must be an integer"]})
             if not 0 <= limit <= 1000:
-                return _invalid({"limit": ["The field limit must be between 0 and 1000."]})
+                return invalid({"limit": ["The field limit must be between 0 and 1000."]})
         after = request.args.get("starting_after") or None
+        anchor = None if after is None else self.jobs.get(after, deleted=True)
+        if after is not None and anchor is None:
+            return invalid({"starting_after": [f"Job {after} was not found"]})
         with self._lock:
-            jobs = sorted(self._jobs.values(), key=lambda j: -j.seq)
-            if after is not None:
-                anchor = self._jobs.get(after)  # deleted jobs still anchor a page
-                if anchor is None:
-                    return _invalid({"starting_after": [f"Job {after} was not found"]})
-                jobs = [j for j in jobs if j.seq < anchor.seq]
-            page = [j.to_json() for j in jobs if not j.deleted][:limit]
-        return _json(page)
+            page = [j.to_json() for j in self.jobs.newest_first(older_than=anchor)[:limit]]
+        return json_answer(page)
 
-    def _delete(self, job: _Job) -> Response:
+    def on_get_job(self, request: Request, job_id: str) -> Response:
+        """``GET /jobs/{id}``."""
+        job = self._job(job_id)
+        return job if isinstance(job, Response) else json_answer(job.to_json())
+
+    def on_delete_job(self, request: Request, job_id: str) -> Response:
+        """``DELETE /jobs/{id}``: 409 while in progress; media and transcript are removed."""
+        job = self._job(job_id)
+        if isinstance(job, Response):
+            return job
         with self._lock:
             if job.status == "in_progress":
-                return _problem(409, "Job is in invalid state", kind="invalid-job-state",
-                                host=ERRORS_NO_WWW,
-                                detail="Job is in invalid state to be deleted",
-                                allowed_values=["transcribed", "failed"],
-                                current_value=job.status)
+                return invalid_state("be deleted", job.status, ["transcribed", "failed"])
             job.deleted = True
             job.monologues = []
             path = job.media_path
@@ -866,280 +433,47 @@ class RevaiSandbox(Sandbox):
             Path(f"{path}.txt").unlink(missing_ok=True)
         return Response(status=204)
 
-    def _transcript(self, request: Request, job: _Job) -> Response:
+    def on_transcript(self, request: Request, job_id: str) -> Response:
+        """``GET /jobs/{id}/transcript`` as Rev JSON or plain text, chosen by ``Accept``."""
+        job = self._job(job_id)
+        if isinstance(job, Response):
+            return job
         accept = request.headers.get("Accept")
-        chosen = TRANSCRIPT_JSON if not accept else _pick(accept, TRANSCRIPT_TYPES)
+        chosen = TRANSCRIPT_JSON if not accept else pick(accept, TRANSCRIPT_TYPES)
         if chosen is None:
-            return _problem(406, "Unsupported output format", kind="unsupported-output-format",
-                            allowed_values=list(TRANSCRIPT_TYPES), current_value=accept)
+            return unsupported_format(TRANSCRIPT_TYPES, accept)
         if job.status != "transcribed":
-            return _problem(409, "Job is in invalid state", kind="invalid-job-state",
-                            host=ERRORS_NO_WWW,
-                            detail="Job is in invalid state to obtain the transcript",
-                            allowed_values=["transcribed"], current_value=job.status)
+            return invalid_state("obtain the transcript", job.status, ["transcribed"])
         if chosen == "text/plain":
-            return Response(_plain_text(job.monologues), content_type="text/plain; charset=utf-8")
-        return _json({"monologues": job.monologues}, content_type=TRANSCRIPT_JSON)
+            return Response(plain_text(job.monologues), content_type="text/plain; charset=utf-8")
+        return json_answer({"monologues": job.monologues}, content_type=TRANSCRIPT_JSON)
 
-    def _captions(self, request: Request, job: _Job) -> Response:
+    def on_captions(self, request: Request, job_id: str) -> Response:
+        """``GET /jobs/{id}/captions``: SRT (the default) or VTT, per channel if multichannel."""
+        job = self._job(job_id)
+        if isinstance(job, Response):
+            return job
         accept = request.headers.get("Accept")
         if not accept or accept.strip() == "*/*":
             chosen: str | None = "application/x-subrip"  # SRT is the default
         else:
-            chosen = _pick(accept, tuple(CAPTION_TYPES))
+            chosen = pick(accept, tuple(CAPTION_TYPES))
         if chosen is None:
-            return _problem(406, "Unsupported output format", kind="unsupported-output-format",
-                            allowed_values=list(CAPTION_TYPES), current_value=accept)
+            return unsupported_format(tuple(CAPTION_TYPES), accept)
         if job.status != "transcribed":
-            return _problem(409, "Job is in invalid state", kind="invalid-job-state",
-                            host=ERRORS_NO_WWW,
-                            detail="Job is in invalid state to obtain captions",
-                            allowed_values=["transcribed"], current_value=job.status)
-        monologues = job.monologues
+            return invalid_state("obtain captions", job.status, ["transcribed"])
+        monos = job.monologues
         channel = request.args.get("speaker_channel")
         if job.options.get("speaker_channels_count") is not None:
             if channel is None:
-                return _problem(405, "Invalid job properties", kind="invalid-job-properties",
-                                detail="speaker_channel is required for multichannel jobs")
-            monologues = [m for m in monologues if str(m.get("speaker")) == channel]
-        text = _captions(monologues, CAPTION_TYPES[chosen])
+                return problem(405, "Invalid job properties", kind="invalid-job-properties",
+                               detail="speaker_channel is required for multichannel jobs")
+            monos = [m for m in monos if str(m.get("speaker")) == channel]
+        text = captions(monos, CAPTION_TYPES[chosen])
         return Response(text, content_type=f"{chosen}; charset=utf-8")
 
-    def _account(self) -> Response:
-        with self._lock:
-            used = sum(j.duration or 0.0 for j in self._jobs.values() if j.status == "transcribed")
-        return _json({"email": "sandbox@voxhub.invalid",
-                      "balance_seconds": max(0, int(self.balance_seconds - used))})
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def _json(data: Any, status: int = 200, content_type: str = "application/json") -> Response:
-    return Response(json.dumps(data), status=status, content_type=content_type)
-
-
-def _problem(
-    status: int,
-    title: str,
-    *,
-    kind: str | None = None,
-    host: str = ERRORS,
-    detail: str | None = None,
-    **extra: Any,
-) -> Response:
-    body: dict[str, Any] = {}
-    if kind is not None:
-        body["type"] = host + kind
-    body["title"] = title
-    if detail is not None:
-        body["detail"] = detail
-    body["status"] = status
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return _json(body, status=status, content_type="application/problem+json")
-
-
-def _invalid(parameters: Mapping[str, list[str]]) -> Response:
-    return _problem(400, "Your request parameters didn't validate", kind="invalid-parameters",
-                    parameters=dict(parameters))
-
-
-def _too_large(limit: int) -> Response:
-    # Rev's 413 has no type member.
-    return _problem(413, "Request entity too large",
-                    detail=f"Multipart uploads are limited to {limit} bytes; submit a media url "
-                           "for larger files")
-
-
-def _pick(accept: str, offered: Sequence[str]) -> str | None:
-    """The first media type of ``accept`` that is exactly one we offer (Rev ignores wildcards)."""
-    for item in accept.split(","):
-        media = item.split(";", 1)[0].strip().lower()
-        if media in offered:
-            return media
-    return None
-
-
-def _drop_connection(environ: WSGIEnvironment) -> None:
-    sock = environ.get("werkzeug.socket")
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            # SO_LINGER 0: close sends a RST, the client sees a reset instead of an answer.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-def _base_name(filename: str | None) -> str | None:
-    if not filename:
-        return None
-    # The official SDK sends the path as given; keep only the name, whatever the OS.
-    return PureWindowsPath(PurePosixPath(filename).name).name or None
-
-
-def _safe_suffix(filename: str | None) -> str:
-    suffix = PurePosixPath(filename or "").suffix.lower()
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _wav_info(path: Path) -> tuple[float | None, int | None]:
-    try:
-        with wave.open(str(path), "rb") as wav:
-            frames, rate, channels = wav.getnframes(), wav.getframerate(), wav.getnchannels()
-    except (wave.Error, EOFError, OSError):
-        return None, None
-    return (frames / rate if rate else None), channels
-
-
-def _engine_text(path: Path, *, required: bool) -> str | None:
-    """Text from ``voxhub_local.engine.transcribe(path)`` when that engine is installed."""
-    try:
-        engine = importlib.import_module("voxhub_local.engine")
-    except ImportError:
-        if required:
-            raise
-        return None
-    result = engine.transcribe(path)
-    if isinstance(result, str):
-        return result.strip()
-    text = getattr(result, "text", None)
-    return text.strip() if isinstance(text, str) else None
-
-
-def _vocabulary_problems(value: Any) -> list[str]:
-    if not isinstance(value, list) or not 1 <= len(value) <= 50:
-        return ["custom_vocabularies must be a list of 1 to 50 vocabularies"]
-    total = 0
-    for vocab in value:
-        phrases = vocab.get("phrases") if isinstance(vocab, dict) else None
-        if not isinstance(phrases, list) or not phrases:
-            return ["each vocabulary needs a non-empty phrases list"]
-        for phrase in phrases:
-            if not isinstance(phrase, str) or not any(c.isalpha() for c in phrase):
-                return [f"phrase {phrase!r} must contain a letter"]
-            if any(c.isdigit() for c in phrase):
-                return [f"phrase {phrase!r} must not contain digits"]
-            words = phrase.split()
-            if len(words) > 12 or any(len(w) > 34 for w in words):
-                return [f"phrase {phrase!r} is too long"]
-        total += len(phrases)
-    if total > 6000:
-        return ["at most 6000 phrases per job"]
-    return []
-
-
-_PUNCT = ".,?!;:"
-
-
-def _monologues(text: str, duration: float, options: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Rev-shaped monologues for ``text``, word times spread evenly over ``duration``."""
-    tokens = text.split()
-    if options.get("remove_disfluencies"):
-        tokens = [t for t in tokens if t.strip(_PUNCT).lower() not in DISFLUENCIES]
-    if not tokens:
-        return []
-    slot = duration / len(tokens)
-    # Sentences alternate between speakers when more than one is expected.
-    speakers = 1
-    if options.get("speaker_channels_count"):
-        speakers = int(options["speaker_channels_count"])
-    elif options.get("speakers_count") and not options.get("skip_diarization"):
-        speakers = int(options["speakers_count"])
-    names = [n.get("display_name") for n in options.get("speaker_names") or []
-             if isinstance(n, dict)]
-    skip_punct = bool(options.get("skip_punctuation"))
-    profanity = bool(options.get("filter_profanity"))
-    monologues: list[dict[str, Any]] = []
-    sentence = 0
-    current: dict[str, Any] | None = None
-    for i, token in enumerate(tokens):
-        speaker = sentence % speakers
-        if current is None or current["speaker"] != speaker:
-            current = {"speaker": speaker, "elements": []}
-            if speaker < len(names):
-                current["speaker_info"] = {"id": f"spk{speaker}", "display_name": names[speaker]}
-            monologues.append(current)
-        elements: list[dict[str, Any]] = current["elements"]
-        if elements and not skip_punct:
-            elements.append({"type": "punct", "value": " "})
-        core = token.rstrip(_PUNCT) or token
-        trail = token[len(core):]
-        if profanity and core.lower() in PROFANITIES and len(core) > 2:
-            core = core[0] + "*" * (len(core) - 2) + core[-1]
-        start = i * slot
-        if core.startswith("<") and core.endswith(">"):
-            elements.append({"type": "unknown", "value": core})
-        else:
-            elements.append({
-                "type": "text", "value": core, "ts": round(start, 3),
-                "end_ts": round(start + slot * 0.9, 3),
-                "confidence": round(0.85 + (sum(map(ord, core)) % 15) / 100, 2),
-            })
-        if trail and not skip_punct:
-            elements.append({"type": "punct", "value": trail})
-        if trail and trail[-1] in ".?!":
-            sentence += 1
-    return monologues
-
-
-def _hms(seconds: float) -> str:
-    total = int(seconds)
-    return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
-
-
-def _plain_text(monologues: Sequence[Mapping[str, Any]]) -> str:
-    paragraphs = []
-    for mono in monologues:
-        elements = mono["elements"]
-        start = next((e["ts"] for e in elements if "ts" in e), 0.0)
-        info = mono.get("speaker_info") or {}
-        who = info.get("display_name") or f"Speaker {mono['speaker']}"
-        if any(e["type"] == "punct" for e in elements):
-            text = "".join(e["value"] for e in elements)
-        else:  # skip_punctuation: the plain text is still space separated
-            text = " ".join(e["value"] for e in elements)
-        paragraphs.append(f"{who}    {_hms(start)}    {text}")
-    return "\n\n".join(paragraphs) + "\n"
-
-
-def _stamp(seconds: float, sep: str) -> str:
-    millis = round(seconds * 1000)
-    hours, rest = divmod(millis, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    secs, millis = divmod(rest, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}{sep}{millis:03d}"
-
-
-def _captions(monologues: Sequence[Mapping[str, Any]], fmt: str) -> str:
-    """SRT or VTT cues of at most 10 words / 5 seconds, never across monologues or sentences."""
-    cues: list[tuple[float, float, str]] = []
-    for mono in monologues:
-        words: list[list[Any]] = []  # [start, end, text with its punctuation]
-        for element in mono["elements"]:
-            if element["type"] == "punct":
-                if words and element["value"].strip():
-                    words[-1][2] += element["value"]
-            else:
-                start = element.get("ts", words[-1][1] if words else 0.0)
-                words.append([start, element.get("end_ts", start), element["value"]])
-        group: list[list[Any]] = []
-        for word in words:
-            group.append(word)
-            if (len(group) >= 10 or group[-1][1] - group[0][0] >= 5.0
-                    or word[2][-1:] in (".", "?", "!") or word is words[-1]):
-                cues.append((group[0][0], group[-1][1], " ".join(w[2] for w in group)))
-                group = []
-    sep = "," if fmt == "srt" else "."
-    lines: list[str] = [] if fmt == "srt" else ["WEBVTT", ""]
-    for n, (start, end, text) in enumerate(cues, 1):
-        lines += [str(n), f"{_stamp(start, sep)} --> {_stamp(max(end, start), sep)}", text, ""]
-    return "\n".join(lines) + ("\n" if lines else "")
+    def on_account(self, request: Request) -> Response:
+        """``GET /account``: a fixed e-mail and the balance left after transcribed jobs."""
+        used = self.jobs.transcribed_seconds()
+        return json_answer({"email": "sandbox@voxhub.invalid",
+                            "balance_seconds": max(0, int(self.balance_seconds - used))})

@@ -4,21 +4,23 @@ Rev omits null-valued properties, sends numbers where docs say strings (and
 vice versa), uses ``parameter`` or ``parameters`` for the same map, and adds
 statuses and failure reasons over time. Everything here is therefore optional
 and open: unknown keys are ignored (the raw document is kept), unknown enum
-strings are kept as strings, and a document that still cannot be read becomes a
-:class:`voxhub.errors.ProviderError` instead of a ``KeyError`` deep in a stack.
+strings are kept as strings. Documents are read by :class:`voxhub_revai.api.RevApi`
+with :data:`converter` (so one that still cannot be read becomes a ``ProviderError``
+naming the operation, not a ``KeyError`` deep in a stack); a :class:`RevJob` keeps
+the document it was read from in ``raw``. :func:`to_transcript` turns Rev's
+transcript into voxhub's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import cattrs
-from voxhub.errors import ProviderError
-from voxhub.models import JobState, JobStatus
-from voxhub.redact import redact
+from cattrs.gen import make_dict_structure_fn, override
+from voxhub.plugin import JobState, JobStatus, Segment, Transcript, Word, redact
 
 __all__ = [
     "TRANSCRIPT_JSON",
@@ -31,13 +33,11 @@ __all__ = [
     "SpeakerInfo",
     "converter",
     "parse_time",
-    "read",
+    "to_transcript",
 ]
 
 #: The ``Accept`` value of Rev's JSON transcript.
 TRANSCRIPT_JSON = "application/vnd.rev.transcript.v1.0+json"
-
-T = TypeVar("T")
 
 _STATES = {
     "in_progress": JobState.RUNNING,
@@ -214,7 +214,7 @@ class Problem:
         )
 
     def to_details(self) -> dict[str, Any]:
-        """Every member, for :attr:`voxhub.errors.VoxhubError.details` (redacted)."""
+        """Every member, for an error's ``details`` (redacted)."""
         details: dict[str, Any] = {}
         for key, value in (
             ("type", self.type), ("kind", self.kind), ("title", self.title),
@@ -237,7 +237,7 @@ def _opt_str(value: Any) -> str | None:
 
 
 converter = cattrs.Converter(forbid_extra_keys=False)
-"""The converter for Rev documents (unknown keys ignored, raw kept by :func:`read`)."""
+"""The converter for Rev documents: unknown keys ignored, loose scalar types accepted."""
 
 
 def _speaker(value: Any, _: Any) -> int | str | None:
@@ -277,21 +277,46 @@ converter.register_structure_hook(float | None, _opt_float)
 converter.register_structure_hook(int | None, _opt_int)
 converter.register_structure_hook(str | None, _opt_text)
 
+# Made after the hooks above, which it uses for the fields; ``raw`` is never read from
+# the document, it *is* the document.
+_job_fields = make_dict_structure_fn(RevJob, converter, raw=override(omit=True))
 
-def read(data: Any, cls: type[T], *, operation: str, provider: str = "revai") -> T:
-    """Structure ``data`` as ``cls``, or raise a :class:`ProviderError` naming the operation."""
+
+def _structure_job(data: Any, _: Any) -> RevJob:
     if not isinstance(data, Mapping):
-        raise ProviderError(
-            f"unexpected answer from Rev.ai: expected a JSON object, got {type(data).__name__}",
-            provider=provider, operation=operation,
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    return attrs.evolve(_job_fields(data, RevJob), raw=dict(data))
+
+
+converter.register_structure_hook(RevJob, _structure_job)
+
+
+def to_transcript(data: RevTranscript, job: RevJob, job_id: str, *, raw: Any = None) -> Transcript:
+    """Rev's transcript as voxhub's: one segment per monologue, words from ``text`` elements.
+
+    A segment's text is the monologue's element values joined exactly as Rev
+    joins them (spaces are elements too); the transcript's text is the
+    segments' texts, trimmed, joined by one space.
+    """
+    segments: list[Segment] = []
+    for mono in data.monologues:
+        words = tuple(
+            Word(start=e.ts, end=e.end_ts, text=e.value, confidence=e.confidence)
+            for e in mono.elements if e.type == "text"
         )
-    try:
-        obj = converter.structure(data, cls)
-    except (cattrs.BaseValidationError, KeyError, TypeError, ValueError) as exc:
-        raise ProviderError(
-            f"unexpected answer from Rev.ai: could not read it as {cls.__name__} ({exc})",
-            provider=provider, operation=operation, details={"body": redact(dict(data))},
-        ) from None
-    if isinstance(obj, RevJob):
-        obj = attrs.evolve(obj, raw=dict(data))
-    return obj
+        times = [e.ts for e in mono.elements if e.ts is not None]
+        ends = [e.end_ts for e in mono.elements if e.end_ts is not None]
+        confidences = [w.confidence for w in words if w.confidence is not None]
+        segments.append(Segment(
+            start=min(times) if times else None,
+            end=max(ends) if ends else None,
+            text=mono.text,
+            speaker=None if mono.speaker is None else str(mono.speaker),
+            confidence=sum(confidences) / len(confidences) if confidences else None,
+            words=words,
+        ))
+    text = " ".join(t for t in (s.text.strip() for s in segments) if t)
+    return Transcript(
+        provider="revai", job_id=job_id, text=text, language=job.language,
+        duration=job.duration_seconds, segments=tuple(segments), raw=raw,
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .signing import KeyConfigurationError, write_key_pair
+from .keys import KeyConfigurationError, write_key_pair
 
 __all__ = ["CONSOLE_CERT_URL", "tupu_group"]
 

@@ -13,8 +13,10 @@ Lifecycle:
   documented, so it is read tolerantly; see the README);
 * ``close`` calls the close endpoint for the job's ``requestId``.
 
-Every request is signed (:mod:`voxhub_tupu.signing`) and every answer is
-verified before it is read; there is no setting that skips verification.
+This module is the lifecycle only. Talking to Tupu (signing every request body,
+verifying every answer before it is read, mapping failures to voxhub errors) is
+:class:`voxhub_tupu.api.TupuApi`; there is no setting that skips verification.
+What the provider declares (options, credentials) is :mod:`voxhub_tupu.options`.
 """
 
 from __future__ import annotations
@@ -22,89 +24,53 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric import rsa
-from voxhub.errors import (
+from voxhub.plugin import (
+    CallbackEvent,
     CallbackRejected,
+    CallbackRequest,
     ConfigurationError,
     InvalidInputError,
-    NotFoundError,
-    PluginError,
-    ProviderError,
-    error_for_status,
-)
-from voxhub.models import (
     JobHandle,
-    JobKind,
     JobRequest,
     JobState,
     JobStatus,
     ModerationReport,
-    RemoteUrl,
-    StreamUrl,
-)
-from voxhub.provider import (
-    CallbackEvent,
-    CallbackRequest,
-    Capability,
-    CredentialField,
-    OptionSpec,
-    PollingHints,
+    NotFoundError,
+    PluginError,
     Provider,
     ProviderContext,
-    ProviderInfo,
+    ProviderError,
     ProviderSettings,
+    RemoteUrl,
+    StreamUrl,
     Submitted,
+    redact_text,
 )
-from voxhub.redact import redact_text
-from voxhub.transport import Response
 
-from .codes import (
-    CALLBACK_RULE_NAMES,
-    TASK_ALIASES,
-    TASK_NAMES,
-    CallbackRules,
-    as_int,
-    describe_code,
-    error_for_code,
-)
+from .api import CLOSE_PATH, SEARCH_PATH, SUBMIT_PATH, TupuApi, TupuAuth
+from .codes import TASK_NAMES, CallbackRules, as_int
+from .errors import describe_code
+from .options import DEFAULT_CALLBACK_RULES, INFO, callback_rules, task_ids
 from .report import build_report, end_code, is_end_of_task, request_ids
 from .signing import (
     KeyConfigurationError,
     VerificationError,
     load_private_key,
     load_public_key,
-    make_auth_fields,
     verify_response,
 )
 
-__all__ = [
-    "CLOSE_PATH",
-    "DEFAULT_CALLBACK_RULES",
-    "SEARCH_PATH",
-    "SUBMIT_PATH",
-    "TupuAuth",
-    "TupuProvider",
-]
-
-NAME: Final = "tupu"
-DEFAULT_BASE_URL: Final = "http://api.speech.tuputech.com"
-SUBMIT_PATH: Final = "/v3/recognition/speech/stream"
-CLOSE_PATH: Final = "/v3/recognition/speech/stream/close"
-SEARCH_PATH: Final = "/v3/recognition/speech/stream/search"
-
-#: voxhub's default rule: violations plus the end-of-task callback, so a job
-#: learns that its stream ended (Tupu's own default, 0, never says so).
-DEFAULT_CALLBACK_RULES: Final = "violations+end"
+__all__ = ["CALLBACK_RESPONSE", "TupuAuth", "TupuProvider"]
 
 #: Body voxhub answers Tupu's callbacks with (Tupu documents none; any 2xx is
 #: taken as delivered, as for its file-API callbacks).
 CALLBACK_RESPONSE: Final = b'{"code":0,"message":"success"}'
 
-_MAX_TAG = 256
 # The ProviderContext default for callback_events: "no store behind this context".
 _UNWIRED_CALLBACK_EVENTS: Final = attrs.fields(ProviderContext).callback_events.default
 _STREAM_SCHEMES: Final = ("rtmp", "rtmps", "rtsp", "http", "https")
@@ -114,77 +80,6 @@ _ENDED_WORDS: Final = frozenset({"end", "ended", "closed", "close", "finished", 
                                  "stopped", "stop", "complete", "completed", "done"})
 _QUEUED_WORDS: Final = frozenset({"pending", "waiting", "queued", "queue", "init", "created"})
 _FAILED_WORDS: Final = frozenset({"failed", "fail", "error", "abnormal"})
-
-
-@attrs.frozen
-class TupuAuth:
-    """What ``authenticate`` returns: the loaded keys. Its repr shows no key material."""
-
-    secret_id: str = attrs.field(repr=False)
-    private_key: rsa.RSAPrivateKey = attrs.field(repr=False)
-    public_key: rsa.RSAPublicKey = attrs.field(repr=False)
-    private_key_path: str = ""
-    public_key_path: str = ""
-
-
-def _options() -> tuple[OptionSpec, ...]:
-    aliases = ", ".join(sorted(TASK_ALIASES))
-    return (
-        OptionSpec(
-            "tasks", list, item_type=str, max_items=len(TASK_NAMES), max_length=64,
-            help=f"task ids or names ({aliases}); default: the tasks configured on the secretId",
-        ),
-        OptionSpec(
-            "callback_rules", str, choices=tuple(CALLBACK_RULE_NAMES),
-            default=DEFAULT_CALLBACK_RULES,
-            help="which callbacks Tupu sends: violations (0), all results (1), "
-                 "violations+end (2: also the end-of-task status), all+end (3)",
-        ),
-        OptionSpec("room_id", str, max_length=_MAX_TAG, help="roomId tag, echoed in callbacks"),
-        OptionSpec("user_id", str, max_length=_MAX_TAG, help="userId tag, echoed in callbacks"),
-        OptionSpec("forum_id", str, max_length=_MAX_TAG, help="forumId tag, echoed in callbacks"),
-        OptionSpec(
-            "return_pre_speech", bool, default=False,
-            help="evidence audio covers up to one minute ending with the violation",
-        ),
-    )
-
-
-INFO: Final = ProviderInfo(
-    name=NAME,
-    kinds=frozenset({JobKind.STREAM_MODERATION}),
-    description="Tupu (图普科技) live speech-stream moderation and transcription (v3)",
-    capabilities=frozenset({
-        Capability.URL,
-        Capability.CALLBACKS,
-        Capability.CALLBACK_ONLY,
-        Capability.BATCH_SUBMIT,
-        Capability.CANCEL,
-    }),
-    options=_options(),
-    credentials=(
-        CredentialField("secret_id", "the secretId Tupu opened for you", secret=True),
-        CredentialField(
-            "private_key",
-            "path to your RSA private key PEM (PKCS#1 or PKCS#8); `voxhub tupu keygen DIR` "
-            "makes one",
-            secret=False,
-        ),
-        CredentialField(
-            "private_key_passphrase", "passphrase of an encrypted private key",
-            secret=True, required=False,
-        ),
-        CredentialField(
-            "public_key",
-            "path to Tupu's public key PEM (open_tuputech_com_public_key.pem from Tupu's SDKs); "
-            "answers and callbacks are verified with it",
-            secret=False,
-        ),
-    ),
-    default_base_url=DEFAULT_BASE_URL,
-    polling=PollingHints(first_poll=5.0, typical_duration=3600.0, max_interval=60.0),
-    docs_url="http://cloud.doc.tuputech.com/zh/API/speech/stream/readme.html",
-)
 
 
 def _setting_path(settings: ProviderSettings, name: str) -> str:
@@ -243,9 +138,6 @@ class TupuProvider(Provider):
             self._public_keys[(path, mtime)] = key
         return key
 
-    def _auth(self, ctx: ProviderContext) -> TupuAuth:
-        return ctx.auth if isinstance(ctx.auth, TupuAuth) else self.authenticate(ctx)
-
     # --- validation ---------------------------------------------------------------
 
     def validate(self, ctx: ProviderContext, request: JobRequest) -> JobRequest:
@@ -253,14 +145,9 @@ class TupuProvider(Provider):
         _stream_url(request, ctx.provider)
         options = dict(request.options)
         if "tasks" in options:
-            options["tasks"] = _task_ids(options["tasks"], ctx.provider)
+            options["tasks"] = task_ids(options["tasks"], ctx.provider)
         if "callback_rules" in options:
-            _rules(options, ctx.provider)
-        if request.kind not in (None, JobKind.STREAM_MODERATION):
-            raise InvalidInputError(
-                f"tupu runs stream-moderation jobs, not {request.kind}",
-                field="kind", provider=ctx.provider, operation="validate",
-            )
+            callback_rules(options, ctx.provider)
         return attrs.evolve(request, options=options)
 
     # --- submit -------------------------------------------------------------------
@@ -274,24 +161,27 @@ class TupuProvider(Provider):
     def submit_batch(
         self, ctx: ProviderContext, items: Sequence[tuple[JobRequest, JobHandle]]
     ) -> list[JobHandle | Submitted]:
-        """Start several streams in one request (one ``speechStream[]`` item per job)."""
+        """Start several streams in one request (one ``speechStream[]`` item per job).
+
+        One creating request: when its outcome is unknown (answer lost, unverifiable,
+        or without a requestId per stream) the error is ``in_doubt`` and the core
+        decides what happens next.
+        """
         if not items:
             return []
-        auth = self._auth(ctx)
-        streams = [self._stream_item(ctx, request, handle) for request, handle in items]
-        task_lists = {tuple(_task_ids(r.options.get("tasks") or [], ctx.provider))
-                      for r, _ in items}
+        task_lists = {tuple(r.options.get("tasks") or ()) for r, _ in items}
         if len(task_lists) > 1:
             raise InvalidInputError(
                 "streams submitted in one batch must ask for the same tasks "
                 "(Tupu takes one tasks list per request)",
                 field="tasks", provider=ctx.provider, operation="submit",
             )
+        streams = [_stream_item(ctx, request, handle) for request, handle in items]
         tasks = list(task_lists.pop())
         body: dict[str, Any] = {"speechStream": streams}
         if tasks:
             body["tasks"] = tasks
-        payload = self._call(ctx, auth, "submit", SUBMIT_PATH, body, idempotent=False)
+        payload = TupuApi(ctx).post(SUBMIT_PATH, body, operation="submit", idempotent=False)
         results = payload.get("result")
         if not isinstance(results, list) or len(results) != len(items):
             count = len(results) if isinstance(results, list) else "no"
@@ -318,38 +208,6 @@ class TupuProvider(Provider):
                          callback_rules=stream["callbackRules"])
         return handles
 
-    def _stream_item(
-        self, ctx: ProviderContext, request: JobRequest, handle: JobHandle
-    ) -> dict[str, Any]:
-        url = _stream_url(request, ctx.provider)
-        callback = request.callback_url or ctx.callback_url_for(handle.job_id)
-        if not callback:
-            raise InvalidInputError(
-                "Tupu delivers stream results only by callback, and no callback URL is known "
-                f"for job {handle.job_id}: run the voxhub callback receiver and set "
-                "`[voxhub] callback_url` (VOXHUB_CALLBACK_URL) to its public URL, "
-                "or pass a callback_url with the request",
-                field="callback_url", provider=ctx.provider, operation="submit",
-            )
-        if urlsplit(callback).scheme not in ("http", "https"):
-            raise InvalidInputError(
-                "the callback URL must be http or https", field="callback_url",
-                provider=ctx.provider, operation="submit",
-            )
-        options = request.options
-        item: dict[str, Any] = {
-            "url": url,
-            "callback": callback,
-            "callbackRules": int(_rules(options, ctx.provider)),
-            "returnPreSpeech": bool(options.get("return_pre_speech", False)),
-        }
-        for option, field in (("room_id", "roomId"), ("user_id", "userId"),
-                              ("forum_id", "forumId")):
-            value = options.get(option)
-            if value not in (None, ""):
-                item[field] = str(value)
-        return item
-
     # --- status, fetch, close -----------------------------------------------------
 
     def status(self, ctx: ProviderContext, handle: JobHandle) -> JobStatus:
@@ -359,11 +217,13 @@ class TupuProvider(Provider):
         call is what ``voxhub status --refresh`` and recovery use.
         """
         rid = _request_id(handle, ctx.provider, "status")
-        auth = self._auth(ctx)
         try:
-            payload = self._call(ctx, auth, "status", SEARCH_PATH, {"requestId": rid},
-                                 idempotent=True)
-        except _Unsigned404:
+            payload = TupuApi(ctx).post(SEARCH_PATH, {"requestId": rid}, operation="status",
+                                        idempotent=True)
+        except NotFoundError as exc:
+            if exc.code != "unsigned":
+                raise
+            # An unsigned 404 is a missing endpoint, not an unknown stream (that is code 16).
             return JobStatus(JobState.RUNNING, detail="Tupu's search endpoint is unavailable; "
                              "the state follows callbacks")
         return _status_from_search(payload, rid)
@@ -391,10 +251,9 @@ class TupuProvider(Provider):
         rid = handle.vendor_ids.get("requestId")
         if not rid:
             return  # never reached Tupu
-        auth = self._auth(ctx)
         body = {"speechStream": [{"requestId": rid}]}
         try:
-            payload = self._call(ctx, auth, "close", CLOSE_PATH, body, idempotent=True)
+            payload = TupuApi(ctx).post(CLOSE_PATH, body, operation="close", idempotent=True)
         except NotFoundError:
             ctx.log.info("tupu.stream_already_gone", job_id=handle.job_id, request_id=rid)
             return
@@ -411,12 +270,9 @@ class TupuProvider(Provider):
         Anything that does not verify (unsigned, forged, tampered, malformed) is
         refused with ``CallbackRejected(http_status=401)`` before it is read.
         """
-        if isinstance(ctx.auth, TupuAuth):
-            public_key = ctx.auth.public_key
-        else:
-            public_key = self._load_public(ctx, _setting_path(ctx.settings, "public_key"))
+        auth = cast(TupuAuth, ctx.auth)  # the core authenticates every context it hands out
         try:
-            payload = verify_response(request.body, public_key)
+            payload = verify_response(request.body, auth.public_key)
         except VerificationError as exc:
             ctx.log.warning("tupu.callback_refused", reason=str(exc), bytes=len(request.body))
             raise CallbackRejected(
@@ -444,58 +300,37 @@ class TupuProvider(Provider):
             response_content_type="application/json",
         )
 
-    # --- the one place requests are made -----------------------------------------
 
-    def _call(
-        self,
-        ctx: ProviderContext,
-        auth: TupuAuth,
-        operation: str,
-        path: str,
-        body: Mapping[str, Any],
-        *,
-        idempotent: bool,
-    ) -> dict[str, Any]:
-        base = ctx.base_url or DEFAULT_BASE_URL
-        url = f"{base}{path}/{quote(auth.secret_id, safe='')}"
-        fields = make_auth_fields(auth.secret_id, auth.private_key, now=ctx.clock.time())
-        resp = ctx.http.request("POST", url, operation=operation, json={**body, **fields},
-                                idempotent=idempotent)
-        payload = _verified(ctx, auth, resp, operation)
-        code = payload.get("code", 0)
-        if as_int(code) != 0:
-            raise error_for_code(code, payload.get("message"), operation=operation,
-                                 provider=ctx.provider, http_status=resp.status)
-        return payload
-
-
-class _Unsigned404(ProviderError):
-    """The endpoint does not exist (an unsigned 404): used to soften ``status``."""
-
-
-def _verified(
-    ctx: ProviderContext, auth: TupuAuth, resp: Response, operation: str
-) -> dict[str, Any]:
-    try:
-        return verify_response(resp.data, auth.public_key)
-    except VerificationError as exc:
-        reason = str(exc)
-    snippet = redact_text(resp.text[:200])
-    if resp.status == 404 and operation == "status":
-        raise _Unsigned404("search endpoint not found", provider=ctx.provider,
-                           operation=operation, status=404)
-    if not resp.ok or "unsigned error" in reason:
-        raise error_for_status(
-            resp.status, f"Tupu answered HTTP {resp.status} without a signed body: {snippet}",
-            provider=ctx.provider, operation=operation,
+def _stream_item(ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> dict[str, Any]:
+    """One ``speechStream[]`` entry; validate already checked the URL and the options."""
+    callback = request.callback_url or ctx.callback_url_for(handle.job_id)
+    if not callback:
+        raise InvalidInputError(
+            "Tupu delivers stream results only by callback, and no callback URL is known "
+            f"for job {handle.job_id}: run the voxhub callback receiver and set "
+            "`[voxhub] callback_url` (VOXHUB_CALLBACK_URL) to its public URL, "
+            "or pass a callback_url with the request",
+            field="callback_url", provider=ctx.provider, operation="submit",
         )
-    maybe = " The streams may have been created." if operation == "submit" else ""
-    raise ProviderError(
-        f"Tupu's answer failed signature verification ({reason}); check that public_key is "
-        f"Tupu's public key (not yours) and base_url is Tupu's.{maybe}",
-        provider=ctx.provider, operation=operation, status=resp.status,
-        code="unverified", in_doubt=operation == "submit",
-    )
+    if urlsplit(callback).scheme not in ("http", "https"):
+        raise InvalidInputError(
+            "the callback URL must be http or https", field="callback_url",
+            provider=ctx.provider, operation="submit",
+        )
+    options = request.options
+    rules = CallbackRules.from_option(options.get("callback_rules", DEFAULT_CALLBACK_RULES))
+    item: dict[str, Any] = {
+        "url": cast(StreamUrl | RemoteUrl, request.media).url,
+        "callback": callback,
+        "callbackRules": int(rules),
+        "returnPreSpeech": bool(options.get("return_pre_speech", False)),
+    }
+    for option, field in (("room_id", "roomId"), ("user_id", "userId"),
+                          ("forum_id", "forumId")):
+        value = options.get(option)
+        if value not in (None, ""):
+            item[field] = str(value)
+    return item
 
 
 def _stream_url(request: JobRequest, provider: str) -> str:
@@ -520,37 +355,6 @@ def _stream_url(request: JobRequest, provider: str) -> str:
             field="media", provider=provider, operation="validate",
         )
     return media.url
-
-
-def _task_ids(values: Any, provider: str) -> list[str]:
-    if not isinstance(values, list):
-        raise InvalidInputError("tasks must be a list", field="tasks", provider=provider,
-                                operation="validate")
-    ids: list[str] = []
-    for value in values:
-        text = str(value).strip()
-        task = TASK_ALIASES.get(text.lower(), text)
-        if task not in TASK_NAMES and not _looks_like_task_id(task):
-            known = ", ".join(sorted(TASK_ALIASES))
-            raise InvalidInputError(
-                f"unknown task {text!r}: give a 24-hex task id or one of {known}",
-                field="tasks", provider=provider, operation="validate",
-            )
-        if task not in ids:
-            ids.append(task)
-    return ids
-
-
-def _looks_like_task_id(text: str) -> bool:
-    return len(text) == 24 and all(c in "0123456789abcdef" for c in text.lower())
-
-
-def _rules(options: Mapping[str, Any], provider: str) -> CallbackRules:
-    try:
-        return CallbackRules.from_option(options.get("callback_rules", DEFAULT_CALLBACK_RULES))
-    except ValueError as exc:
-        raise InvalidInputError(str(exc), field="callback_rules", provider=provider,
-                                operation="validate") from None
 
 
 def _request_id(handle: JobHandle, provider: str, operation: str) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
-from voxhub.models import ModerationFinding, ModerationReport, TranscriptSlice
+from voxhub.plugin import ModerationFinding, ModerationReport, TranscriptSlice
 
 from .codes import (
     TASK_NAMES,

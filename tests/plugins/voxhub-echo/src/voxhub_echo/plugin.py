@@ -1,19 +1,18 @@
-"""Entry point module of the echo test plugin."""
+"""Entry point module of the echo test plugin: declarations only, no provider code."""
 
 from __future__ import annotations
 
-from voxhub import hookimpl
-from voxhub.sandbox import SandboxSpec
+import attrs
+from voxhub.plugin import ProviderInfo, SandboxSpec, hookimpl
 
-from .provider import EchoProvider
-from .sandbox import EchoSandbox
+from .options import INFO
 
 
 @hookimpl
-def register_providers() -> list[EchoProvider]:
-    return [EchoProvider()]
+def register_providers() -> list[ProviderInfo]:
+    return [attrs.evolve(INFO, entry="voxhub_echo.provider:EchoProvider")]
 
 
 @hookimpl
 def register_sandboxes() -> list[SandboxSpec]:
-    return [SandboxSpec("echo", EchoSandbox, "echo test vendor")]
+    return [SandboxSpec("echo", "voxhub_echo.sandbox:EchoSandbox", "echo test vendor")]

@@ -6,27 +6,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-from voxhub import (
-    Capability,
-    CredentialField,
+from voxhub.plugin import (
+    InvalidInputError,
     JobHandle,
-    JobKind,
     JobRequest,
     JobState,
     JobStatus,
     LocalFile,
-    OptionSpec,
-    PollingHints,
+    MultipartBody,
+    Part,
     Provider,
     ProviderContext,
-    ProviderInfo,
+    ProviderError,
     RemoteUrl,
+    Response,
     Segment,
     Transcript,
     Word,
+    error_for_status,
 )
-from voxhub.errors import InvalidInputError, ProviderError, error_for_status
-from voxhub.transport import MultipartBody, Part, Response
+
+from .options import INFO
 
 _STATES = {
     "queued": JobState.QUEUED,
@@ -37,30 +37,7 @@ _STATES = {
 
 
 class EchoProvider(Provider):
-    info = ProviderInfo(
-        name="echo",
-        kinds=frozenset({JobKind.TRANSCRIPTION}),
-        description="Test provider echoing file names (core tests only).",
-        capabilities=frozenset(
-            {
-                Capability.UPLOAD,
-                Capability.URL,
-                Capability.RECOVER,
-                Capability.PROGRESS,
-                Capability.DELETE,
-                Capability.LIST,
-            }
-        ),
-        options=(
-            OptionSpec("fail", bool, "Make the job fail."),
-            OptionSpec("speed", int, "A ranged option.", min=1, max=10),
-            OptionSpec("text", str, "Transcript text to return.", max_length=200),
-        ),
-        credentials=(CredentialField("api_key", "The echo API key."),),
-        default_base_url="http://127.0.0.1:9",
-        polling=PollingHints(first_poll=0.05, typical_duration=0.2, max_interval=0.2),
-        export_formats=frozenset(),
-    )
+    info = INFO
 
     def authenticate(self, ctx: ProviderContext) -> dict[str, str]:
         return {"X-Api-Key": ctx.settings.require("api_key")}

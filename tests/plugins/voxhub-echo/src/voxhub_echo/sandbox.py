@@ -1,8 +1,10 @@
-"""The echo service: a minimal asynchronous job API.
+"""The echo service: a minimal asynchronous job API, built on the sandbox kit.
 
 Jobs advance one step per status request (queued -> running -> succeeded), so
 tests with a fake clock finish without real waiting. The transcript is the
 media's sidecar text (``<file>.txt``) or its base name, one word per second.
+Routes are werkzeug rules; lost answers and other scripted answers are the kit's
+(``sandbox.script(endpoint="create", action="drop_after")`` or ``POST /_sandbox/script``).
 """
 
 from __future__ import annotations
@@ -10,37 +12,38 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
-from voxhub.sandbox import FaultPlan, Sandbox
-from werkzeug.routing import Map, Rule
-from werkzeug.wrappers import Request, Response
+from voxhub.sandbox_kit import FaultPlan, Request, Response, Rule, Sandbox, json_answer
 
 API_KEY = "echo-test-key-0123456789"
 
 
 class EchoSandbox(Sandbox):
-    """Emulates the echo vendor. ``steps``: status requests until a job is done."""
+    """Emulates the echo vendor. ``steps``: status requests until a job is done.
+
+    ``drop_after_create`` loses the answer of the first create (the job exists): a
+    scripted ``drop_after`` answer of the kit, queued at start.
+    """
 
     provider = "echo"
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("/v1/jobs", methods=["POST"], endpoint="create"),
+        Rule("/v1/jobs", methods=["GET"], endpoint="list"),
+        Rule("/v1/jobs/<job_id>", methods=["GET"], endpoint="get"),
+        Rule("/v1/jobs/<job_id>", methods=["DELETE"], endpoint="delete"),
+        Rule("/v1/jobs/<job_id>/result", methods=["GET"], endpoint="result"),
+    )
 
     def __init__(
         self, *, faults: FaultPlan | None = None, steps: int = 2, drop_after_create: bool = False
     ) -> None:
         super().__init__(faults=faults)
         self.steps = steps
-        self.drop_after_create = drop_after_create
         self.jobs: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self.url_map = Map(
-            [
-                Rule("/v1/jobs", methods=["POST"], endpoint="create"),
-                Rule("/v1/jobs", methods=["GET"], endpoint="list"),
-                Rule("/v1/jobs/<job_id>", methods=["GET"], endpoint="get"),
-                Rule("/v1/jobs/<job_id>", methods=["DELETE"], endpoint="delete"),
-                Rule("/v1/jobs/<job_id>/result", methods=["GET"], endpoint="result"),
-            ]
-        )
+        if drop_after_create:
+            self.script(endpoint="create", action="drop_after")
 
     def credentials(self) -> dict[str, str]:
         return {"api_key": API_KEY}
@@ -53,8 +56,7 @@ class EchoSandbox(Sandbox):
     def dispatch(self, request: Request) -> Response:
         if request.headers.get("X-Api-Key") != API_KEY:
             return _json({"error": "bad api key"}, 401)
-        endpoint, args = self.url_map.bind_to_environ(request.environ).match()
-        return getattr(self, f"on_{endpoint}")(request, **args)  # type: ignore[no-any-return]
+        return super().dispatch(request)
 
     def on_create(self, request: Request) -> Response:
         if request.mimetype == "multipart/form-data":
@@ -79,12 +81,6 @@ class EchoSandbox(Sandbox):
             self.counters.add("jobs.created")
             if key and sum(1 for j in self.jobs.values() if j.get("key") == key) > 1:
                 self.counters.add("jobs.duplicates")
-        if self.drop_after_create:
-            # The job exists but the answer is lost: what a crash or a cut connection looks like.
-            from voxhub.sandbox import _drop_connection
-
-            _drop_connection(request.environ)
-            raise ConnectionResetError("answer dropped after creating the job")
         return _json(self._public(self.jobs[job_id]), 201)
 
     def on_list(self, request: Request) -> Response:
@@ -148,4 +144,4 @@ class EchoSandbox(Sandbox):
 
 
 def _json(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status=status, content_type="application/json")
+    return json_answer(data, status)

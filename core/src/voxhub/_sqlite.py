@@ -1,0 +1,258 @@
+"""The job store's SQLite plumbing: schema migrations, connections, small SQL helpers.
+
+Reads run on a connection per thread: in WAL mode readers never wait for the
+writer. Writes go through the process's single writer (:mod:`voxhub._writer`).
+Other processes sharing the file meet SQLite's own lock; for them WAL mode and a
+long ``busy_timeout`` stay, so they wait for each other safely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._writer import Writer, WriteStats
+from .errors import StoreError
+
+T = TypeVar("T")
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Database",
+    "Unchecked",
+    "WriteStats",
+    "default_store_path",
+    "key_file",
+    "update_job",
+]
+
+# Each entry moves the schema one version up. Never edit a released entry: add one.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        job_id          TEXT PRIMARY KEY,
+        provider        TEXT NOT NULL,
+        profile         TEXT NOT NULL,
+        kind            TEXT NOT NULL,
+        idempotency_key TEXT,
+        phase           TEXT NOT NULL,
+        state           TEXT,
+        status          TEXT,
+        request         TEXT NOT NULL,
+        handle          TEXT NOT NULL,
+        vendor_id       TEXT,
+        result          TEXT,
+        batch           TEXT,
+        owner           TEXT,
+        lease_until     REAL,
+        error           TEXT,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX jobs_key ON jobs (provider, profile, idempotency_key);
+    CREATE INDEX jobs_vendor ON jobs (provider, vendor_id);
+    CREATE INDEX jobs_state ON jobs (state, provider);
+    CREATE INDEX jobs_batch ON jobs (batch);
+    CREATE TABLE events (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id  TEXT NOT NULL REFERENCES jobs (job_id),
+        at      REAL NOT NULL,
+        type    TEXT NOT NULL,
+        data    TEXT NOT NULL
+    );
+    CREATE INDEX events_job ON events (job_id, seq);
+    """,
+    """
+    CREATE TABLE callback_tokens (
+        job_id      TEXT PRIMARY KEY REFERENCES jobs (job_id),
+        token_hash  TEXT NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+#: How long a connection waits for another *process* holding the write lock (ms).
+BUSY_TIMEOUT_MS = 60_000
+#: Commits between two checkpoints of the WAL into the database file.
+CHECKPOINT_EVERY = 200
+
+
+def default_store_path() -> Path:
+    """``$VOXHUB_STORE``, else ``$XDG_DATA_HOME/voxhub/jobs.db`` (``~/.local/share``)."""
+    env = os.environ.get("VOXHUB_STORE")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "voxhub" / "jobs.db"
+
+
+class Database:
+    """Connections to one SQLite file: a reader per thread and the process's one writer."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._trace: Callable[[str], None] | None = None
+        self._writer = Writer(self._connect_writer, after_commit=self._maybe_checkpoint)
+        self._checkpointed = 0  # the writer's transaction count at the last checkpoint
+        self._checkpointing = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.row_factory = sqlite3.Row
+        # One call for the settings every connection needs.
+        conn.executescript(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+            f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS};"
+        )
+        if self._trace is not None:
+            conn.set_trace_callback(self._trace)
+        return conn
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = self._connect()
+        # Checkpoints run after a transaction, outside the writer (_maybe_checkpoint):
+        # SQLite's automatic ones would copy and fsync the WAL while every writer waits.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        return conn
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's connection for reads (autocommit: each statement sees the latest)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in a write transaction; its result once committed."""
+        return self._writer.run(fn)
+
+    def _maybe_checkpoint(self, transactions: int) -> None:
+        """Copy the WAL into the database file every ``CHECKPOINT_EVERY`` transactions.
+
+        PASSIVE, on this thread's reader: it never waits for readers or the writer, and
+        what it cannot copy now the next one copies. One thread at a time.
+        """
+        if transactions - self._checkpointed < CHECKPOINT_EVERY:
+            return
+        if not self._checkpointing.acquire(blocking=False):
+            return
+        try:
+            self._checkpointed = transactions
+            with contextlib.suppress(sqlite3.Error):
+                self.reader().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            self._checkpointing.release()
+
+    def stats(self) -> WriteStats:
+        """How many write transactions ran and how long threads waited for the writer."""
+        return self._writer.stats()
+
+    def trace(self, callback: Callable[[str], None] | None) -> None:
+        """Call ``callback`` with every SQL statement any connection runs (``None``: stop)."""
+        self._trace = callback
+        self._writer.connection_do(lambda conn: conn.set_trace_callback(callback))
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.set_trace_callback(callback)
+
+    def close(self) -> None:
+        """Close every connection; the next use opens new ones."""
+        self._writer.close()
+        with self._readers_lock:
+            for conn in self._readers:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._readers.clear()
+        self._local = threading.local()
+
+    def migrate(self) -> None:
+        """Bring the schema up to :data:`SCHEMA_VERSION` (``user_version``), in one transaction."""
+
+        def upgrade(conn: sqlite3.Connection) -> None:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"the job store {self.path} was written by a newer voxhub "
+                    f"(schema {version}, this one knows {SCHEMA_VERSION})"
+                )
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+
+        self.write(upgrade)
+
+
+def key_file(path: Path) -> bytes:
+    """The secret in ``path``, created (mode 0600, 32 random bytes as hex) if missing."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes().strip()
+        for _ in range(100):  # another process may be between creating and writing it
+            if key:
+                break
+            time.sleep(0.01)
+            key = path.read_bytes().strip()
+        if not key:
+            raise StoreError(f"the callback key file {path} is empty") from None
+        return key
+    key = secrets.token_hex(32).encode()
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+class Unchecked(enum.Enum):
+    """No condition on the stored value (see :func:`update_job`)."""
+
+    ANY = "any"
+
+
+def update_job(
+    conn: sqlite3.Connection,
+    job_id: str,
+    columns: dict[str, Any],
+    *,
+    status_was: str | Unchecked | None = Unchecked.ANY,
+) -> bool:
+    """``UPDATE jobs SET column=?, ... WHERE job_id=?`` in one statement; whether a row changed.
+
+    ``status_was`` updates only while the stored status text is still that one (a
+    compare-and-set: what was decided from a read still holds).
+    """
+    values = [*columns.values(), job_id]
+    if status_was is not Unchecked.ANY:
+        values.append(status_was)
+    sql = _update_sql(tuple(columns), status_was is not Unchecked.ANY)
+    return conn.execute(sql, values).rowcount > 0
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(columns: tuple[str, ...], check_status: bool) -> str:
+    sets = ", ".join(f"{name}=?" for name in columns)
+    check = " AND status IS ?" if check_status else ""
+    # Column names come from the store's code, never from input; every value is bound.
+    return f"UPDATE jobs SET {sets} WHERE job_id=?{check}"  # noqa: S608

@@ -1,0 +1,231 @@
+"""Commands about the installation: ``providers``, ``config``, ``sandbox``, ``callbacks``,
+``plugin``.
+
+``voxhub providers`` and ``voxhub config`` read plugin metadata only: they import
+no provider code, store or HTTP client (see :mod:`voxhub.plugins`).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .lazy import OrderedGroup
+from .state import current, echo_json
+
+if TYPE_CHECKING:
+    from ..sandbox_server import RunningSandbox
+
+__all__ = ["callbacks", "config", "plugin", "providers", "sandbox"]
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def providers(as_json: bool) -> None:
+    """List installed providers, their plugin, version, kinds, and plugins that failed to load."""
+    rows = current().plugins.list_plugins()
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no providers installed (pip install voxhub-local for offline transcription)")
+        return
+    for row in rows:
+        if row["error"]:
+            click.echo(f"!  {row['plugin']} ({row['distribution'] or '?'}): {row['error']}")
+            continue
+        dist = f"{row['distribution']} {row['version']}" if row["distribution"] else "-"
+        sandbox = "  [sandbox]" if row["sandbox"] else ""
+        click.echo(f"{row['provider']:<18} {','.join(row['kinds']):<24} {dist}{sandbox}")
+
+
+# --- config ----------------------------------------------------------------------------
+
+
+@click.group(cls=OrderedGroup)
+def config() -> None:
+    """Show the configuration (secrets masked) or where it is read from."""
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective configuration with every secret masked."""
+    from ..config import Config
+
+    infos = {name: entry.info for name, entry in current().plugins.providers.items()}
+    echo_json(Config.load(current().config).masked(infos))
+
+
+@config.command("path")
+def config_path() -> None:
+    """Print the config file and job store locations."""
+    from ..config import default_config_path
+    from ..store import default_store_path
+
+    run = current()
+    click.echo(f"config: {run.config or default_config_path()}")
+    click.echo(f"store:  {run.store or default_store_path()}")
+
+
+# --- sandbox ----------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("providers_", metavar="[PROVIDER]...", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Loopback address.")
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port of the first sandbox (0 = ephemeral); the next ones use the next ports.",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An emulator setting (JSON value), e.g. processing_seconds=0 for the Rev.ai sandbox.",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Fault injection, e.g. rate_limited=0.1 server_error=0.05 drop=0.02.",
+)
+def sandbox(
+    providers_: tuple[str, ...],
+    host: str,
+    port: int,
+    faults: tuple[str, ...],
+    options: tuple[str, ...],
+) -> None:
+    """Run vendor emulators on loopback; prints one JSON line per sandbox, serves until ^C."""
+    from ..errors import ConfigurationError
+    from ..logging_setup import ensure_default_logging
+    from ..sandbox import FaultPlan, serve
+
+    ensure_default_logging()  # the servers log each request at debug level
+    plugins = current().plugins
+    names = list(providers_) or sorted(plugins.sandboxes)
+    if not names:
+        raise click.UsageError("no sandboxes are installed")
+    plan = (
+        FaultPlan.from_dict({k: json.loads(v) for k, v in (f.partition("=")[::2] for f in faults)})
+        if faults
+        else None
+    )
+    knobs = {k: _json_or_text(v) for k, v in (o.partition("=")[::2] for o in options)}
+    running: list[RunningSandbox] = []
+    stop = threading.Event()
+    # Installed before anything is announced, so a SIGTERM right after the JSON line
+    # stops the sandboxes cleanly (exit 0) instead of killing the process.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        for index, name in enumerate(names):
+            try:
+                spec = plugins.sandbox(name)
+            except ConfigurationError as exc:
+                raise click.UsageError(str(exc)) from None
+            server = serve(spec.create(faults=plan, **knobs), host, port + index if port else 0)
+            running.append(server)
+            click.echo(json.dumps(server.announce()))
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        for server in running:
+            server.stop()
+
+
+def _json_or_text(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+@click.group(cls=OrderedGroup)
+def callbacks() -> None:
+    """Receive provider callbacks (webhooks) into the job store."""
+
+
+@callbacks.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--public-url",
+    help="The URL providers reach this receiver at (e.g. behind a proxy), shown in the "
+    "startup line. Processes that submit jobs read it from [voxhub] callback_url or "
+    "VOXHUB_CALLBACK_URL: set it there too.",
+)
+def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
+    """Run the callback receiver until interrupted; prints one JSON line when listening."""
+    from werkzeug.serving import make_server
+
+    from ..callbacks import CallbackHandler, wsgi_app
+    from ..sandbox import QuietRequestHandler
+
+    orch = current().orchestrator(callback_url=public_url)
+    # The quiet handler keeps per-job callback tokens (in the URL path) out of stderr.
+    server = make_server(
+        host,
+        port,
+        wsgi_app(CallbackHandler(orch)),
+        threaded=True,
+        request_handler=QuietRequestHandler,
+    )
+    listening = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
+    click.echo(json.dumps({"listening": listening, "public_url": orch.callback_url or listening}))
+    sys.stdout.flush()
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+# --- plugin authoring ------------------------------------------------------------------
+
+
+@click.group(cls=OrderedGroup)
+def plugin() -> None:
+    """Write a provider plugin of your own (see docs/plugins.md)."""
+
+
+@plugin.command("new")
+@click.argument("name")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    help="Where to create voxhub-NAME/ (default: the current directory).",
+)
+@click.option("--force", is_flag=True, help="Overwrite the generated files in voxhub-NAME/.")
+def plugin_new(name: str, directory: Path, force: bool) -> None:
+    """Generate voxhub-NAME/, a working plugin to turn into yours.
+
+    It holds a provider of a small fictional job API, the sandbox emulating that
+    API, tests (voxhub's conformance suite) and packaging. NAME is the provider's
+    name: lower-case letters, digits and dashes (e.g. acme).
+    """
+    from ..scaffold import ScaffoldError, new_plugin, next_steps
+
+    try:
+        target = new_plugin(name, directory, force=force)
+    except ScaffoldError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(next_steps(target, name))

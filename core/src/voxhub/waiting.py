@@ -1,0 +1,139 @@
+"""Waiting for a job to end: polling with back-off, or waking on callback events.
+
+Without callbacks, :class:`Waiter` polls the provider's ``status`` starting at
+the provider's ``PollingHints.first_poll`` and growing by ``WaitPolicy.factor``
+up to ``max_interval``. With callbacks it watches the job's events in the store
+(any process may have recorded them) and polls only as a safety net every
+``WaitPolicy.callback_safety_poll`` seconds; an unsigned callback (a *hint*) is
+confirmed with one status call before it is trusted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from .errors import WaitTimeoutError
+from .events import failure
+from .models import JobHandle, JobState, JobStatus
+
+if TYPE_CHECKING:
+    from .clock import Clock
+    from .provider import PollingHints
+    from .store import Event, Store
+
+__all__ = ["WaitPolicy", "Waiter"]
+
+
+@attrs.frozen
+class WaitPolicy:
+    """How waiting polls: the provider's hints unless overridden, growing by ``factor``.
+
+    With callbacks, polling is only a safety net every ``callback_safety_poll`` seconds.
+    """
+
+    first_poll: float | None = None
+    max_interval: float | None = None
+    factor: float = 1.5
+    callback_safety_poll: float = 60.0
+
+
+class Waiter:
+    """Blocks until jobs are final, on the orchestrator's clock.
+
+    ``status`` is how a status is asked for (and stored); ``event_poll`` is how
+    often, in seconds, the store is checked for callback events.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        clock: Clock,
+        status: Callable[[JobHandle], JobStatus],
+        event_poll: float = 0.1,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._status = status
+        self._event_poll = event_poll
+
+    def wait(
+        self,
+        handle: JobHandle,
+        hints: PollingHints,
+        *,
+        callbacks: bool,
+        timeout: float | None = None,
+        policy: WaitPolicy | None = None,
+        on_status: Callable[[JobStatus], None] | None = None,
+    ) -> JobStatus:
+        """The job's final status, after at most ``timeout`` seconds.
+
+        ``callbacks`` says whether the job's updates arrive as store events.
+        Raises :class:`~voxhub.errors.WaitTimeoutError` on timeout (the job keeps
+        running) and :class:`~voxhub.errors.JobFailedError` when the job failed.
+        """
+        policy = policy or WaitPolicy()
+        clock = self._clock
+        deadline = None if timeout is None else clock.monotonic() + timeout
+        interval = policy.first_poll if policy.first_poll is not None else hints.first_poll
+        cap = policy.max_interval if policy.max_interval is not None else hints.max_interval
+        seen = self._store.last_seq(handle.job_id)
+        status = self._status(handle)
+        while True:
+            if on_status is not None:
+                on_status(status)
+            if status.is_terminal:
+                if status.state is JobState.FAILED:
+                    raise failure(handle, status)
+                return status
+            remaining = None if deadline is None else deadline - clock.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise WaitTimeoutError(
+                    f"job {handle.job_id} is still {status.state.value} after {timeout:g}s; "
+                    f"it keeps running: `voxhub wait {handle.job_id}` resumes waiting",
+                    handle=handle,
+                    provider=handle.provider,
+                    operation="wait",
+                )
+            if callbacks:
+                slice_ = policy.callback_safety_poll
+                if remaining is not None:
+                    slice_ = min(slice_, remaining)
+                events = self._events(handle.job_id, seen, slice_)
+                if events:
+                    seen = events[-1].seq
+                    status = self._from_events(handle, events)
+                else:
+                    status = self._status(handle)  # the safety net
+                continue
+            clock.sleep(interval if remaining is None else min(interval, remaining))
+            interval = min(cap, interval * policy.factor)
+            status = self._status(handle)
+
+    def _events(self, job_id: str, after: int, timeout: float) -> list[Event]:
+        """The job's events after ``after``, waiting up to ``timeout`` for the first.
+
+        Sleeps on the orchestrator's clock in short steps, so a test clock makes the
+        wait instant while a real one wakes shortly after another process's write.
+        """
+        deadline = self._clock.monotonic() + timeout
+        while True:
+            events = self._store.events(job_id, after)
+            if events:
+                return events
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                return []
+            self._clock.sleep(min(self._event_poll, remaining))
+
+    def _from_events(self, handle: JobHandle, events: list[Event]) -> JobStatus:
+        record = self._store.get(handle.job_id)
+        hinted = any(e.type == "callback-hint" for e in events)
+        if hinted and not (record.status and record.status.is_terminal):
+            # Unsigned webhooks are hints: one status call confirms before we trust them.
+            return self._status(handle)
+        return record.status or JobStatus(JobState.RUNNING)
