@@ -227,3 +227,15 @@ def test_loopback_hosts():
 
 def test_no_recognizer_text_is_documented_in_plain_words():
     assert "voxhub-local" in NO_RECOGNIZER_TEXT
+
+
+def test_fault_plan_drop_after_loses_answers_of_creating_requests_only(server):
+    from voxhub.sandbox_kit import FaultPlan
+
+    sandbox = server.sandbox
+    sandbox.set_faults(FaultPlan(drop_after=1.0, seed=1))
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        _call(server, "POST", "/v1/jobs", {"name": "made"})
+    assert [j["name"] for j in sandbox.jobs.values()] == ["made"]  # acted, answer lost
+    assert _call(server, "GET", "/v1/jobs/job1")[0] == 200  # reads are never dropped
+    assert sandbox.counters.get("faults.drop_after") == 1

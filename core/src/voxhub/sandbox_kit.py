@@ -37,7 +37,6 @@ Nothing here reaches the outside world.
 from __future__ import annotations
 
 import json
-import queue
 import random
 import socket
 import threading
@@ -47,11 +46,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
-import urllib3
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from .sandbox_callbacks import CallbackSender
 from .sandbox_media import (
     NO_RECOGNIZER_TEXT,
     WavInfo,
@@ -457,73 +456,3 @@ class JobTimers:
     def __len__(self) -> int:
         with self._lock:
             return len(self._timers)
-
-
-# --- callbacks ------------------------------------------------------------------------
-
-
-class CallbackSender:
-    """Delivers webhooks from a sandbox in the background, retrying failed deliveries.
-
-    ``schedule`` lists the delays before each retry (the real vendors retry over
-    hours; sandboxes default to seconds). Every attempt is counted in
-    ``counters`` as ``callbacks.sent`` / ``callbacks.failed`` / ``callbacks.delivered``.
-    """
-
-    def __init__(
-        self,
-        counters: Counters,
-        *,
-        schedule: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
-        timeout: float = 5.0,
-    ) -> None:
-        self.counters = counters
-        self.schedule = schedule
-        self._pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(timeout))
-        self._queue: queue.Queue[tuple[str, bytes, dict[str, str], int] | None] = queue.Queue()
-        self._threads = [
-            threading.Thread(target=self._run, name="sandbox-callbacks", daemon=True)
-            for _ in range(2)
-        ]
-        for thread in self._threads:
-            thread.start()
-        self.delivered: list[tuple[str, bytes]] = []
-
-    def send(self, url: str, body: bytes, headers: Mapping[str, str] | None = None) -> None:
-        """Queue one callback POST."""
-        self._queue.put((url, body, dict(headers or {}), 0))
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            url, body, headers, attempt = item
-            self.counters.add("callbacks.sent")
-            ok = False
-            try:
-                resp = self._pool.request(
-                    "POST", url, body=body, headers={"Content-Type": "application/json", **headers}
-                )
-                ok = 200 <= resp.status < 300
-            except (urllib3.exceptions.HTTPError, OSError):
-                ok = False
-            if ok:
-                self.counters.add("callbacks.delivered")
-                self.delivered.append((url, body))
-                continue
-            self.counters.add("callbacks.failed")
-            if attempt < len(self.schedule):
-                delay = self.schedule[attempt]
-                timer = threading.Timer(
-                    delay, self._queue.put, args=((url, body, headers, attempt + 1),)
-                )
-                timer.daemon = True
-                timer.start()
-
-    def close(self) -> None:
-        for _ in self._threads:
-            self._queue.put(None)
-        self._pool.clear()
-
-
