@@ -38,9 +38,10 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
 NOTES = """\
 Reading these numbers:
 
-- The sandboxes are werkzeug development servers that close the connection after
-  every answer, so no client here gains from keep-alive; all pay one TCP connect
-  per request.
+- The sandboxes keep HTTP/1.1 connections alive, as the real vendors do. The
+  per-job overhead and throughput benchmarks use a Rev.ai-shaped fake in its own
+  process that answers at once (`_common.FakeRevai`), so that the clients' own
+  cost, not the emulator's, is what they measure.
 - voxhub and the SDK loop both make 3 requests per short Rev.ai job (submit,
   status, transcript): the Rev.ai provider reuses the job details its last status
   call read.

@@ -313,7 +313,7 @@ class Sandbox:
             fault = None
         if fault == "drop":
             self.counters.add("faults.drop")
-            drop_connection(environ)
+            _lose_answer(request)
             raise ConnectionResetError("sandbox dropped the connection on purpose")
         if fault == "slow":
             self.counters.add("faults.slow")
@@ -331,15 +331,14 @@ class Sandbox:
             if scripted.action == "answer":
                 return scripted.response()(environ, start_response)
             if scripted.action == "drop":
-                drop_connection(environ)
+                _lose_answer(request)
                 raise ConnectionResetError("sandbox dropped the request on purpose (scripted)")
         try:
             response = self.dispatch(request)
         except HTTPException as exc:
             return exc(environ, start_response)
         if scripted is not None or lose_answer:  # drop_after: the vendor acted, its answer is lost
-            request.get_data()  # the body was read: the client is not left mid-send
-            drop_connection(environ)
+            _lose_answer(request)
             raise ConnectionResetError("sandbox dropped the answer on purpose")
         return response(environ, start_response)
 
@@ -396,6 +395,19 @@ def json_answer(
     """A JSON answer (``data`` ``None`` gives an empty body) with ``Content-Length`` set."""
     body = b"" if data is None else json.dumps(data, ensure_ascii=False).encode()
     return Response(body, status=status, headers=dict(headers or {}), content_type=content_type)
+
+
+def _lose_answer(request: Request) -> None:
+    """Receive the whole request, then reset the connection: no answer comes back.
+
+    Reading the body first makes every drop look the same to the client — its
+    request arrived and the answer was lost — instead of racing the reset against
+    the client's last bytes (a reset mid-send would tell it the request never left).
+    """
+    stream = request.stream
+    while stream.read(1 << 16):
+        pass
+    drop_connection(request.environ)
 
 
 def _fmt_seconds(value: float) -> str:
