@@ -30,7 +30,8 @@ from _common import FakeRevai, cpu_and_wall, median, table, url
 
 def voxhub_batch(fake: FakeRevai, jobs: int, concurrency: int) -> tuple[float, float, float]:
     """``(CPU s, wall s, store wait share)`` of one ``run_many`` batch."""
-    from voxhub import Config, JobRequest, Orchestrator, PluginManager, RemoteUrl
+    from voxhub import Config, JobRequest, Orchestrator, RemoteUrl
+    from voxhub.plugins import PluginManager
 
     with tempfile.TemporaryDirectory() as tmp:
         orch = Orchestrator(store=Path(tmp) / "jobs.db", plugins=PluginManager.load(env={}),
@@ -141,13 +142,16 @@ def main() -> None:
                 requests[name] = fake.counters().get("requests", 0) / args.jobs
 
     rate = {name: args.jobs / median(values) for name, values in wall.items()}
+    spread = {n: f"{args.jobs / max(v):.0f}-{args.jobs / min(v):.0f}" for n, v in wall.items()}
     rows = [[name, f"{requests[name]:.1f}", f"{median(wall[name]):.2f}", f"{rate[name]:.0f}",
+             spread[name],
              f"{median(cpu[name]) / args.jobs * 1000:.2f}",
              f"{median(wait[name]):.1%}" if name.startswith("voxhub") else "-"]
             for name in variants]
     print(f"### Batch throughput ({args.jobs} short Rev.ai jobs against a keep-alive fake "
           f"that answers at once, median of {args.repeats})\n")
-    print(table(["client", "requests/job", "seconds", "jobs/s", "CPU ms/job", "store wait"],
+    print(table(["client", "requests/job", "seconds", "jobs/s", "range", "CPU ms/job",
+                 "store wait"],
                 rows))
     one = rate["voxhub run_many, concurrency 1"]
     eight = rate["voxhub run_many, concurrency 8"]

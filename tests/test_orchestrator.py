@@ -501,3 +501,20 @@ def test_close_policy_is_an_enum_and_a_bad_one_is_named(orch: Orchestrator) -> N
     outcome = orch.run(JobRequest(provider="echo", media=RemoteUrl("http://x/c")), close="later")
     assert isinstance(outcome.error, InvalidInputError) and outcome.error.field == "close"
     assert orch.store.jobs() == []  # refused before anything was stored
+
+
+def test_a_job_costs_one_write_per_state_change(
+    orch: Orchestrator, echo: RunningSandbox, media: Path
+) -> None:
+    before = orch.store.write_stats().transactions
+    outcome = orch.run(JobRequest(provider="echo", media=LocalFile(media)))
+    assert outcome.ok and outcome.handle
+    events = [e.type for e in orch.store.events(outcome.handle.job_id)]
+    # Recorded and claimed in one write; accepted with its first status; then one write per
+    # status change, the final one together with the result.
+    assert events[:4] == ["recorded", "sending", "submitted", "status"]
+    assert events[-2:] == ["status", "result"]
+    writes = orch.store.write_stats().transactions - before
+    assert writes == 2 + events.count("status") - 1
+    record = orch.store.get(outcome.handle.job_id)
+    assert record.has_result and record.status == outcome.status

@@ -78,8 +78,11 @@ def test_writes_return_what_a_read_returns(tmp_path: Path) -> None:
     handle = JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo", idempotency_key="k")
     record, created = store.record(request, handle, batch="b1")
     assert created and record == store.get(handle.job_id)
-    # What is returned is what was stored: the secret header is masked in both.
-    assert record.request.media.auth_headers["Authorization"].reveal() == "***"  # type: ignore[union-attr]
+    # What is returned is what was stored: the secret header is sealed in the row (issue 16)
+    # and opened with the store's key in both.
+    assert record.request.media.auth_headers["Authorization"].reveal() == "Bearer s3cr3t-value"  # type: ignore[union-attr]
+    raw = store._db.reader().execute("SELECT request FROM jobs").fetchone()[0]
+    assert "s3cr3t-value" not in raw
     again, created = store.record(request, same_input(handle))
     assert not created and again == record
     claimed = store.claim(handle.job_id)
@@ -415,3 +418,34 @@ def test_threads_sharing_a_store_lose_nothing(tmp_path: Path) -> None:
         for j in jobs
     )
     assert store.write_stats().transactions == 1 + 160 * 5  # the migration, then 5 a job
+
+
+def test_a_final_status_and_its_result_are_one_write(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    handle = make(store)
+    store.claim(handle.job_id)
+    store.mark_submitted(handle.with_vendor({"job": "v1"}), JobStatus(JobState.RUNNING))
+    before = store.write_stats().transactions
+    done = Transcript("echo", handle.job_id, "final words")
+    assert store.set_final(handle.job_id, JobStatus(JobState.SUCCEEDED), done)
+    assert store.write_stats().transactions == before + 1
+    record = store.get(handle.job_id)
+    assert record.status is not None and record.status.state is JobState.SUCCEEDED
+    assert record.has_result and store.result(handle.job_id) == done
+    assert [e.type for e in store.events(handle.job_id)][-2:] == ["status", "result"]
+    # A final state never changes; the result is still replaced (as save_result does).
+    again = Transcript("echo", handle.job_id, "again")
+    assert not store.set_final(handle.job_id, JobStatus(JobState.FAILED), again)
+    assert store.get(handle.job_id).status.state is JobState.SUCCEEDED  # type: ignore[union-attr]
+    assert store.result(handle.job_id) == again
+
+
+def test_set_final_decides_against_a_status_another_process_stored(tmp_path: Path) -> None:
+    mine, other = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+    handle = make(mine)
+    mine.claim(handle.job_id)
+    mine.mark_submitted(handle.with_vendor({"job": "v1"}), JobStatus(JobState.RUNNING))
+    other.set_status(handle.job_id, JobStatus(JobState.FAILED, reason="vendor"))
+    result = Transcript("echo", handle.job_id, "late")
+    assert not mine.set_final(handle.job_id, JobStatus(JobState.SUCCEEDED), result)
+    assert mine.get(handle.job_id).status.state is JobState.FAILED  # type: ignore[union-attr]

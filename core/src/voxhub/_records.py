@@ -16,7 +16,7 @@ import attrs
 
 from .models import JobHandle, JobRequest, JobStatus
 from .redact import redact
-from .serialization import dump, load
+from .serialization import load
 
 __all__ = [
     "RECORD_COLUMNS",
@@ -31,6 +31,7 @@ __all__ = [
     "owner_alive",
     "record_from_row",
     "status_change",
+    "status_data",
 ]
 
 T = TypeVar("T")
@@ -133,6 +134,13 @@ class Decoded:
                 return True, self._statuses[job_id]
         return False, None
 
+    def remember(self, text: str, cls: type[T], value: T) -> None:
+        """``value`` is what ``text`` decodes to (a model just dumped to it)."""
+        with self._lock:
+            self._cache[(cls, text)] = value
+            if len(self._cache) > self.SIZE:
+                del self._cache[next(iter(self._cache))]
+
     def load(self, text: str, cls: type[T]) -> T:
         key = (cls, text)
         found: T | None = self._cache.get(key)
@@ -224,10 +232,29 @@ def status_change(stored: str | None, status: JobStatus, decoded: Decoded) -> St
             status.progress,
         ):
             return None
-    data = dump(attrs.evolve(status, raw=None))
+    # By hand, not attrs.evolve + cattrs: two statuses per job (tests/test_store_results.py
+    # checks that this stays what ``dump`` writes).
+    plain = JobStatus(
+        status.state, status.vendor_state, status.reason, status.detail, status.progress
+    )
+    data = status_data(plain)
     text = dumps(data)
+    # A status holds no secrets, so it decodes back to itself: no later read decodes it.
+    decoded.remember(text, JobStatus, plain)
     masked = redact(data)
     return StatusChange(status.state.value, text, text if masked == data else dumps(masked))
+
+
+def status_data(status: JobStatus) -> dict[str, Any]:
+    """``dump(status)`` for a status without ``raw`` (the stored form)."""
+    return {
+        "state": status.state.value,
+        "vendor_state": status.vendor_state,
+        "reason": status.reason,
+        "detail": status.detail,
+        "progress": status.progress,
+        "raw": None,
+    }
 
 
 def event_text(data: Any) -> str:

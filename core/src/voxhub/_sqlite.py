@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from ._writer import Writer, WriteStats
 from .errors import StoreError
+from .secrets_at_rest import sealer_for
 
 T = TypeVar("T")
 
@@ -30,8 +31,10 @@ __all__ = [
     "Database",
     "Unchecked",
     "WriteStats",
+    "create_private",
     "default_store_path",
     "key_file",
+    "key_path",
     "update_job",
 ]
 
@@ -110,6 +113,7 @@ class Database:
         self._checkpointing = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
+        create_private(self.path)
         conn = sqlite3.connect(
             self.path,
             timeout=BUSY_TIMEOUT_MS / 1000,
@@ -203,6 +207,27 @@ class Database:
                 conn.execute(f"PRAGMA user_version = {number}")
 
         self.write(upgrade)
+        # The store's key (created 0600 if missing) opens the secrets sealed in its rows:
+        # known from the start, a resumed job's request is readable in any process.
+        sealer_for(key_file(key_path(self.path)))
+
+
+def key_path(path: Path) -> Path:
+    """The store's key file: beside the database, ``<name>.callback-key``."""
+    return path.with_name(path.name + ".callback-key")
+
+
+def create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 unless it exists.
+
+    SQLite creates a missing database with the umask's mode (often 0644) and gives
+    its ``-wal`` and ``-shm`` files the database file's mode: creating the file
+    first, owner-only, makes all three owner-only. An existing file is left as is.
+    """
+    if str(path) == ":memory:" or path.exists():
+        return
+    with contextlib.suppress(FileExistsError):  # another process created it first
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def key_file(path: Path) -> bytes:

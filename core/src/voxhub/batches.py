@@ -66,9 +66,13 @@ class JobOperations(Protocol):
         self, request: JobRequest, *, batch: str | None = ..., callback: bool | None = ...
     ) -> JobHandle: ...
 
-    def wait(self, job: JobHandle, *, timeout: float | None = ...) -> JobStatus: ...
-
-    def fetch(self, job: JobHandle) -> Result: ...
+    def complete(
+        self,
+        job: JobHandle,
+        *,
+        timeout: float | None = ...,
+        on_status: Callable[[JobStatus], None] | None = ...,
+    ) -> tuple[JobStatus, Result]: ...
 
     def close(self, job: JobHandle) -> None: ...
 
@@ -122,9 +126,10 @@ class Batches:
         """Wait for a submitted job, fetch its result and close it as ``close`` says."""
         policy = close_policy(close)
         status: JobStatus | None = None
+        seen: list[JobStatus] = []
         try:
-            status = self._jobs.wait(handle, timeout=timeout)
-            result = self._jobs.fetch(handle)
+            # wait + fetch, a success stored together with its result.
+            status, result = self._jobs.complete(handle, timeout=timeout, on_status=seen.append)
             if policy in (ClosePolicy.AFTER_FETCH, ClosePolicy.ALWAYS):
                 self._jobs.close(handle)
             return Outcome(request, handle, status=status, result=result)
@@ -134,6 +139,8 @@ class Batches:
                     self._jobs.close(handle)
                 except VoxhubError as close_exc:
                     log.warning("close.failed", job_id=handle.job_id, error=str(close_exc))
+            if seen and seen[-1].is_terminal and seen[-1].state is not JobState.FAILED:
+                status = seen[-1]  # the wait ended; fetching its result failed
             if status is None and isinstance(exc, JobFailedError):
                 status = self._jobs.store.get(handle.job_id).status
             return Outcome(request, handle, status=status, error=exc)

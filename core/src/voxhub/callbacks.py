@@ -14,12 +14,16 @@ Each job submitted with callbacks gets its own URL with an unguessable token
 vendors (Rev.ai) sign nothing.
 A callback is refused — with a 4xx, logged without secrets, the job untouched —
 when the body is too large, the provider or job is unknown, the token is wrong,
-the provider's own verification fails, or the body cannot be read.
+the body is not JSON (415, before it is parsed), the provider's own verification
+fails, or the body cannot be read.
 
 Unsigned callbacks are *hints*: they are recorded as ``callback-hint`` events and
 the waiting orchestrator confirms the state with one status call. Signed ones
 (the provider verified them) update the job's status directly. A replayed
-callback (same body for the same job) is acknowledged and recorded only once.
+callback — the same delivery for the same job, by meaning: the provider's
+``CallbackEvent.delivery_id`` (Rev.ai: job id and status; Tupu: the verified
+payload, canonicalized), else the body's canonical JSON — is acknowledged and
+recorded only once.
 """
 
 from __future__ import annotations
@@ -40,12 +44,39 @@ if TYPE_CHECKING:
 
     from .orchestrator import Orchestrator
 
-__all__ = ["CallbackHandler", "CallbackResponse", "wsgi_app"]
+__all__ = ["CallbackHandler", "CallbackResponse", "delivery_digest", "is_json_type", "wsgi_app"]
 
 log = structlog.get_logger("voxhub.callbacks")
 
 #: Largest callback body accepted, in bytes (vendors send small JSON documents).
 MAX_BODY = 1024 * 1024
+
+
+def is_json_type(content_type: str) -> bool:
+    """Whether a Content-Type header names JSON (``application/json`` or ``*/*+json``)."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def delivery_digest(event: CallbackEvent, body: bytes) -> str:
+    """What identifies a delivery for replay detection, by meaning rather than bytes.
+
+    The provider's ``delivery_id`` when it set one; else the body's canonical JSON
+    (sorted keys, no whitespace), so a re-indented copy is the same delivery; else
+    (not JSON, which the receiver refuses anyway) the raw bytes.
+    """
+    if event.delivery_id is not None:
+        text = "id:" + event.delivery_id
+    else:
+        try:
+            text = "json:" + json.dumps(
+                json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            )
+        except (ValueError, RecursionError):
+            return hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @attrs.frozen
@@ -95,8 +126,14 @@ class CallbackHandler:
         if not self.orchestrator.callback_tokens.matches(job_id, token):
             bound.warning("callback.rejected", reason="bad token")
             return _answer(401, "invalid callback token")
+        lowered = {k.lower(): v for k, v in headers.items()}
+        if not is_json_type(lowered.get("content-type", "")):
+            # Vendors post JSON: anything else is refused before a byte of it is parsed.
+            bound.warning("callback.rejected", reason="not JSON",
+                          content_type=lowered.get("content-type", "")[:80])
+            return _answer(415, "callback body must be application/json")
         request = CallbackRequest(
-            headers={k.lower(): v for k, v in headers.items()},
+            headers=lowered,
             body=body,
             query=dict(query or {}),
             token=token,
@@ -137,7 +174,7 @@ class CallbackHandler:
         ):
             bound.warning("callback.rejected", reason="callback names another vendor job")
             return _answer(409, "callback is for another job")
-        digest = hashlib.sha256(body).hexdigest()
+        digest = delivery_digest(event, body)
         if any(
             e.data.get("_digest") == digest
             for e in store.events(job_id)

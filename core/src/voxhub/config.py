@@ -34,7 +34,7 @@ import attrs
 
 from .errors import ConfigurationError
 from .provider import ProviderInfo, ProviderSettings
-from .redact import MASK, Secret, is_secret_key
+from .redact import MASK, Secret, is_secret_key, mask_url
 
 __all__ = ["Config", "default_config_path", "env_name"]
 
@@ -79,18 +79,35 @@ class Config:
             except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
                 # tomllib's message names line and column, never the value.
                 raise ConfigurationError(f"cannot read config file {file}: {exc}") from None
+            except RecursionError:
+                raise ConfigurationError(
+                    f"cannot read config file {file}: tables or arrays nested too deeply"
+                ) from None
         elif explicit:
             raise ConfigurationError(f"config file {file} does not exist")
         globals_ = data.pop(_GLOBAL, {})
+        if not isinstance(globals_, dict):
+            raise ConfigurationError(f"{file}: {_GLOBAL!r} must be a table ([{_GLOBAL}])")
         unknown = set(globals_) - _GLOBAL_KEYS
         if unknown:
             raise ConfigurationError(
                 f"unknown setting(s) in [{_GLOBAL}] of {file}: {', '.join(sorted(unknown))}"
             )
+        for key, value in globals_.items():
+            _check_global(key, value, f"[{_GLOBAL}] {key} in {file}")
         profiles: dict[str, dict[str, Any]] = {}
         for name, section in data.items():
             if not isinstance(section, dict):
                 raise ConfigurationError(f"{file}: {name!r} must be a table ([{name}])")
+            for key, value in section.items():
+                if isinstance(value, dict | list) or (key == "provider" and
+                                                      not isinstance(value, str)):
+                    # Profile settings are text or numbers; the value itself is never echoed.
+                    raise ConfigurationError(
+                        f"{file}: [{name}] {key} must be a string or a number, "
+                        f"not {_type_name(value)}",
+                        details={"field": key},
+                    )
             profiles[name] = dict(section)
         return cls(path=file, globals=globals_, profiles=profiles, env=env)
 
@@ -101,7 +118,12 @@ class Config:
 
     def get(self, key: str, default: Any = None) -> Any:
         """A global setting: ``VOXHUB_<KEY>`` in the environment wins over ``[voxhub]``."""
-        return self.env.get(f"VOXHUB_{key.upper()}", self.globals.get(key, default))
+        env_value = self.env.get(f"VOXHUB_{key.upper()}")
+        if env_value is not None:
+            if key in _NUMBER_KEYS:
+                _check_global(key, _number(env_value), f"VOXHUB_{key.upper()}")
+            return env_value
+        return self.globals.get(key, default)
 
     def provider_of(self, profile: str) -> str:
         """The provider a profile belongs to (its ``provider`` key, else its own name)."""
@@ -134,6 +156,20 @@ class Config:
             env_value = self.env.get(env_name(profile, name))
             if env_value is not None:
                 values[name] = env_value
+        for name, value in values.items():
+            field_ = known.get(name)
+            secret = name == "base_url" or field_ is None or field_.secret or is_secret_key(name)
+            # Credentials and URLs are text: a number or table given for a token would be
+            # sent as is. Other settings may be numbers (lifetimes, intervals).
+            if not isinstance(value, str | Secret) and (
+                secret or not isinstance(value, int | float) or isinstance(value, bool)
+            ):
+                raise ConfigurationError(
+                    f"setting {name!r} of profile [{profile}] must be a string, "
+                    f"not {_type_name(value)}",
+                    provider=info.name,
+                    details={"field": name},
+                )
         for name, field in known.items():
             if name in values and (field.secret or is_secret_key(name)):
                 values[name] = Secret(str(values[name]))
@@ -145,28 +181,83 @@ class Config:
     def masked(self, providers: Mapping[str, ProviderInfo] | None = None) -> dict[str, Any]:
         """The whole configuration with secrets masked (``voxhub config show``).
 
-        A value is masked when its name looks secret or when the provider of its
-        profile declares that field secret (``providers`` maps names to their info).
+        For a profile of an installed provider (``providers`` maps names to their
+        info), exactly the fields that provider declares secret are masked. A
+        profile whose provider is not installed has no declarations to go by: its
+        values are masked when their names look secret. URLs are shown with their
+        user info and secret query parameters masked.
         """
-        out: dict[str, Any] = {_GLOBAL: dict(self.globals)} if self.globals else {}
+        out: dict[str, Any] = {}
+        if self.globals:
+            out[_GLOBAL] = {k: _show(v) for k, v in self.globals.items()}
         declared = {
-            name: {f.name for f in info.credentials if f.secret}
+            name: {f.name: f.secret for f in info.credentials}
             for name, info in (providers or {}).items()
         }
         for name, section in self.profiles.items():
-            secret_fields = declared.get(self.provider_of(name), set())
-            out[name] = {
-                k: (MASK if is_secret_key(k) or k in secret_fields else v)
-                for k, v in section.items()
-            }
-        env_secret = {
-            env_name(profile, field)
+            fields = declared.get(self.provider_of(name))
+            out[name] = {k: _mask_field(fields, k, v) for k, v in section.items()}
+        by_env = {
+            env_name(profile, field): (provider, field)
             for provider, fields in declared.items()
-            for profile in self.profiles_for(provider)
-            for field in fields
+            for profile in {*self.profiles_for(provider), *self.profiles}
+            if self.provider_of(profile) == provider
+            for field in (*fields, "base_url")
         }
         for key, value in sorted(self.env.items()):
-            if key.startswith("VOXHUB_") and key not in {"VOXHUB_CONFIG", "VOXHUB_STORE"}:
-                secret = is_secret_key(key) or key in env_secret
-                out.setdefault("environment", {})[key] = MASK if secret else value
+            if not key.startswith("VOXHUB_") or key in {"VOXHUB_CONFIG", "VOXHUB_STORE"}:
+                continue
+            if key in by_env:
+                provider, field = by_env[key]
+                shown = _mask_field(declared[provider], field, value)
+            elif key[len("VOXHUB_"):].lower() in _GLOBAL_KEYS:
+                shown = _show(value)
+            else:  # names no installed provider's field: go by the name
+                shown = MASK if is_secret_key(key) else _show(value)
+            out.setdefault("environment", {})[key] = shown
         return out
+
+
+_NUMBER_KEYS = frozenset({"connect_timeout", "read_timeout", "write_timeout"})
+
+
+def _type_name(value: object) -> str:
+    return {dict: "a table", list: "an array", bool: "a boolean"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _check_global(key: str, value: Any, where: str) -> None:
+    """A ``[voxhub]`` setting of the right type: text, or a positive number of seconds."""
+    if key in _NUMBER_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigurationError(
+                f"{where} must be a number of seconds, not {_type_name(value)}",
+                details={"field": key},
+            )
+        if not 0 < value < float("inf"):
+            raise ConfigurationError(
+                f"{where} must be a positive number of seconds", details={"field": key}
+            )
+    elif not isinstance(value, str):
+        raise ConfigurationError(
+            f"{where} must be a string, not {_type_name(value)}", details={"field": key}
+        )
+
+
+def _show(value: Any) -> Any:
+    """A non-secret value as ``config show`` prints it (URLs lose their credentials)."""
+    return mask_url(value) if isinstance(value, str) and "://" in value else value
+
+
+def _mask_field(fields: Mapping[str, bool] | None, key: str, value: Any) -> Any:
+    # A provider that is not installed declares nothing: only the name can tell.
+    secret = is_secret_key(key) if fields is None else fields.get(key, False)
+    return MASK if secret and value not in (None, "") else _show(value)

@@ -8,6 +8,7 @@ every result keeps the vendor's raw payload in ``raw`` so nothing is lost.
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -149,6 +150,38 @@ def _frozen_dict(value: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(value or {})
 
 
+#: Longest vendor id accepted (Agora's builder tokens are the longest seen: a few hundred).
+MAX_VENDOR_ID = 1024
+_VENDOR_ID = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces or control characters
+
+
+def _vendor_ids(value: Mapping[str, Any] | None) -> dict[str, str]:
+    """Vendor ids checked before they are stored: text, at most MAX_VENDOR_ID printable chars.
+
+    A vendor answer with a number, ``NaN`` or megabytes where an id belongs is a bad
+    answer (a :class:`~voxhub.errors.ProviderError`), never a row in the store.
+    """
+    ids = dict(value or {})
+    for key, vid in ids.items():
+        problem = None
+        if not isinstance(vid, str):
+            problem = f"is {type(vid).__name__}, not text"
+        elif len(vid) > MAX_VENDOR_ID:
+            problem = f"is {len(vid)} characters long (at most {MAX_VENDOR_ID})"
+        elif not _VENDOR_ID.fullmatch(vid):
+            problem = "is empty or has spaces or control characters"
+        if problem is not None:
+            from .errors import ProviderError
+
+            # In doubt: the vendor answered, so whatever it was asked to create may exist.
+            raise ProviderError(
+                f"the vendor's {str(key)[:40]!r} id {problem}",
+                in_doubt=True,
+                details={"field": f"vendor_ids.{str(key)[:40]}"},
+            )
+    return ids
+
+
 def _masked_repr(value: Mapping[str, Any]) -> str:
     from .redact import redact
 
@@ -190,7 +223,7 @@ class JobHandle:
     kind: JobKind
     profile: str
     endpoint: str | None = None
-    vendor_ids: dict[str, str] = attrs.field(factory=dict, converter=_frozen_dict)
+    vendor_ids: dict[str, str] = attrs.field(factory=dict, converter=_vendor_ids)
     vendor_state: dict[str, Any] = attrs.field(factory=dict, converter=_frozen_dict)
     idempotency_key: str | None = None
     created_at: datetime = attrs.field(factory=utcnow)

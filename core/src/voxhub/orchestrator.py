@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 
+from ._status_steps import JobRef, StatusSteps, accepted
 from .batches import Batches, ClosePolicy, Outcome
 from .callback_tokens import CallbackTokens
 from .clock import Clock, SystemClock
@@ -62,15 +63,13 @@ __all__ = [
 
 log = structlog.get_logger("voxhub.orchestrator")
 
-JobRef = str | JobHandle
-
 #: Job kinds whose work runs live: they have a (partial) result before they end.
 _LIVE_KINDS = frozenset(
     {JobKind.CHANNEL_TRANSCRIPTION, JobKind.TRANSCODING, JobKind.STREAM_MODERATION}
 )
 
 
-class Orchestrator:
+class Orchestrator(StatusSteps):
     """Runs jobs on providers and keeps every job in the store.
 
     Thread-safe: one orchestrator can serve a web backend's threads. Construct
@@ -249,66 +248,7 @@ class Orchestrator:
 
     def handle(self, job: JobRef) -> JobHandle:
         """The job's handle; an error while the provider has not accepted it yet."""
-        record = self.record(job)
-        if record.phase in (Phase.RECORDED, Phase.SENDING):
-            raise ProviderError(
-                f"job {record.job_id} has not been accepted by {record.provider} yet "
-                f"({record.phase}{': ' + record.error if record.error else ''}); "
-                "`voxhub jobs resume` submits it",
-                provider=record.provider,
-                operation="lookup",
-            )
-        return record.handle
-
-    # --- status and waiting ------------------------------------------------------------
-
-    def status(self, job: JobRef) -> JobStatus:
-        """The job's status: stored if final, else asked from the provider (and stored)."""
-        record = self.record(job)
-        if record.status is not None and record.status.is_terminal:
-            return record.status
-        handle = self.handle(record.job_id)
-        entry = self.plugins.provider(handle.provider)
-        if Capability.CALLBACK_ONLY in entry.info.capabilities:
-            return record.status or JobStatus(JobState.RUNNING)
-        ctx = self.context(handle.provider, handle.profile)
-        new = self.plugins.calls(handle.provider).status(ctx, handle)
-        self.events.store_status(handle, record.status, new)
-        return new
-
-    def record_status(self, job_id: str, status: JobStatus) -> None:
-        """Store a status learnt from a verified callback and notify observers."""
-        record = self.store.get(job_id)
-        self.events.store_status(record.handle, record.status, status)
-
-    def wait(
-        self,
-        job: JobRef,
-        *,
-        timeout: float | None = None,
-        policy: WaitPolicy | None = None,
-        on_status: Callable[[JobStatus], None] | None = None,
-    ) -> JobStatus:
-        """Block until the job is final or ``timeout`` seconds pass.
-
-        Raises :class:`~voxhub.errors.WaitTimeoutError` (carrying the handle; the
-        job keeps running) on timeout, and :class:`~voxhub.errors.JobFailedError`
-        when the job failed. Jobs with callbacks wake on store events and confirm
-        with one status call; others poll with back-off from the provider's hints.
-        """
-        handle = self.handle(job)
-        info = self.plugins.provider(handle.provider).info
-        callbacks = Capability.CALLBACK_ONLY in info.capabilities or self.callback_tokens.armed(
-            handle.job_id
-        )
-        return self._waiter.wait(
-            handle,
-            info.polling,
-            callbacks=callbacks,
-            timeout=timeout,
-            policy=policy,
-            on_status=on_status,
-        )
+        return accepted(self.record(job))
 
     # --- results ---------------------------------------------------------------
 
@@ -323,8 +263,8 @@ class Orchestrator:
             stored = self.store.result(record.job_id)
             if stored is not None:
                 return stored
-        handle = self.handle(record.job_id)
-        status = self.status(handle)
+        handle = accepted(record)
+        status = self._status_of(record)
         # Live work (a callback-only stream, an RTC channel task, a transcoder) has a
         # result while it runs: a snapshot, stored only once the job is final.
         live = rebuild or handle.kind in _LIVE_KINDS

@@ -25,7 +25,7 @@ from .lazy import check_entry
 from .markers import hookimpl
 from .models import JobHandle, JobKind, JobRequest, JobStatus, Result
 from .policies import RetryPolicy
-from .redact import Secret
+from .redact import Secret, register_secret
 
 if TYPE_CHECKING:
     import structlog
@@ -135,6 +135,17 @@ class OptionSpec:
         return f"{lo}..{hi}"
 
 
+def _register_secret_values(value: Any) -> None:
+    if isinstance(value, str):
+        register_secret(value)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _register_secret_values(item)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _register_secret_values(item)
+
+
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -153,12 +164,19 @@ def _from_string(text: str, target: type, bad: Callable[[str], InvalidInputError
         except ValueError:
             raise bad(f"expected {target.__name__}, got {text!r}") from None
     if target in (list, dict):
+        stripped = text.lstrip()
+        # Text that starts like JSON must be valid JSON: a broken ``["a",`` is a typo, never
+        # the one-item list ``['["a"']``. Plain text stays a comma list (friendlier on a CLI).
+        if target is list and not stripped.startswith(("[", "{", '"')):
+            return [item.strip() for item in text.split(",") if item.strip()]
         try:
             return json.loads(text)
-        except ValueError:
-            if target is list:  # a comma list is friendlier on the command line
-                return [item.strip() for item in text.split(",") if item.strip()]
-            raise bad("expected a JSON object") from None
+        except RecursionError:
+            raise bad("JSON value nested too deeply") from None
+        except ValueError as exc:
+            kind = "a JSON list" if target is list else "a JSON object"
+            raise bad(f"expected {kind} ({exc.msg} at character {exc.pos})"
+                      if isinstance(exc, json.JSONDecodeError) else f"expected {kind}") from None
     return text
 
 
@@ -228,6 +246,9 @@ class ProviderInfo:
                     operation="validate",
                 )
             checked[key] = spec.convert(value, provider=self.name)
+            if spec.secret:
+                # Masked by value from now on in logs and errors, and sealed in the job store.
+                _register_secret_values(checked[key])
         return checked
 
 
@@ -332,7 +353,8 @@ class CallbackEvent:
     ``job_id`` is known. ``status`` is the new state if it says one;
     ``confirm`` asks the orchestrator to check the state by one status call
     before trusting it (for unsigned webhooks); ``data`` is appended to the job's
-    events (e.g. moderation findings); ``response`` is the body to answer with.
+    events (e.g. moderation findings); ``delivery_id`` identifies the delivery for
+    replay detection; ``response`` is the body to answer with.
     """
 
     vendor_id: str | None = None
@@ -340,6 +362,11 @@ class CallbackEvent:
     status: JobStatus | None = None
     confirm: bool = False
     data: Mapping[str, Any] = attrs.field(factory=dict)
+    #: What makes this delivery the same as another one, by meaning (e.g. vendor job id and
+    #: reported status): a second callback with the same ``delivery_id`` for the same job is
+    #: a replay, acknowledged and not recorded again. ``None``: the receiver compares the
+    #: body's canonical JSON (key order and whitespace ignored) instead.
+    delivery_id: str | None = None
     response_status: int = 200
     response_body: bytes = b""
     response_content_type: str = "text/plain"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
 import urllib3
@@ -24,6 +24,8 @@ class CallbackSender:
     ``schedule`` lists the delays before each retry (the real vendors retry over
     hours; sandboxes default to seconds). Every attempt is counted in
     ``counters`` as ``callbacks.sent`` / ``callbacks.failed`` / ``callbacks.delivered``.
+    ``ack_statuses`` are the answers that acknowledge a delivery (``None``: any 2xx);
+    a vendor that documents "only a 200 acknowledges" passes ``{200}``.
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class CallbackSender:
         *,
         schedule: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0),
         timeout: float = 5.0,
+        ack_statuses: Collection[int] | None = None,
     ) -> None:
         self.counters = counters
+        self.ack_statuses = None if ack_statuses is None else frozenset(ack_statuses)
         self.schedule = schedule
         self._pool = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(timeout))
         self._queue: queue.Queue[tuple[str, bytes, dict[str, str], int] | None] = queue.Queue()
@@ -61,7 +65,8 @@ class CallbackSender:
                 resp = self._pool.request(
                     "POST", url, body=body, headers={"Content-Type": "application/json", **headers}
                 )
-                ok = 200 <= resp.status < 300
+                ok = (200 <= resp.status < 300 if self.ack_statuses is None
+                      else resp.status in self.ack_statuses)
             except (urllib3.exceptions.HTTPError, OSError):
                 ok = False
             if ok:

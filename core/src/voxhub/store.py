@@ -56,10 +56,11 @@ from ._sqlite import (
     key_file,
     update_job,
 )
+from ._store_text import handle_text, reads_back_as_itself, result_text
 from .clock import Clock, SystemClock
 from .errors import StoreError
 from .models import JobHandle, JobRequest, JobStatus, Result
-from .redact import redact
+from .secrets_at_rest import sealer_for
 from .serialization import dump
 
 # Built from a constant column list only; every value is bound.
@@ -157,8 +158,9 @@ class Store(StoreReads):
         """
         now = self.clock.time()
         key = handle.idempotency_key if unique else None
-        request_text = dumps(dump(request))
-        handle_text = dumps(dump(handle))
+        # Credentials and secret options are stored sealed with this store's key (issue 16).
+        request_text = dumps(dump(request, sealer=sealer_for(self.callback_key())))
+        handle_json = handle_text(handle)
         phase, owner, lease = Phase.RECORDED, None, None
         events = [("recorded", dumps({"provider": handle.provider}))]
         if claim:
@@ -171,7 +173,7 @@ class Store(StoreReads):
                 """INSERT INTO jobs (job_id, provider, profile, kind, idempotency_key, phase,
                        owner, lease_until, request, handle, batch, created_at, updated_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
-                (*row, owner, lease, request_text, handle_text, batch, now, now),
+                (*row, owner, lease, request_text, handle_json, batch, now, now),
             ).rowcount
             if inserted == 1:
                 self._append(conn, handle.job_id, *events)
@@ -197,7 +199,7 @@ class Store(StoreReads):
             profile=handle.profile,
             phase=phase,
             request=self._decoded.load(request_text, JobRequest),
-            handle=self._decoded.load(handle_text, JobHandle),
+            handle=self._known(handle_json, handle),
             status=None,
             has_result=False,
             created_at=now,
@@ -294,7 +296,7 @@ class Store(StoreReads):
         job_id = handle.job_id
         columns: dict[str, Any] = {
             "phase": Phase.SUBMITTED.value,
-            "handle": dumps(dump(handle)),
+            "handle": handle_text(handle),
             "vendor_id": handle.vendor_id,
             "owner": None,
             "lease_until": None,
@@ -302,7 +304,7 @@ class Store(StoreReads):
         }
         events = [("submitted", event_text({"vendor_ids": handle.vendor_ids}))]
         if result is not None:
-            columns["result"] = dumps(redact(dump(result)))
+            columns["result"] = result_text(result)
             events.append(("result", dumps({"type": type(result).__name__})))
         # Decided against the status as last seen; the write checks that it still holds.
         seen, change = self._status_seen(job_id, status)
@@ -320,12 +322,20 @@ class Store(StoreReads):
             return decided.text if decided is not None else stored
 
         text = self._db.write(write)
+        self._known(columns["handle"], handle)
         if status is not None:
             self._decoded.saw_status(job_id, text)
 
+    def _known(self, text: str, handle: JobHandle) -> JobHandle:
+        """The handle ``text`` decodes to (``handle`` itself when it reads back as itself)."""
+        if reads_back_as_itself(handle):
+            self._decoded.remember(text, JobHandle, handle)
+            return handle
+        return self._decoded.load(text, JobHandle)
+
     def update_handle(self, handle: JobHandle) -> None:
         """Store a handle whose vendor ids or vendor state changed (e.g. a retried task)."""
-        text = dumps(dump(handle))
+        text = handle_text(handle)
         event = event_text({"vendor_ids": handle.vendor_ids})
 
         def write(conn: sqlite3.Connection) -> None:
@@ -393,6 +403,28 @@ class Store(StoreReads):
         self._decoded.saw_status(job_id, text)
         return changed
 
+    def set_final(self, job_id: str, status: JobStatus, result: Result) -> bool:
+        """:meth:`set_status` and :meth:`save_result` in one write: a job's final status and
+        its result; returns whether the status changed anything."""
+        seen, change = self._status_seen(job_id, status)
+        stored = {"result": result_text(result)}
+        result_event = ("result", dumps({"type": type(result).__name__}))
+
+        def write(conn: sqlite3.Connection) -> tuple[bool, str | None]:
+            columns = {**stored, "updated_at": self.clock.time()}
+            decided, text = change, seen
+            if not update_job(conn, job_id, {**columns, **_set(decided)}, status_was=seen):
+                # Another process stored a status meanwhile: decide against that one.
+                text, decided = self._status_stored(conn, job_id, status)
+                update_job(conn, job_id, {**columns, **_set(decided)})
+            status_event = [] if decided is None else [("status", decided.event)]
+            self._append(conn, job_id, *status_event, result_event)
+            return decided is not None, text if decided is None else decided.text
+
+        changed, text = self._db.write(write)
+        self._decoded.saw_status(job_id, text)
+        return changed
+
     def reopen(self, job_id: str, status: JobStatus, handle: JobHandle | None = None) -> None:
         """Put a finished job back in play (a vendor-side retry): the one deliberate exception
         to "a final state never changes". The stored result, if any, is dropped."""
@@ -404,7 +436,7 @@ class Store(StoreReads):
             "error": None,
         }
         if handle is not None:
-            columns.update(handle=dumps(dump(handle)), vendor_id=handle.vendor_id)
+            columns.update(handle=handle_text(handle), vendor_id=handle.vendor_id)
         event = event_text({"status": data, "vendor_ids": handle.vendor_ids if handle else None})
 
         def write(conn: sqlite3.Connection) -> None:
@@ -415,7 +447,7 @@ class Store(StoreReads):
 
     def save_result(self, job_id: str, result: Result) -> None:
         """Store the job's result (secrets masked), replacing any earlier one."""
-        text = dumps(redact(dump(result)))
+        text = result_text(result)
         event = dumps({"type": type(result).__name__})
 
         def write(conn: sqlite3.Connection) -> None:

@@ -9,6 +9,10 @@ Every job's submission goes through :class:`Submission`::
     send       ProviderCalls.submit the one request that creates the vendor job
     accept     Store.mark_submitted the handle with the vendor's ids
 
+A single new job is recorded and claimed in one write (``record(claim=True)``): a
+crash before its request leaves leaves it ``sending``, i.e. in doubt, and it is
+resolved like any in-doubt job below.
+
 A failed ``submit`` is classified by :attr:`ProviderError.in_doubt`:
 
 * not in doubt (refused, or provably never sent): the job goes back to
@@ -103,6 +107,8 @@ class _Job:
     attempts: int = 0
     #: ``jobs resume --resubmit-in-doubt``: resend an in-doubt job that cannot be looked up.
     resubmit_unrecoverable: bool = False
+    #: Its claim, when recording it claimed it too (used by the first send only).
+    claimed: JobRecord | None = None
 
 
 class Submission:
@@ -210,16 +216,21 @@ class Submission:
         callback: bool | None,
         progress: Progress | None = None,
     ) -> JobHandle:
-        job, existing = self._record(request, batch=batch, callback=callback)
+        # Recorded and claimed in one write: a crash before the request leaves leaves the
+        # job ``sending`` (in doubt), which ``recover`` resolves like any other in-doubt job.
+        job, existing = self._record(request, batch=batch, callback=callback, claim=True)
         if existing is not None:
             return existing
         job.progress = progress
-        return self._send(job)
+        return self._send(job, job.claimed)
 
     def _record(
-        self, request: JobRequest, *, batch: str | None, callback: bool | None
+        self, request: JobRequest, *, batch: str | None, callback: bool | None, claim: bool = False
     ) -> tuple[_Job, JobHandle | None]:
-        """Store the job (or find it stored); a handle when it needs no sending."""
+        """Store the job (or find it stored); a handle when it needs no sending.
+
+        ``claim`` also claims a job it creates, in the same write (``job.claimed``).
+        """
         kind, profile = request.kind, request.profile
         assert kind is not None and profile is not None  # prepare() filled both in
         key = request.idempotency_key or derive_idempotency_key(request)
@@ -233,7 +244,7 @@ class Submission:
             endpoint=ctx.base_url or None,
             idempotency_key=key,
         )
-        record, created = self.store.record(request, handle, batch=batch)
+        record, created = self.store.record(request, handle, batch=batch, claim=claim)
         if (
             not created
             and record.status is not None
@@ -241,8 +252,10 @@ class Submission:
         ):
             # The input failed before: a new attempt is a new job; the old one stays on record.
             self.store.supersede(record.job_id)
-            record, created = self.store.record(request, handle, batch=batch)
+            record, created = self.store.record(request, handle, batch=batch, claim=claim)
         job = _Job(record.job_id, request, prepared=True)
+        if created and record.phase == Phase.SENDING:
+            job.claimed = record
         if not created:
             log.info("submit.existing", job_id=record.job_id, phase=record.phase)
             if record.phase in _DONE:
@@ -255,7 +268,12 @@ class Submission:
                 job = _Job(record.job_id, record.request, prepared=False)
         if not job.request.callback_url:
             caps = self._plugins.provider(request.provider).info.capabilities
-            self._tokens.arm(record.job_id, request.provider, caps, callback)
+            try:
+                self._tokens.arm(record.job_id, request.provider, caps, callback)
+            except VoxhubError as exc:
+                if job.claimed is not None:  # nothing was sent: give the claim back
+                    self.store.release(job.job_id, error=str(exc), unsent=True)
+                raise
         return job, None
 
     def _follow(self, job: _Job) -> JobHandle:
@@ -285,8 +303,10 @@ class Submission:
 
     # --- sending -----------------------------------------------------------------------
 
-    def _send(self, job: _Job) -> JobHandle:
-        record = self.store.claim(job.job_id)
+    def _send(self, job: _Job, claimed: JobRecord | None = None) -> JobHandle:
+        """Send the job's submit request; ``claimed`` is its claim if already taken."""
+        record = claimed or self.store.claim(job.job_id)
+        job.claimed = None  # a claim is used once: a resend claims again
         if record is None:
             return self._follow(job)
         ctx, request = self._ready(job, record)

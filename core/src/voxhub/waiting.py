@@ -69,10 +69,12 @@ class Waiter:
         timeout: float | None = None,
         policy: WaitPolicy | None = None,
         on_status: Callable[[JobStatus], None] | None = None,
+        status: Callable[[JobHandle], JobStatus] | None = None,
     ) -> JobStatus:
         """The job's final status, after at most ``timeout`` seconds.
 
-        ``callbacks`` says whether the job's updates arrive as store events.
+        ``callbacks`` says whether the job's updates arrive as store events;
+        ``status`` asks for (and stores) a status in place of the waiter's own.
         Raises :class:`~voxhub.errors.WaitTimeoutError` on timeout (the job keeps
         running) and :class:`~voxhub.errors.JobFailedError` when the job failed.
         """
@@ -81,19 +83,21 @@ class Waiter:
         deadline = None if timeout is None else clock.monotonic() + timeout
         interval = policy.first_poll if policy.first_poll is not None else hints.first_poll
         cap = policy.max_interval if policy.max_interval is not None else hints.max_interval
-        seen = self._store.last_seq(handle.job_id)
-        status = self._status(handle)
+        ask = status or self._status
+        # Events are only watched with callbacks: without, the sequence is never needed.
+        seen = self._store.last_seq(handle.job_id) if callbacks else 0
+        current = ask(handle)
         while True:
             if on_status is not None:
-                on_status(status)
-            if status.is_terminal:
-                if status.state is JobState.FAILED:
-                    raise failure(handle, status)
-                return status
+                on_status(current)
+            if current.is_terminal:
+                if current.state is JobState.FAILED:
+                    raise failure(handle, current)
+                return current
             remaining = None if deadline is None else deadline - clock.monotonic()
             if remaining is not None and remaining <= 0:
                 raise WaitTimeoutError(
-                    f"job {handle.job_id} is still {status.state.value} after {timeout:g}s; "
+                    f"job {handle.job_id} is still {current.state.value} after {timeout:g}s; "
                     f"it keeps running: `voxhub wait {handle.job_id}` resumes waiting",
                     handle=handle,
                     provider=handle.provider,
@@ -106,13 +110,13 @@ class Waiter:
                 events = self._events(handle.job_id, seen, slice_)
                 if events:
                     seen = events[-1].seq
-                    status = self._from_events(handle, events)
+                    current = self._from_events(handle, events, ask)
                 else:
-                    status = self._status(handle)  # the safety net
+                    current = ask(handle)  # the safety net
                 continue
             clock.sleep(interval if remaining is None else min(interval, remaining))
             interval = min(cap, interval * policy.factor)
-            status = self._status(handle)
+            current = ask(handle)
 
     def _events(self, job_id: str, after: int, timeout: float) -> list[Event]:
         """The job's events after ``after``, waiting up to ``timeout`` for the first.
@@ -130,10 +134,12 @@ class Waiter:
                 return []
             self._clock.sleep(min(self._event_poll, remaining))
 
-    def _from_events(self, handle: JobHandle, events: list[Event]) -> JobStatus:
+    def _from_events(
+        self, handle: JobHandle, events: list[Event], ask: Callable[[JobHandle], JobStatus]
+    ) -> JobStatus:
         record = self._store.get(handle.job_id)
         hinted = any(e.type == "callback-hint" for e in events)
         if hinted and not (record.status and record.status.is_terminal):
             # Unsigned webhooks are hints: one status call confirms before we trust them.
-            return self._status(handle)
+            return ask(handle)
         return record.status or JobStatus(JobState.RUNNING)

@@ -187,4 +187,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
             raise
         click.echo(f"error: not found: {exc}", err=True)
         sys.exit(4)
+    except RecursionError:
+        # Input nested deeper than any parser here should follow (JSON, TOML): bad input.
+        if debug:
+            raise
+        click.echo("error: input nested too deeply", err=True)
+        sys.exit(2)
     sys.exit(0)

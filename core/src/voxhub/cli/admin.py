@@ -117,12 +117,8 @@ def sandbox(
     names = list(providers_) or sorted(plugins.sandboxes)
     if not names:
         raise click.UsageError("no sandboxes are installed")
-    plan = (
-        FaultPlan.from_dict({k: json.loads(v) for k, v in (f.partition("=")[::2] for f in faults)})
-        if faults
-        else None
-    )
-    knobs = {k: _json_or_text(v) for k, v in (o.partition("=")[::2] for o in options)}
+    plan = _fault_plan(FaultPlan, faults) if faults else None
+    knobs = _pairs("--option", options)
     running: list[RunningSandbox] = []
     stop = threading.Event()
     # Installed before anything is announced, so a SIGTERM right after the JSON line
@@ -134,7 +130,7 @@ def sandbox(
                 spec = plugins.sandbox(name)
             except ConfigurationError as exc:
                 raise click.UsageError(str(exc)) from None
-            server = serve(spec.create(faults=plan, **knobs), host, port + index if port else 0)
+            server = serve(_create(spec, plan, knobs), host, port + index if port else 0)
             running.append(server)
             click.echo(json.dumps(server.announce()))
         sys.stdout.flush()
@@ -151,8 +147,103 @@ def sandbox(
 def _json_or_text(value: str) -> Any:
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):
         return value
+
+
+def _pairs(flag: str, items: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` arguments as a mapping (JSON values, else text); a usage error if malformed."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(f"{flag} {item[:40]!r}: expected KEY=VALUE")
+        out[key.strip()] = _json_or_text(value)
+    return out
+
+
+def _fault_plan(plan_type: Any, faults: tuple[str, ...]) -> Any:
+    """The ``--fault`` settings as a FaultPlan, each checked against the field's type."""
+    import attrs
+
+    fields = {f.name: f.default for f in attrs.fields(plan_type)}
+    data = _pairs("--fault", faults)
+    for key, value in data.items():
+        if key not in fields:
+            raise click.UsageError(
+                f"--fault {key}: unknown fault setting (known: {', '.join(sorted(fields))})"
+            )
+        default = fields[key]
+        if isinstance(default, tuple) or (default is None and key != "seed"):
+            ok = isinstance(value, list) and all(
+                isinstance(v, type(default[0]) if default else str) for v in value
+            )
+            expected = "a JSON list"
+        elif key == "seed":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            expected = "an integer"
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+            expected = "a non-negative number"
+            if ok and key not in {"retry_after", "slow_seconds"} and value > 1:
+                ok, expected = False, "a share between 0 and 1"
+        if not ok:
+            raise click.UsageError(f"--fault {key}: expected {expected}, got {str(value)[:40]!r}")
+    return plan_type.from_dict(data)
+
+
+def _create(spec: Any, plan: Any, knobs: dict[str, Any]) -> Any:
+    """Build one sandbox; settings it does not take or cannot use are a usage error."""
+    import inspect
+
+    from ..lazy import load_entry
+
+    factory = spec.factory
+    if knobs:
+        try:
+            target = load_entry(factory) if isinstance(factory, str) else factory
+            params = inspect.signature(target).parameters
+        except Exception:  # noqa: BLE001 - spec.create below reports a broken plugin
+            params = None
+        if params is not None and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            for key, value in knobs.items():
+                if key not in params or key == "faults":
+                    known = ", ".join(sorted(k for k in params if k != "faults"))
+                    raise click.UsageError(
+                        f"--option {key}: the {spec.provider} sandbox has no such setting "
+                        f"(known: {known})"
+                    )
+                default = params[key].default
+                if not _same_kind(default, value):
+                    raise click.UsageError(
+                        f"--option {key}: expected {_kind_name(default)}, "
+                        f"got {str(value)[:40]!r}"
+                    )
+    try:
+        return spec.create(faults=plan, **knobs)
+    except (ValueError, TypeError) as exc:
+        raise click.UsageError(f"--option: the {spec.provider} sandbox refused: {exc}") from None
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """Whether ``value`` has the type of a parameter's default (unknown defaults accept any)."""
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, tuple | list):
+        return isinstance(value, list)
+    return True
+
+
+def _kind_name(default: Any) -> str:
+    for kind, name in ((bool, "true or false"), (int, "a number"), (float, "a number"),
+                       (str, "text"), (tuple, "a JSON list"), (list, "a JSON list")):
+        if isinstance(default, kind):
+            return name
+    return "a value"
 
 
 @click.group(cls=OrderedGroup)

@@ -87,7 +87,10 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise InvalidInputError(f"--option expects KEY=VALUE, got {pair!r}", field="option")
+            # Only the start is echoed: the rest may be long, or a secret.
+            raise InvalidInputError(
+                f"--option expects KEY=VALUE, got {pair[:20]!r}...", field="option"
+            )
         options[key.strip()] = value
     return options
 
