@@ -41,6 +41,20 @@ def _private_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOXHUB_CONFIG", str(tmp_path / "no-config.toml"))
 
 
+@pytest.fixture(autouse=True)
+def _short_start_interval(request: pytest.FixtureRequest,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seed 000's one-start-a-second rule would add a second to every test that starts twice;
+    # test_start_pacing.py (marked real_start_interval) measures the real interval, and
+    # child processes always run with it.
+    if request.node.get_closest_marker("real_start_interval") is None:
+        monkeypatch.setattr(AgoraSttProvider, "start_interval", 0.02)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "real_start_interval: keep the 1 s start pacing")
+
+
 @pytest.fixture
 def clock() -> FastClock:
     return FastClock()

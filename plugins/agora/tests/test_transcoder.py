@@ -403,7 +403,9 @@ def test_stale_builder_token_is_replaced_before_create(h: Any, make_ctx: Any,
                                                        tc_sandbox: RunningSandbox) -> None:
     ctx = make_ctx(transcoder, tc_sandbox)
     request = h.tc_request(config=h.transcoder_doc())
-    fresh = transcoder.acquire_builder_token(ctx, "inst", {})
+    config = transcoder.config_from(ctx, request.options)
+    fresh = transcoder.acquire_builder_token(ctx, "inst", config.with_tokens(
+        lambda *_: "007unused").services_body())
     stale = BuilderToken(fresh.name, "inst", ctx.clock.monotonic() - 3.0)  # > 2 s old
     submitted = transcoder.create_task(ctx, request, h.handle_for(request), builder_token=stale)
     assert submitted.handle.vendor_ids["builder_token_name"] != fresh.name

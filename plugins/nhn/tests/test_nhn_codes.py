@@ -37,9 +37,9 @@ from voxhub.plugin import (
 )
 from voxhub.sandbox import FaultPlan, RunningSandbox
 from voxhub_nhn.errors import CODES, lookup, status_of
-from voxhub_nhn.options import Limits
 from voxhub_nhn.provider import NhnProvider
 from voxhub_nhn.sandbox import NhnSandbox
+from voxhub_nhn.sandbox_rules import SandboxLimits as Limits
 
 # The spec's tables (A.6 STT codes and A.2 API Gateway codes), typed out here.
 STT_CODES = [

@@ -66,7 +66,7 @@ def test_hosts_and_base_urls(nhn_ctx: Callable[..., ProviderContext]) -> None:
     assert not current.legacy_host
     old = _auth(nhn_ctx, host=LEGACY_HOST, base_url=DEFAULT_BASE_URL, **creds)
     assert old.root == "https://speech.api.nhncloudservice.com" and old.legacy_host
-    assert old.sync_limits.max_bytes == 10 * 1024 * 1024
+    assert old.sync_limits.max_bytes == 10_000_000  # decimal MB, the safe reading
     pinned = _auth(nhn_ctx, base_url="https://speech.api.nhncloudservice.com/v2.0/",
                    app_key="appkey-1", secret_key="sk-123456")
     assert (pinned.root, pinned.version, pinned.legacy_host) == (

@@ -86,8 +86,8 @@ def test_submit_400_problem_per_parameter(sandbox, body, param):
     problem = resp.json()
     assert problem["type"] == "https://www.rev.ai/api/v1/errors/invalid-parameters"
     assert problem["title"] == "Your request parameters didn't validate"
-    assert param in problem["parameters"]
-    assert all(isinstance(r, list) and r for r in problem["parameters"].values())
+    assert param in problem["parameter"]
+    assert all(isinstance(r, list) and r for r in problem["parameter"].values())
     assert sandbox.sandbox.counters.get("jobs.created") == 0
 
 
@@ -98,10 +98,10 @@ def test_multipart_errors(make_sandbox, wav):
     assert too_big.status == 413
     assert "type" not in too_big.json() and too_big.json()["status"] == 413
     no_media = c("POST", "/jobs", fields={"options": "{}"})
-    assert no_media.status == 400 and "media" in no_media.json()["parameters"]
+    assert no_media.status == 400 and "media" in no_media.json()["parameter"]
     bad_options = c("POST", "/jobs", fields={"media": ("a.wav", b"x", "audio/wav"),
                                               "options": "not json"})
-    assert bad_options.status == 400 and "options" in bad_options.json()["parameters"]
+    assert bad_options.status == 400 and "options" in bad_options.json()["parameter"]
     url_in_upload = c("POST", "/jobs", fields={
         "media": ("a.wav", b"x", "audio/wav"),
         "options": json.dumps({"media_url": "https://a.example/a.mp3"})})
@@ -130,7 +130,7 @@ def test_list_limits_and_pages(sandbox):
     assert [j["id"] for j in c("GET", "/jobs").json()] == ids[::-1]
     assert c("GET", "/jobs?limit=0").json() == []
     over = c("GET", "/jobs?limit=1001")
-    assert over.status == 400 and "limit" in over.json()["parameters"]
+    assert over.status == 400 and "limit" in over.json()["parameter"]
     assert c("GET", "/jobs?limit=abc").status == 400
     assert c("GET", "/jobs?starting_after=unknown").status == 400
     assert [j["id"] for j in c("GET", f"/jobs?starting_after={ids[2]}&limit=1").json()] == [

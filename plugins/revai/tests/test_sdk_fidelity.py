@@ -81,7 +81,7 @@ def test_sdk_sees_rev_error_statuses(make_sandbox, wav):
         client.submit_job_url(media_url="https://media.example.com/a.mp3",
                               speaker_channels_count=12)
     assert invalid.value.response.status_code == 400
-    assert "speaker_channels_count" in invalid.value.response.json()["parameters"]
+    assert "speaker_channels_count" in invalid.value.response.json()["parameter"]
     bad = apiclient.RevAiAPIClient("wrong-token", url=run.base_url)
     with pytest.raises(requests.HTTPError) as denied:
         bad.get_account()

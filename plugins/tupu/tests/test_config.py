@@ -134,7 +134,8 @@ def test_requests_accept_numbers_and_strings_for_timestamp_and_nonce(
     # The same request with the nonce re-rendered differently no longer verifies.
     signature = sign_request(sid, now, "0.25", key)
     body = f'{{"requestId": "x", "timestamp": {now}, "nonce": 0.250, "signature": "{signature}"}}'
-    resp = urllib3.request("POST", url, body=body.encode())
+    resp = urllib3.request("POST", url, body=body.encode(),
+                           headers={"Content-Type": "application/json"})
     assert verify_response(resp.data, tupu_public)["code"] == 1
 
 

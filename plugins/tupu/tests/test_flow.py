@@ -62,12 +62,14 @@ def test_submit_one_stream_callbacks_and_report(
     body = sandbox.submissions[0]
     item = body["speechStream"][0]
     assert item["callback"] == receiver.url_for(job)
-    assert item["callbackRules"] == 2  # voxhub's default: violations + end of task
+    # voxhub's default with the transcription task: all results + end of task (seed 003:
+    # under rules 0 and 2 only violations are sent, and a transcript is not one).
+    assert item["callbackRules"] == 3
     assert (item["roomId"], item["userId"], item["forumId"]) == ("r1", "u1", "f1")
     assert item["returnPreSpeech"] is False
     assert body["tasks"] == [TASK_TRANSCRIPTION, TASK_SPEECH_MODERATION, TASK_VULGAR_SPEECH]
     assert isinstance(body["timestamp"], int) and isinstance(body["nonce"], str)
-    assert handle.vendor_state["callback_rules"] == 2
+    assert handle.vendor_state["callback_rules"] == 3
 
     report = build_report(job, receiver.payloads(job), request_id=rid)
     assert report.ended and report.job_id == job and report.provider == "tupu"
@@ -186,8 +188,10 @@ def test_without_end_rule_status_comes_from_search(
     eventually(lambda: sandbox.counters.get("callbacks.delivered")
                 == sandbox.counters.get("callbacks.queued"))
     assert not receiver.ended(handle.job_id)  # rule 0 sends no end-of-task callback
-    # Violations only: the transcription task still sends every slice; no normal moderation.
+    # Violations only (seed 003): no transcript slice, no normal moderation entry.
     assert count(receiver, handle.job_id, TASK_SPEECH_MODERATION) == 1
+    assert count(receiver, handle.job_id, TASK_VULGAR_SPEECH) == 1
+    assert count(receiver, handle.job_id, TASK_TRANSCRIPTION) == 0
 
 
 def test_alternate_shapes_end_to_end(

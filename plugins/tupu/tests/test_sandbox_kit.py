@@ -38,7 +38,8 @@ def test_routes_answer_404_and_405_like_a_server(tupu_sandbox: Start) -> None:
     assert urllib3.request("GET", f"{server.base_url}{STREAM}/close/{sid}").status == 405
     assert urllib3.request("GET", f"{server.base_url}/media/unknown/0.wav").status == 404
     # An unsigned POST reaches the vendor logic: refused with Tupu's code, signed.
-    answer = urllib3.request("POST", f"{server.base_url}{STREAM}/search/{sid}", body=b"{}")
+    answer = urllib3.request("POST", f"{server.base_url}{STREAM}/search/{sid}", body=b"{}",
+                             headers={"Content-Type": "application/json"})
     assert answer.status == 200 and set(json.loads(answer.data)) == {"json", "signature"}
     assert server.sandbox.counters.get("answers.code.12") == 1  # no timestamp
 

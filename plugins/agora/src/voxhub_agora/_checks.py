@@ -1,11 +1,11 @@
-"""Path-aware field checks shared by the client-side validators and the sandboxes.
+"""Path-aware field checks of the client-side validators.
 
 Every check raises :class:`FieldError`, which names the offending field by its
 path in Agora's JSON (``videoInputs[0].region.zOrder``) and says what is
-allowed. The providers turn it into :class:`voxhub.errors.InvalidInputError`;
-the sandboxes turn it into Agora's own error bodies. Keeping one set of rules
-for both sides is deliberate: the sandbox then refuses exactly what the client
-would have refused, so a client-side gap shows up as a sandbox 400 in tests.
+allowed. The providers turn it into :class:`voxhub.errors.InvalidInputError`.
+The sandboxes do *not* use these: they judge requests with their own rules
+(:mod:`.sandbox_stt_rules`, :mod:`.sandbox_transcoder_rules`), so a client that
+misreads the vendor documents is caught by a sandbox 400 in tests.
 """
 
 from __future__ import annotations
@@ -251,14 +251,18 @@ def check_base64_salt(value: Any, where: str) -> str:
 
 
 def check_image_url(value: Any, where: str) -> str:
-    """An http(s) URL of a ``.jpg``/``.jpeg``/``.png`` image (the path's suffix decides)."""
+    """An http(s) URL of a jpg or png image (seed ``001``: the URL has a jpg or png suffix).
+
+    ``.jpeg`` is refused: it is a JPEG, but its suffix is neither ``jpg`` nor ``png``.
+    """
     if not isinstance(value, str) or not value:
         raise FieldError(where, "must be an image URL")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise FieldError(where, "must be an http(s) URL")
-    if not parts.path.lower().endswith((".jpg", ".jpeg", ".png")):
-        raise FieldError(where, "must point to a jpg or png image (URL ending in .jpg or .png)")
+    if not parts.path.lower().endswith((".jpg", ".png")):
+        raise FieldError(where, "must be a jpg or png image URL ending in .jpg or .png "
+                         "(.jpeg is refused by Agora)")
     return value
 
 

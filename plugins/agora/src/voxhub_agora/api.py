@@ -5,8 +5,9 @@ transport retries, 429 handling and the per-profile rate limit stay in the core)
 
 * **auth** — ``Authorization: Basic ...`` or ``agora token="<AccessToken2>"``; in token
   mode the token is built for the channel the request is about (:class:`AgoraAuth`);
-* **hosts** — ``https://api.agora.io`` first, then ``https://api.sd-rtn.com`` when the
-  first cannot be reached (Agora's dual-domain guidance). A host that worked is preferred
+* **hosts** — the host its product's reference shows first (STT: ``https://api.agora.io``;
+  transcoder: ``https://api.sd-rtn.com``, seed 001), the other when the first cannot be
+  reached (Agora's dual-domain guidance). A host that worked is preferred
   for later calls of the same profile. An explicit ``base_url`` disables the fallback;
 * **X-Request-ID** — every request carries a fresh one; the answer's id (or ours when the
   answer has none) is logged and kept on errors as ``request_id``;
@@ -36,10 +37,13 @@ if TYPE_CHECKING:
 
     from .auth import AgoraAuth
 
-__all__ = ["DEFAULT_HOSTS", "AgoraApi", "HostPreference"]
+__all__ = ["DEFAULT_HOSTS", "TRANSCODER_HOSTS", "AgoraApi", "HostPreference"]
 
-#: Agora's REST hosts in the order tried (spec 1.1: same paths on both).
+#: Agora's REST hosts in the order tried (spec 1.1: same paths on both). The STT pages
+#: show only api.agora.io, so it comes first for STT.
 DEFAULT_HOSTS: tuple[str, ...] = ("https://api.agora.io", "https://api.sd-rtn.com")
+#: The Cloud Transcoder reference (seed 001) shows only api.sd-rtn.com: it comes first.
+TRANSCODER_HOSTS: tuple[str, ...] = ("https://api.sd-rtn.com", "https://api.agora.io")
 
 # Every status comes back from ApiClient.request: this client maps failures itself, after
 # deciding whether another host or Agora's back-off applies.

@@ -1,4 +1,4 @@
-"""Agora REST authentication, shared by both providers and both sandboxes.
+"""Agora REST authentication of both providers.
 
 Two modes (spec 1.1, seed "enable Real-Time STT from the client side"):
 
@@ -9,8 +9,9 @@ Two modes (spec 1.1, seed "enable Real-Time STT from the client side"):
     customer secret. The token is either configured ready-made (``auth_token``, e.g. handed
     out by the app's token server) or built here from the app certificate for each request.
 
-The same :func:`~voxhub_agora.accesstoken.check_token` code verifies the tokens in the
-sandboxes (:class:`AuthChecker`), answering the seed's 401 messages.
+:class:`AuthChecker` checks a header the way Agora's gateway does (for tools and tests);
+the sandboxes use their own :mod:`.sandbox_auth` instead, so they do not share the
+client's reading of the token format.
 """
 
 from __future__ import annotations

@@ -14,9 +14,11 @@ reuses it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -34,7 +36,7 @@ from ._checks import INSTANCE_ID_RE, FieldError
 from .api import DEFAULT_HOSTS, AgoraApi, HostPreference
 from .auth import AgoraAuth
 from .errors import retry_delays
-from .locks import Slot, TaskRegistry
+from .locks import Slot, StartPacer, TaskRegistry
 from .schema import BuilderTokenAnswer
 
 __all__ = [
@@ -54,6 +56,8 @@ BUILDER_TOKEN_VALIDITY = 300.0
 PENDING_TOKEN_MARGIN = 30.0
 #: Agora's back-off for an update whose answer was lost (its own codes have their own).
 _UPDATE_IN_DOUBT_DELAYS = (1.0, 3.0, 6.0)
+#: What an option lock_dir may hold: a path, never free text.
+_SAFE_PATH = re.compile(r"[\w./~+@-]{1,1024}")
 
 
 @attrs.frozen
@@ -85,17 +89,20 @@ class AgoraProvider(Provider):
     """Base of the Agora providers.
 
     Args:
-        hosts: REST hosts tried in order when the profile sets no ``base_url``.
+        hosts: REST hosts tried in order when the profile sets no ``base_url`` (default
+            :attr:`default_hosts`).
         lock_dir: where duplicate-start locks live (default: the context's
             ``state_dir``, beside the job store, so processes sharing a store share them).
     """
 
     product: str = "Agora"
+    #: Hosts tried in order when neither ``hosts`` nor a ``base_url`` is given.
+    default_hosts: tuple[str, ...] = DEFAULT_HOSTS
 
     def __init__(
-        self, *, hosts: Sequence[str] = DEFAULT_HOSTS, lock_dir: str | Path | None = None
+        self, *, hosts: Sequence[str] | None = None, lock_dir: str | Path | None = None
     ) -> None:
-        self.hosts = tuple(h.rstrip("/") for h in hosts)
+        self.hosts = tuple(h.rstrip("/") for h in (hosts or self.default_hosts))
         self.lock_dir = None if lock_dir is None else Path(lock_dir)
         self._preference = HostPreference()
 
@@ -118,6 +125,12 @@ class AgoraProvider(Provider):
     def registry(self, ctx: ProviderContext, lock_dir: str | None = None) -> TaskRegistry:
         """The lock registry: option ``lock_dir``, else the provider's, else ``ctx.state_dir``."""
         if lock_dir:
+            # A path, never free text: quotes, spaces or control characters are refused
+            # before a directory of that name is created (issue 16).
+            if not _SAFE_PATH.fullmatch(lock_dir):
+                raise InvalidInputError(
+                    "option 'lock_dir': a directory path of letters, digits and ._~/+@- only",
+                    field="lock_dir", provider=ctx.provider, operation="validate")
             base = Path(lock_dir).expanduser()
         elif self.lock_dir is not None:
             base = self.lock_dir
@@ -200,6 +213,20 @@ class AgoraProvider(Provider):
             return None
         return BuilderToken(name, instance_id, ctx.clock.monotonic() - age)
 
+    @contextlib.contextmanager
+    def paced(self, ctx: ProviderContext, lock_dir: str | None, product: str,
+              interval: float) -> Iterator[float]:
+        """Hold the start turn of this App ID (see :class:`~.locks.StartPacer`).
+
+        Yields the seconds waited for it; logged when a start had to wait.
+        """
+        pacer = StartPacer(self.registry(ctx, lock_dir).directory, interval=interval)
+        with pacer.turn(f"{product}|{self.auth(ctx).app_id.lower()}") as waited:
+            if waited:
+                ctx.log.info("agora.stt.start_paced" if product == "agora-stt"
+                             else "agora.start_paced", waited=round(waited, 3))
+            yield waited
+
     @staticmethod
     def registry_jobs(data: Mapping[str, Any] | None) -> list[str]:
         """The job ids recorded as using a registry entry's task."""
@@ -209,7 +236,7 @@ class AgoraProvider(Provider):
         return [str(j) for j in jobs] if isinstance(jobs, list) else []
 
 
-# --- sequenced updates (STT v5/v6 and the transcoder) --------------------------------------
+# --- sequenced updates (STT and the transcoder) --------------------------------------
 
 
 def next_sequence(state: Mapping[str, Any], recorded: Mapping[str, Any] | None) -> int:
@@ -223,9 +250,10 @@ def next_sequence(state: Mapping[str, Any], recorded: Mapping[str, Any] | None) 
 
 def send_sequenced(
     ctx: ProviderContext, api: AgoraApi, path: str, sequence: int, *,
-    params: Mapping[str, Any], json: Any,
+    params: Mapping[str, Any], json: Any, method: str = "PATCH",
 ) -> int:
-    """PATCH a sequenced update; a retry uses the next sequenceId. Returns the one applied.
+    """Send a sequenced update (``PATCH``, or v7's ``POST``); a retry uses the next
+    sequenceId. Returns the one applied.
 
     This is an update of an existing task, not a submission, so it keeps its own bounded
     retry: Agora's back-off for its codes, and 1/3/6 s when the answer was lost
@@ -236,7 +264,7 @@ def send_sequenced(
     attempt = 0
     while True:
         try:
-            api.request("PATCH", path, operation="update", idempotent=False, json=json,
+            api.request(method, path, operation="update", idempotent=False, json=json,
                         params={**params, "sequenceId": sequence})
             return sequence
         except ProviderError as exc:

@@ -6,6 +6,7 @@ scripted; the endpoint names are those of :attr:`AgoraSttSandbox.rules`.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -13,11 +14,13 @@ from typing import Any, ClassVar
 
 from voxhub.sandbox_kit import Request, Response, Rule
 
-from ._checks import FieldError, check_instance_id
-from .sandbox import AgoraSandbox, SandboxTask, SandboxToken, Schedule, check_keys_only
-from .stt_config import validate_start_body, validate_update_body
+from .sandbox import AgoraSandbox, SandboxTask, SandboxToken, Schedule
+from .sandbox_schema import Refusal
+from .sandbox_stt_rules import check_join, check_start, check_update, check_update_query
 
 __all__ = ["AgoraSttSandbox"]
+
+_INSTANCE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class AgoraSttSandbox(AgoraSandbox):
@@ -42,6 +45,15 @@ class AgoraSttSandbox(AgoraSandbox):
         super().__init__(**kwargs)
         self.schedule = tuple(schedule)
         self.agent_schedule = tuple(agent_schedule)
+        #: When each start / join request reached the emulator (wall clock, for pacing
+        #: checks across processes).
+        self.start_times: list[float] = []
+
+    def reset(self) -> None:
+        """Forget tokens, tasks and start times."""
+        super().reset()
+        with self.lock:
+            self.start_times.clear()
 
     _V6 = "/v1/projects/<app_id>/rtsc/speech-to-text"
     _V7 = "/api/speech-to-text/v1/projects/<app_id>"
@@ -86,6 +98,11 @@ class AgoraSttSandbox(AgoraSandbox):
         """An error in the ``{"code", "reason"}`` shape."""
         return AgoraSandbox.answer({"code": code, "reason": reason}, status)
 
+    def content_type_refusal(self, mimetype: str) -> Response:
+        """A non-JSON body: Agora's "body schema check fail" (code 2)."""
+        return self.code_error(2, f"body schema check fail, Content-Type {mimetype} is not "
+                                  "application/json")
+
     def _check_bots(self, task: SandboxTask, rtc: Mapping[str, Any]) -> None:
         channel = str(rtc.get("channelName"))
         ok_sub = self.rtc_token_ok(rtc.get("subBotToken"), channel, str(rtc.get("subBotUid")))
@@ -97,13 +114,14 @@ class AgoraSttSandbox(AgoraSandbox):
     def on_acquire(self, request: Request) -> Response:
         """Acquire a builder token."""
         body = self.body_of(request)
-        if not isinstance(body, dict):
+        if not isinstance(body, dict) or body.get("instanceId") is None:
             return self.code_error(2, "body schema check fail, instanceId: is required")
-        try:
-            check_keys_only(body, ("instanceId",))
-            instance_id = check_instance_id(body.get("instanceId"), "instanceId")
-        except FieldError as exc:
-            return self.code_error(2, f"body schema check fail, {exc}")
+        instance_id = body["instanceId"]
+        if set(body) != {"instanceId"}:
+            return self.code_error(2, "body schema check fail, only instanceId is accepted")
+        if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+            return self.code_error(2, "body schema check fail, instanceId: at most 64 "
+                                      "characters of a-z, A-Z, 0-9, - and _")
         return self.token_answer(self.new_token(instance_id))
 
     def _token(self, request: Request) -> tuple[SandboxToken | None, Response | None]:
@@ -115,6 +133,7 @@ class AgoraSttSandbox(AgoraSandbox):
 
     def on_start(self, request: Request) -> Response:
         """Start a task with a builder token (v5/v6)."""
+        self.start_times.append(time.time())
         token, refusal = self._token(request)
         if token is None:
             assert refusal is not None
@@ -133,8 +152,8 @@ class AgoraSttSandbox(AgoraSandbox):
             return self.code_error(2, "body schema check fail, the body must be a JSON object")
         version = "v5" if _uses_v5_fields(body) else "v6"
         try:
-            validate_start_body(body, version)
-        except FieldError as exc:
+            check_start(body, version)
+        except Refusal as exc:
             return self.code_error(2, f"body schema check fail, {exc}")
         rtc = body["rtcConfig"]
         task = SandboxTask(task_id=uuid.uuid4().hex, kind=version, channel=rtc["channelName"],
@@ -176,22 +195,18 @@ class AgoraSttSandbox(AgoraSandbox):
             return refusal
         if self.lifetime_over(task):
             return self.code_error(404, "The task is not found", 404)
-        raw_seq = request.args.get("sequenceId", "")
-        if not raw_seq.isdigit():
-            return self.code_error(2, "body schema check fail, sequenceId: is required "
-                                      "(an integer >= 0)")
-        sequence = int(raw_seq)
+        try:
+            sequence, mask = check_update_query(request.args)
+        except Refusal as exc:
+            return self.code_error(2, f"body schema check fail, {exc}")
         if sequence <= task.sequence:
             self.counters.add("updates.stale")
             return self.code_error(2, f"invalid sequenceId: {sequence} is not greater than "
                                       f"{task.sequence}, the last one applied")
-        mask = [m for m in request.args.get("updateMask", "").split(",") if m]
         body = self.body_of(request)
-        if not isinstance(body, dict):
-            return self.code_error(2, "body schema check fail, the body must be a JSON object")
         try:
-            validate_update_body(body, task.kind, mask)
-        except FieldError as exc:
+            check_update(body, task.kind, mask)
+        except Refusal as exc:
             return self.code_error(2, f"body schema check fail, {exc}")
         task.sequence = sequence
         _apply_update(task.body, body)
@@ -228,12 +243,11 @@ class AgoraSttSandbox(AgoraSandbox):
 
     def on_join(self, request: Request) -> Response:
         """Create an agent (v7); a live agent with the same name is a 409."""
+        self.start_times.append(time.time())
         body = self.body_of(request)
-        if not isinstance(body, dict):
-            return self.v7_error(400, "InvalidParameter", "the body must be a JSON object")
         try:
-            validate_start_body(body, "v7")
-        except FieldError as exc:
+            check_join(body)
+        except Refusal as exc:
             return self.v7_error(400, "InvalidParameter", str(exc))
         for task in self.tasks.values():
             if task.kind == "v7" and task.name == body["name"] and not self.lifetime_over(task):
@@ -277,17 +291,21 @@ class AgoraSttSandbox(AgoraSandbox):
         return self.answer({})
 
     def on_agent_update(self, request: Request, agent_id: str) -> Response:
-        """Update an agent (v7)."""
+        """Update an agent (v7): ``sequenceId`` and ``updateMask`` query parameters required."""
         task = self._agent(agent_id)
         if task is None or self.lifetime_over(task):
             return self.v7_error(404, "TaskNotFound", f"agent {agent_id} is not running")
         body = self.body_of(request)
-        if not isinstance(body, dict):
-            return self.v7_error(400, "InvalidParameter", "the body must be a JSON object")
         try:
-            validate_update_body(body, "v7", _mask_of(body))
-        except FieldError as exc:
+            sequence, mask = check_update_query(request.args)
+            check_update(body, "v7", mask)
+        except Refusal as exc:
             return self.v7_error(400, "InvalidParameter", str(exc))
+        if sequence <= task.sequence:
+            self.counters.add("updates.stale")
+            return self.v7_error(400, "InvalidParameter", f"sequenceId {sequence} is not "
+                                 f"greater than {task.sequence}, the last one applied")
+        task.sequence = sequence
         _apply_update(task.body, body)
         self.counters.add("tasks.updated")
         return self.answer(self._agent_view(task))
@@ -298,17 +316,6 @@ def _uses_v5_fields(body: Mapping[str, Any]) -> bool:
     translate = body.get("translateConfig")
     return (isinstance(rtc, Mapping) and "transferMode" in rtc) or (
         isinstance(translate, Mapping) and "forceTranslateInterval" in translate)
-
-
-def _mask_of(body: Mapping[str, Any]) -> list[str]:
-    mask = [k for k in ("languages", "uidLanguagesConfig") if k in body]
-    rtc = body.get("rtcConfig")
-    if isinstance(rtc, Mapping) and "subscribeAudioUids" in rtc:
-        mask.append("rtcConfig.subscribeAudioUids")
-    translate = body.get("translateConfig")
-    if isinstance(translate, Mapping):
-        mask += [f"translateConfig.{k}" for k in ("enable", "languages") if k in translate]
-    return mask
 
 
 def _apply_update(current: dict[str, Any], change: Mapping[str, Any]) -> None:

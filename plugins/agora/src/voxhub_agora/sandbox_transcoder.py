@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from voxhub.sandbox_kit import Request, Response, Rule
 
-from ._checks import FieldError, check_instance_id
 from .sandbox import AgoraSandbox, SandboxTask
-from .transcoder_config import TranscoderConfig, transcoder_section
+from .sandbox_schema import Refusal
+from .sandbox_transcoder_rules import UPDATE_MASK, check_acquire, check_services
 
 __all__ = ["AgoraTranscoderSandbox"]
 
@@ -98,35 +99,37 @@ class AgoraTranscoderSandbox(AgoraSandbox):
             "workflows": {},
         }
 
-    def _config(self, body: Any) -> tuple[TranscoderConfig | None, Response | None]:
-        if not isinstance(body, dict) or "services" not in body:
-            return None, self.message(400, "body schema check fail, services: is required")
+    def _config(self, body: Any) -> tuple[Mapping[str, Any] | None, Response | None]:
         try:
-            return TranscoderConfig.from_dict(transcoder_section(body)), None
-        except FieldError as exc:
+            return check_services(body), None
+        except Refusal as exc:
             return None, self.message(400, f"body schema check fail, {exc}")
 
-    def _check_tokens(self, task: SandboxTask, config: TranscoderConfig) -> None:
+    @staticmethod
+    def _endpoints(transcoder: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+        found = []
+        for key in ("audioInputs", "videoInputs", "outputs"):
+            for item in transcoder.get(key) or []:
+                if item.get("rtc") is not None:
+                    found.append((key, item["rtc"]))
+        return found
+
+    def _check_tokens(self, task: SandboxTask, transcoder: Mapping[str, Any]) -> None:
         ok = True
-        for path, rtc in config.endpoints():
-            uid = 0 if not path.startswith("outputs") else rtc.uid
-            ok = self.rtc_token_ok(rtc.token, rtc.channel, uid) and ok
+        for key, rtc in self._endpoints(transcoder):
+            # Inputs are joined with a random uid (seed: build with uid 0); outputs with rtcUid.
+            uid = rtc["rtcUid"] if key == "outputs" else 0
+            ok = self.rtc_token_ok(rtc["rtcToken"], rtc["rtcChannel"], uid) and ok
         task.bad_tokens = not ok
 
     def on_acquire(self, request: Request) -> Response:
         """Acquire a builder token."""
         body = self.body_of(request)
-        if not isinstance(body, dict):
-            return self.message(400, "body schema check fail, instanceId: is required")
         try:
-            instance_id = check_instance_id(body.get("instanceId"), "instanceId")
-        except FieldError as exc:
+            check_acquire(body)
+        except Refusal as exc:
             return self.message(400, f"body schema check fail, {exc}")
-        if "services" in body:
-            _config, refusal = self._config({"services": body["services"]})
-            if refusal is not None:
-                return refusal
-        return self.token_answer(self.new_token(instance_id))
+        return self.token_answer(self.new_token(body["instanceId"]))
 
     def on_create(self, request: Request) -> Response:
         """Create a transcoding task (one per token, one live task per instanceId)."""
@@ -152,8 +155,10 @@ class AgoraTranscoderSandbox(AgoraSandbox):
             return refusal
         if time.monotonic() - token.created > 2.0:
             self.counters.add("tasks.late_create")  # Agora advises creating within 2 s
-        task = SandboxTask(task_id=str(uuid.uuid4()), kind="transcoder",
-                           channel=config.input_channel or "", body=body,
+        channel = next((rtc["rtcChannel"] for key, rtc in self._endpoints(config)
+                        if key != "outputs"), "")
+        task = SandboxTask(task_id=str(uuid.uuid4()), kind="transcoder", channel=channel,
+                           body=body,
                            created=time.monotonic(), create_ts=int(time.time()),
                            token=token.name, name=token.instance_id)
         self._check_tokens(task, config)
@@ -197,7 +202,7 @@ class AgoraTranscoderSandbox(AgoraSandbox):
             self.counters.add("updates.stale")
             return self.message(400, f"invalid sequenceId: {sequence} is not greater than "
                                      f"{task.sequence}, the last one applied")
-        if request.args.get("updateMask") != "services.cloudTranscoder.config":
+        if request.args.get("updateMask") != UPDATE_MASK:
             return self.message(400, "body schema check fail, updateMask: must be "
                                      "services.cloudTranscoder.config")
         body = self.body_of(request)

@@ -65,7 +65,10 @@ def normalize_stt_status(version: str, vendor: str | None, raw: Any = None) -> J
     state = table.get(text.upper(), JobState.RUNNING)
     reason = None
     if state is JobState.FAILED:
-        reason = "stopping the task failed" if text.upper() == "FAILURE_STOP" else "agent failed"
+        # FAILURE_STOP is documented as "stopping failed", yet a task nobody stopped can
+        # report it (e.g. one whose bots could not join): say only that the task failed.
+        reason = ("the task ended abnormally (FAILURE_STOP); check the bots' RTC tokens and "
+                  "the channel" if text.upper() == "FAILURE_STOP" else "agent failed")
     return JobStatus(state, vendor_state=text or None, reason=reason, raw=raw)
 
 

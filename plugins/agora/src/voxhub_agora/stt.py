@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager as ContextManager
 from typing import Any, ClassVar, cast
 
 import attrs
@@ -45,7 +46,6 @@ from voxhub.plugin import (
 )
 
 from ._checks import FieldError
-from .accesstoken import RtcRole
 from .api import AgoraApi
 from .auth import AgoraAuth
 from .errors import BuilderTokenError, TaskConflictError
@@ -62,6 +62,7 @@ from .provider import (
 )
 from .schema import AgentAnswer, TaskAnswer
 from .states import ended_status, normalize_stt_status
+from .stt_bots import check_bot_tokens, with_bot_tokens
 from .stt_config import (
     API_VERSIONS,
     option_for_path,
@@ -98,6 +99,8 @@ class AgoraSttProvider(AgoraProvider):
 
     product = "Real-Time STT"
     info: ClassVar[ProviderInfo] = STT_INFO
+    #: Seconds between two starts (v5/v6 start, v7 join) of one App ID (seed 000).
+    start_interval: float = 1.0
 
     # --- validation -------------------------------------------------------------------
 
@@ -119,6 +122,7 @@ class AgoraSttProvider(AgoraProvider):
             validate_start_body(plan.body, plan.version)
         except FieldError as exc:
             raise self._option_error(ctx, exc) from None
+        check_bot_tokens(ctx, self.auth(ctx), plan.body)
         return request
 
     def plan(
@@ -183,6 +187,14 @@ class AgoraSttProvider(AgoraProvider):
                          "started_at": time.time()}
         return Submitted(handle.with_vendor(ids, state), status=status)
 
+    def start_turn(self, ctx: ProviderContext, plan: StartPlan) -> ContextManager[float]:
+        """Hold this App ID's start turn (seed 000: no more than one start a second).
+
+        Shared by every thread and process using the same lock directory, in addition
+        to the channel lock (which only keeps one channel from being started twice).
+        """
+        return self.paced(ctx, plan.lock_dir, "agora-stt", self.start_interval)
+
     def _channel_key(self, ctx: ProviderContext, plan: StartPlan | str) -> str:
         channel = plan if isinstance(plan, str) else plan.channel
         return f"agora-stt|{self.auth(ctx).app_id.lower()}|{channel}"
@@ -210,7 +222,8 @@ class AgoraSttProvider(AgoraProvider):
         self, ctx: ProviderContext, api: AgoraApi, plan: StartPlan,
         builder_token: BuilderToken | None, slot: Slot | None,
     ) -> tuple[dict[str, str], dict[str, Any], JobStatus]:
-        body = self._with_bot_tokens(ctx, plan)
+        body = with_bot_tokens(ctx, self.auth(ctx), plan.channel, plan.body,
+                               plan.bot_token_expire)
         state: dict[str, Any] = {"api_version": plan.version, "channel": plan.channel,
                                  "instance_id": plan.name}
         if plan.lock_dir:
@@ -227,26 +240,6 @@ class AgoraSttProvider(AgoraProvider):
                                       answer)
         return {"task_id": task_id, "builder_token_name": token.name}, state, status
 
-    def _with_bot_tokens(self, ctx: ProviderContext, plan: StartPlan) -> dict[str, Any]:
-        """The body with bot RTC tokens built from the app certificate where none was given.
-
-        Without a certificate nothing is added (a project without one needs no tokens).
-        """
-        auth = self.auth(ctx)
-        body = dict(plan.body)
-        rtc = dict(body["rtcConfig"])
-        if auth.can_sign:
-            now = ctx.clock.time()
-            for uid_key, token_key, role in (("subBotUid", "subBotToken", RtcRole.SUBSCRIBER),
-                                             ("pubBotUid", "pubBotToken", RtcRole.PUBLISHER)):
-                if not rtc.get(token_key):
-                    rtc[token_key] = auth.rtc_token(
-                        plan.channel, int(rtc[uid_key]), role=role,
-                        expire=plan.bot_token_expire, now=now,
-                    )
-        body["rtcConfig"] = rtc
-        return body
-
     # --- v7 ---------------------------------------------------------------------------
 
     @staticmethod
@@ -256,8 +249,9 @@ class AgoraSttProvider(AgoraProvider):
     def _join(self, ctx: ProviderContext, api: AgoraApi, plan: StartPlan,
               body: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
         try:
-            data = api.call("POST", f"{self._v7_base(api.auth)}/join", operation="join",
-                            json=body)
+            with self.start_turn(ctx, plan):
+                data = api.call("POST", f"{self._v7_base(api.auth)}/join", operation="join",
+                                json=body)
         except TaskConflictError as exc:
             # Same name = same input (idempotency key): the first join won; use its agent.
             found = self._find_agent(api, plan.name)
@@ -301,15 +295,19 @@ class AgoraSttProvider(AgoraProvider):
         # provably started nothing. An unknown outcome goes to the core (in_doubt).
         last: ProviderError | None = None
         for _attempt in range(_START_ATTEMPTS):
-            age = 0.0 if token is None else token.age(ctx.clock.monotonic())
-            if token is None or age > BUILDER_TOKEN_VALIDITY - _TOKEN_MARGIN:
-                if token is not None:
-                    ctx.log.info("agora.stt.token_expired_locally", age=age)
-                token = self.acquire_builder_token(ctx, plan.name, plan.channel)
-                self.remember_token(slot, token)
             try:
-                data = api.call("POST", f"{self._v6_base(api.auth)}/tasks", operation="start",
-                                params={"builderToken": token.name}, json=body)
+                # The token is checked (and acquired) inside the turn: waiting for the
+                # turn must not eat into its 5 minutes.
+                with self.start_turn(ctx, plan):
+                    age = 0.0 if token is None else token.age(ctx.clock.monotonic())
+                    if token is None or age > BUILDER_TOKEN_VALIDITY - _TOKEN_MARGIN:
+                        if token is not None:
+                            ctx.log.info("agora.stt.token_expired_locally", age=age)
+                        token = self.acquire_builder_token(ctx, plan.name, plan.channel)
+                        self.remember_token(slot, token)
+                    data = api.call("POST", f"{self._v6_base(api.auth)}/tasks",
+                                    operation="start", params={"builderToken": token.name},
+                                    json=body)
             except BuilderTokenError as exc:
                 ctx.log.info("agora.stt.reacquire", reason=exc.message,
                              request_id=exc.request_id)
@@ -318,9 +316,10 @@ class AgoraSttProvider(AgoraProvider):
             except TaskConflictError as exc:
                 # This token already started a task (an earlier attempt whose answer was
                 # lost): that task is ours.
-                if exc.task_id:
+                if exc.task_id and token is not None:
                     return exc.task_id, token, {"taskId": exc.task_id}
                 raise
+            assert token is not None
             return api.read(data, TaskAnswer, "start").taskId, token, as_mapping(data)
         assert last is not None
         raise last
@@ -433,9 +432,11 @@ class AgoraSttProvider(AgoraProvider):
     ) -> JobHandle:
         """Change a running task's languages, subscribed uids or translation.
 
-        v5/v6 send ``sequenceId`` (strictly increasing per task, kept in the handle's
-        ``vendor_state`` and in the channel's lock record, so processes never reuse one)
-        and ``updateMask``. Returns the handle to store (it carries the new sequenceId).
+        Every version sends ``sequenceId`` (strictly increasing per task, kept in the
+        handle's ``vendor_state`` and in the channel's lock record, so processes never
+        reuse one) and ``updateMask`` as query parameters; v7 ``POST``s to
+        ``.../agents/{id}/update``, v5/v6 ``PATCH`` the task. Returns the handle to store
+        (it carries the new sequenceId).
         """
         version = self._version(handle)
         body, mask = update_body(languages=languages, uid_languages=uid_languages,
@@ -445,25 +446,24 @@ class AgoraSttProvider(AgoraProvider):
         except FieldError as exc:
             raise self.invalid(ctx, exc, label="update") from None
         api = self._handle_api(ctx, handle)
+        params = {"updateMask": ",".join(mask)}
         if version == "v7":
+            # v7 takes sequenceId and updateMask as query parameters too (its reference
+            # lists both as required); the body alone is not enough.
             agent = path_segment(self._required_id(ctx, handle, "agent_id"))
-            # A full replacement of the named fields: applying it twice is harmless.
-            api.request("POST", f"{self._v7_base(api.auth)}/agents/{agent}/update",
-                        operation="update", json=body, idempotent=True)
-            return handle
-        task = path_segment(self._required_id(ctx, handle, "task_id"))
-        token = self._required_id(ctx, handle, "builder_token_name")
+            method, path = "POST", f"{self._v7_base(api.auth)}/agents/{agent}/update"
+        else:
+            task = path_segment(self._required_id(ctx, handle, "task_id"))
+            params["builderToken"] = self._required_id(ctx, handle, "builder_token_name")
+            method, path = "PATCH", f"{self._v6_base(api.auth)}/tasks/{task}"
         lock_dir = handle.vendor_state.get("lock_dir")
         registry = self.registry(ctx, str(lock_dir) if lock_dir else None)
         channel = str(handle.vendor_state.get("channel") or "")
         with registry.locked(self._channel_key(ctx, channel)) as slot:
             recorded = slot.data if slot.data and slot.data.get(
                 "vendor_ids") == handle.vendor_ids else None
-            sequence = send_sequenced(
-                ctx, api, f"{self._v6_base(api.auth)}/tasks/{task}",
-                next_sequence(handle.vendor_state, recorded),
-                params={"builderToken": token, "updateMask": ",".join(mask)}, json=body,
-            )
+            sequence = send_sequenced(ctx, api, path, next_sequence(handle.vendor_state, recorded),
+                                      params=params, json=body, method=method)
             if recorded is not None:
                 slot.data = {**recorded, "vendor_state": {
                     **as_mapping(recorded.get("vendor_state")), "sequence_id": sequence}}

@@ -1,7 +1,7 @@
 """Real-Time STT request bodies: built from voxhub options, validated before any request.
 
-The same validators run in the sandbox on what it receives, so client and emulator
-agree on every rule. Limits differ by API version (spec 1.4, 1.6, 1.10):
+The sandbox checks what it receives with its own rules (:mod:`.sandbox_stt_rules`),
+not with these. Limits differ by API version (spec 1.4, 1.6, 1.10):
 
 ============================  ======  ======  ======
 rule                          v5      v6      v7
@@ -150,7 +150,7 @@ def option_for_path(path: str) -> str:
     return found
 
 
-# --- validation (client and sandbox) ---------------------------------------------------
+# --- validation (client side) --------------------------------------------------------
 
 
 def _languages(data: Mapping[str, Any], key: str, path: str, limit: int, *,

@@ -37,7 +37,7 @@ from voxhub.plugin import (
 
 from ._checks import FieldError
 from .accesstoken import RtcRole
-from .api import AgoraApi
+from .api import TRANSCODER_HOSTS, AgoraApi
 from .auth import AgoraAuth
 from .errors import BuilderTokenError, TaskConflictError
 from .locks import Slot
@@ -72,6 +72,8 @@ class AgoraTranscoderProvider(AgoraProvider):
 
     product = "Cloud Transcoder"
     info: ClassVar[ProviderInfo] = TRANSCODER_INFO
+    # Seed 001 (the transcoder's reference) uses api.sd-rtn.com throughout.
+    default_hosts = TRANSCODER_HOSTS
 
     # --- configuration ------------------------------------------------------------------
 

@@ -6,15 +6,20 @@ allowed, e.g. ``videoInputs[0].region.zOrder: 1 is out of range (allowed 2..100)
 
 Read a configuration with :meth:`TranscoderConfig.from_dict` (or :func:`load_config`
 for a JSON or TOML file); build one in code and call :meth:`TranscoderConfig.validate`.
-The sandbox parses what it receives with the same code. The pieces (regions, inputs,
-canvas, outputs) are in :mod:`.transcoder_parts`, re-exported here.
+The sandbox checks what it receives with its own rules (:mod:`.sandbox_transcoder_rules`).
+The pieces (regions, inputs, canvas, outputs) are in :mod:`.transcoder_parts`,
+re-exported here.
 
 Documentation conflicts and choices: the schema table says ``watermarks``, the
-examples ``waterMarks`` — both are read, ``watermarks`` is sent. ``canvas`` is
-marked required; it is required here whenever video is involved (video inputs or a
-``videoOption``), since an audio-only task has nothing to draw. The ranges allow up
-to 3840 px while the quota page caps output at 1920x1080: 3840 is accepted and a
-larger-than-1080p output only produces a warning.
+examples ``waterMarks`` — both are read, ``watermarks`` is sent. Seed ``001`` marks
+``canvas`` (with ``width``, ``height``, ``color``) and ``watermarks`` required, so both
+are always sent: ``watermarks`` as ``[]`` when there is none (an array with no item is
+the documented way to say "no watermark"), and a task that composes nothing gets the
+canvas :func:`default_canvas` (the first output video's size, else the smallest
+documented size, 120x120, black). Composing video inputs without a canvas is still
+refused: the layout is the user's to choose. The ranges allow up to 3840 px while the
+quota page caps output at 1920x1080: 3840 is accepted and a larger-than-1080p output
+only produces a warning.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from .transcoder_parts import (
     PROFILE_TYPES,
     SERVICE_TYPE,
     SINGLE_MODES,
+    SIZE,
     STREAM_PROCESS_MODES,
     AudioInput,
     AudioOption,
@@ -72,6 +78,7 @@ __all__ = [
     "VideoInput",
     "VideoOption",
     "Watermark",
+    "default_canvas",
     "load_config",
     "transcoder_section",
 ]
@@ -169,10 +176,9 @@ class TranscoderConfig:
             out["audioInputs"] = [i.to_dict() for i in self.audio_inputs]
         if self.video_inputs:
             out["videoInputs"] = [i.to_dict() for i in self.video_inputs]
-        if self.canvas is not None:
-            out["canvas"] = self.canvas.to_dict()
-        if self.watermarks:
-            out["watermarks"] = [w.to_dict() for w in self.watermarks]
+        # Both are required by seed 001, even when nothing is drawn.
+        out["canvas"] = (self.canvas or default_canvas(self.outputs)).to_dict()
+        out["watermarks"] = [w.to_dict() for w in self.watermarks]
         out["outputs"] = [o.to_dict() for o in self.outputs]
         return out
 
@@ -244,6 +250,18 @@ class TranscoderConfig:
                 found.append(f"outputs[{index}].videoOption is {video.width}x{video.height}, "
                              "above the documented maximum of 1920x1080")
         return found
+
+
+def default_canvas(outputs: tuple[Output, ...]) -> Canvas:
+    """The canvas sent when the configuration has none (nothing is composed).
+
+    The first output's video size when there is one (the picture is that big anyway),
+    else 120x120, the smallest size seed ``001`` allows; black (``color`` 0), no image.
+    """
+    video = next((o.video_option for o in outputs if o.video_option is not None), None)
+    if video is None:
+        return Canvas(SIZE[0], SIZE[0], 0)
+    return Canvas(video.width, video.height, 0)
 
 
 def transcoder_section(document: Mapping[str, Any]) -> Mapping[str, Any]:

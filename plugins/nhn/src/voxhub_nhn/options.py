@@ -55,6 +55,8 @@ __all__ = [
     "NAME",
     "NEW_HOST",
     "OPTIONS",
+    "SYNC_READ_FACTOR",
+    "SYNC_READ_SETTING",
     "BiasingEntry",
     "Limits",
     "check_language",
@@ -71,7 +73,17 @@ DEFAULT_BASE_URL = f"https://{NEW_HOST}"
 API_VERSIONS = ("v2.0", "v2.1")
 CURRENT_VERSION = "v2.1"
 
-MB = 1024 * 1024
+#: NHN writes its limits in "MB" without saying which. voxhub reads them as decimal
+#: megabytes (10**6 bytes), the smaller and so the safe reading: 150 MB is 150,000,000
+#: bytes, not 157,286,400 (150 MiB). Every size here, in errors and in the README is
+#: in bytes or in these MB.
+MB = 1_000_000
+
+#: Synchronous recognition answers only when recognition ends, so the read timeout
+#: grows with the audio: ``read + duration * factor``. 1.0 assumes recognition is no
+#: slower than real time; the profile setting ``sync_read_factor`` changes it.
+SYNC_READ_FACTOR = 1.0
+SYNC_READ_SETTING = "sync_read_factor"
 
 #: The language NHN recognises (the docs: "recognition results are provided for Korean only").
 KOREAN = "ko"
@@ -193,8 +205,8 @@ class Limits:
     max_seconds: float = 3600.0
 
     def describe(self) -> str:
-        return (f"at most {self.max_bytes // MB} MB, {self.min_seconds:g}-{self.max_seconds:g} s, "
-                f"formats {describe_formats()}")
+        return (f"at most {self.max_bytes:,} bytes ({self.max_bytes / MB:g} MB), "
+                f"{self.min_seconds:g}-{self.max_seconds:g} s, formats {describe_formats()}")
 
 
 #: The limits since the 2026-07 change (host ``api-speech.nhncloudservice.com``), sync and async.
@@ -255,7 +267,8 @@ def check_local_media(media: LocalFile, limits: Limits) -> None:
     if size == 0:
         raise bad("the file is empty")
     if size > limits.max_bytes:
-        raise bad(f"{size / MB:.1f} MB is over NHN's limit of {limits.max_bytes // MB} MB")
+        raise bad(f"{size:,} bytes is over NHN's limit of {limits.max_bytes:,} bytes "
+                  f"({limits.max_bytes / MB:g} MB)")
     info = probe(path)
     if info.format is None:
         raise bad(f"not a format NHN accepts ({describe_formats()})")
@@ -287,6 +300,9 @@ INFO = ProviderInfo(
                         secret=False, required=False),
         CredentialField("api_version", "v2.1 (token) or v2.0 (secret key); chosen from "
                         "the credentials when unset", secret=False, required=False),
+        CredentialField(SYNC_READ_SETTING, "seconds of read timeout added per second of "
+                        f"audio for synchronous recognition (default {SYNC_READ_FACTOR:g})",
+                        secret=False, required=False),
     ),
     default_base_url=DEFAULT_BASE_URL,
     # Gateway 5xx and 429 are retried by the transport; submits (POST) and retry (a GET

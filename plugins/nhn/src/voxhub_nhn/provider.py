@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 from voxhub.plugin import (
+    ConfigurationError,
     InvalidInputError,
     JobFailedError,
     JobHandle,
@@ -38,13 +39,23 @@ from voxhub.plugin import (
     Result,
     Segment,
     Submitted,
+    Timeouts,
     Transcript,
     path_segment,
     redact,
 )
 
 from .api import NhnApi, NhnAuth, resolve_auth
-from .options import INFO, KOREAN, NAME, check_request, parse_biasing_list
+from .audio import probe
+from .options import (
+    INFO,
+    KOREAN,
+    NAME,
+    SYNC_READ_FACTOR,
+    SYNC_READ_SETTING,
+    check_request,
+    parse_biasing_list,
+)
 from .schema import AsyncSubmitAnswer, RetryAnswer, StatusAnswer, SttResult, SyncAnswer
 
 __all__ = ["NhnProvider", "to_transcript"]
@@ -173,12 +184,13 @@ class NhnProvider(Provider):
         parts = [Part("audio", path=media.path)]
         parts += [Part("biasingList", value=item) for item in biasing]
         body = MultipartBody(parts)
+        timeouts = sync_timeouts(api, media)
         api.ctx.log.info("nhn.submit", job_id=handle.job_id, mode=MODE_SYNC,
                          version=api.auth.version, bytes=body.file_size,
-                         biasing_items=len(biasing))
+                         biasing_items=len(biasing), read_timeout=round(timeouts.read, 1))
         # A POST: the transport resends only provably unsent requests and 429s.
         answer, data = api.exchange("POST", "stt", operation="submit", into=SyncAnswer,
-                                    body=body, idempotent=False)
+                                    body=body, idempotent=False, timeouts=timeouts)
         if answer.result is None:
             raise ProviderError("NHN answered success without a result", provider=NAME,
                                 operation="submit")
@@ -213,6 +225,39 @@ class NhnProvider(Provider):
         task_id = _task_id(handle, operation)
         return NhnApi(ctx).exchange("GET", f"stt/async/{path_segment(task_id)}/status",
                                     operation=operation, into=StatusAnswer, idempotent=True)
+
+
+def sync_timeouts(api: NhnApi, media: LocalFile) -> Timeouts:
+    """The context's timeouts with ``read`` grown by the audio's duration (sync recognition).
+
+    NHN answers a sync request only when recognition is over, which for an hour of
+    audio takes far longer than a generic read timeout. The duration is read locally;
+    when it cannot be (WebM, AAC, AC3) the API's maximum duration is assumed.
+    Connect and write timeouts are kept.
+    """
+    base = api.ctx.http.timeouts
+    duration = probe(media.path).duration
+    if duration is None:
+        duration = api.auth.sync_limits.max_seconds
+    factor = _read_factor(api.ctx)
+    return attrs.evolve(base, read=base.read + duration * factor)
+
+
+def _read_factor(ctx: ProviderContext) -> float:
+    value = ctx.settings.get(SYNC_READ_SETTING)
+    if value is None or value == "":
+        return SYNC_READ_FACTOR
+    try:
+        factor = float(str(value))
+    except ValueError:
+        factor = -1.0
+    if not factor >= 0:  # also refuses NaN
+        raise ConfigurationError(
+            f"setting {SYNC_READ_SETTING!r} must be a number of seconds per second of audio "
+            f"(>= 0), got {value!r}", provider=NAME, operation="submit",
+            details={"field": SYNC_READ_SETTING},
+        )
+    return factor
 
 
 def _task_id(handle: JobHandle, operation: str) -> str:

@@ -51,9 +51,16 @@ from voxhub.sandbox_kit import (
 )
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-from .audio import AudioInfo, probe
-from .errors import lookup
-from .options import CURRENT_LIMITS, Limits
+from .audio import AudioInfo
+from .sandbox_rules import (
+    GATEWAY_STATUS,
+    MB,
+    NHN_LIMITS,
+    SandboxLimits,
+    examine_audio,
+    http_status_of,
+    result_key,
+)
 from .sandbox_text import (
     PLACEHOLDER_TEXT,
     Sidecar,
@@ -75,7 +82,6 @@ from .schema import (
 
 __all__ = ["ENDPOINTS", "PLACEHOLDER_TEXT", "NhnSandbox"]
 
-MB = 1024 * 1024
 #: Default credentials of the emulator (fake, accepted only by it).
 SANDBOX_APP_KEY = "nhn-sandbox-appkey"
 SANDBOX_SECRET_KEY = "nhn-sandbox-secret-key"  # noqa: S105 - a sandbox's fake credential
@@ -139,8 +145,8 @@ class NhnSandbox(Sandbox):
         failure_rate: float = 0.0,
         seed: int | None = None,
         retry_new_id: bool = True,
-        sync_limits: Limits = CURRENT_LIMITS,
-        async_limits: Limits = CURRENT_LIMITS,
+        sync_limits: SandboxLimits = NHN_LIMITS,
+        async_limits: SandboxLimits = NHN_LIMITS,
         gateway: bool = False,
         gateway_max_bytes: int = 10 * MB,
         status_mode: Literal["documented", "rfc9110"] = "documented",
@@ -361,18 +367,17 @@ class NhnSandbox(Sandbox):
 
     # --- media -----------------------------------------------------------------------
 
-    def _examine(self, data: bytes, limits: Limits) -> AudioInfo:
-        """NHN's media checks, in the order a server would make them."""
+    def _examine(self, data: bytes, limits: SandboxLimits) -> AudioInfo:
+        """NHN's media checks, in the order a server would make them (own code: sandbox_rules)."""
         if not data:
             raise _Refused(4000004, "Uploaded file is empty.")
         if len(data) > limits.max_bytes:
             raise _Refused(4000002, "Maximum upload size exceeded.")
-        info = probe(data, check_silence=True)
-        if info.format is None:
+        info = examine_audio(data)
+        if info == "type":
             raise _Refused(4000003, "Invalid file type.")
-        if info.decodable is False:
+        if not isinstance(info, AudioInfo):
             raise _Refused(4000201, "Invalid audio file.")
-        # Formats not readable here (WebM, AAC, AC3): estimate from size at 128 kbit/s.
         duration = info.duration if info.duration is not None else len(data) / 16_000
         if duration < limits.min_seconds:
             raise _Refused(4000203, "Audio length is too short.")
@@ -430,14 +435,13 @@ class NhnSandbox(Sandbox):
 
     def _envelope_parts(self, code: int, message: str | None) -> tuple[int, dict[str, Any]]:
         """The HTTP status NHN sends ``code`` with, and the envelope body."""
-        entry = lookup(code)
         if code == 0:
             status = 200
-        elif entry.gateway:
-            status = entry.http_status
+        elif code in GATEWAY_STATUS:
+            status = GATEWAY_STATUS[code]
         else:
-            status = 200 if self.status_mode == "documented" else entry.natural_status
-        header = Header(code == 0, code, message or entry.key)
+            status = 200 if self.status_mode == "documented" else http_status_of(code)
+        header = Header(code == 0, code, message or result_key(code))
         return status, {"header": unstructure(header)}
 
     def _envelope(self, code: int, message: str | None = None) -> Response:

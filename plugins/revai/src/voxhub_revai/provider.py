@@ -258,8 +258,10 @@ class RevaiProvider(Provider):
         except ProviderError as exc:
             raise CallbackRejected(exc.message, http_status=400, provider=NAME,
                                    operation="callback") from None
+        # One delivery per (job, reported status): a re-indented or re-sent copy is a replay.
         return CallbackEvent(vendor_id=job.id, status=job.to_status(), confirm=True,
-                             data={"revai_status": job.status})
+                             data={"revai_status": job.status},
+                             delivery_id=f"revai:{job.id}:{job.status}")
 
 
 def _vendor_id(handle: JobHandle) -> str:

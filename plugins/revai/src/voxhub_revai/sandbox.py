@@ -70,7 +70,6 @@ from .sandbox_render import (
 )
 from .sandbox_transcribe import PLACEHOLDER_TEXT, Outcome, download, sidecar_text, transcribe
 from .sandbox_upload import UploadDesk, discard
-from .schema import TRANSCRIPT_JSON
 
 __all__ = ["FAILURES", "PLACEHOLDER_TEXT", "RevaiSandbox"]
 
@@ -78,7 +77,13 @@ log = structlog.get_logger("voxhub_revai.sandbox")
 
 API = "/speechtotext/v1"
 CAPTION_TYPES = {"application/x-subrip": "srt", "text/vtt": "vtt"}
+#: Rev's transcript media type, spelt here from Rev's API reference (not the client's schema).
+TRANSCRIPT_JSON = "application/vnd.rev.transcript.v1.0+json"
 TRANSCRIPT_TYPES = (TRANSCRIPT_JSON, "text/plain")
+#: Multipart submissions Rev serves at once per user (Rev's docs, "Rate limits": 10).
+MULTIPART_CONCURRENCY = 10
+#: Rev: "If a webhook invocation does not receive a 200 Rev.ai will retry" - only 200 acks.
+WEBHOOK_ACK_STATUSES = frozenset({200})
 
 
 class RevaiSandbox(Sandbox):
@@ -112,7 +117,7 @@ class RevaiSandbox(Sandbox):
         processing_seconds: float = 0.5,
         failure_rate: float = 0.0,
         max_upload_bytes: int = 2_000_000_000,
-        max_concurrent_uploads: int = 5,
+        max_concurrent_uploads: int = MULTIPART_CONCURRENCY,
         store_uploads: bool = True,
         use_engine: bool | None = None,
         sidecar_dirs: Sequence[str | Path] = (),
@@ -371,7 +376,8 @@ class RevaiSandbox(Sandbox):
     def _sender(self) -> CallbackSender:
         with self._lock:
             if self._callbacks is None:
-                self._callbacks = CallbackSender(self.counters, schedule=self.callback_schedule)
+                self._callbacks = CallbackSender(self.counters, schedule=self.callback_schedule,
+                                                 ack_statuses=WEBHOOK_ACK_STATUSES)
             return self._callbacks
 
     def _transcribe(self, job: Job) -> Outcome:

@@ -61,9 +61,13 @@ def problem(
 
 
 def invalid(parameters: Mapping[str, list[str]]) -> Response:
-    """Rev's 400: a list of reasons per offending parameter."""
+    """Rev's 400: a list of reasons per offending parameter.
+
+    The map is named ``parameter``, as in Rev's "Bad Submit Job Request" example
+    (the reference's prose says ``parameters``; clients must read both).
+    """
     return problem(400, "Your request parameters didn't validate", kind="invalid-parameters",
-                   parameters=dict(parameters))
+                   parameter=dict(parameters))
 
 
 def too_large(limit: int) -> Response:

@@ -157,6 +157,12 @@ class UploadDesk:
         self._busy = 0
         self._count = 0
 
+    @property
+    def busy(self) -> int:
+        """How many multipart uploads are being received right now."""
+        with self._lock:
+            return self._busy
+
     def receive(self, request: Request, drain: Callable[[Request], None]) -> Upload | Response:
         """The upload of a multipart ``POST /jobs``, or Rev's refusal (413, 429, 400).
 

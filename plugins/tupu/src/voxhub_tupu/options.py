@@ -21,14 +21,22 @@ from voxhub.plugin import (
     ProviderInfo,
 )
 
-from .codes import CALLBACK_RULE_NAMES, TASK_ALIASES, TASK_NAMES, CallbackRules
+from .codes import (
+    CALLBACK_RULE_NAMES,
+    TASK_ALIASES,
+    TASK_NAMES,
+    TASK_TRANSCRIPTION,
+    CallbackRules,
+)
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_CALLBACK_RULES",
     "INFO",
     "NAME",
+    "TRANSCRIPT_CALLBACK_RULES",
     "callback_rules",
+    "default_callback_rules",
     "task_ids",
 ]
 
@@ -38,6 +46,9 @@ DEFAULT_BASE_URL: Final = "http://api.speech.tuputech.com"
 #: voxhub's default rule: violations plus the end-of-task callback, so a job
 #: learns that its stream ended (Tupu's own default, 0, never says so).
 DEFAULT_CALLBACK_RULES: Final = "violations+end"
+#: The default when the transcription task is asked for: under rules 0 and 2 Tupu
+#: "calls back violation results only" (seed 003), so no transcript would ever arrive.
+TRANSCRIPT_CALLBACK_RULES: Final = "all+end"
 
 _MAX_TAG = 256
 
@@ -53,7 +64,9 @@ def _options() -> tuple[OptionSpec, ...]:
             "callback_rules", str, choices=tuple(CALLBACK_RULE_NAMES),
             default=DEFAULT_CALLBACK_RULES,
             help="which callbacks Tupu sends: violations (0), all results (1), "
-                 "violations+end (2: also the end-of-task status), all+end (3)",
+                 "violations+end (2: also the end-of-task status), all+end (3); "
+                 f"default {DEFAULT_CALLBACK_RULES}, or {TRANSCRIPT_CALLBACK_RULES} when the "
+                 "transcription task is asked for (transcripts are not violations)",
         ),
         OptionSpec("room_id", str, max_length=_MAX_TAG, help="roomId tag, echoed in callbacks"),
         OptionSpec("user_id", str, max_length=_MAX_TAG, help="userId tag, echoed in callbacks"),
@@ -126,10 +139,18 @@ def _looks_like_task_id(text: str) -> bool:
     return len(text) == 24 and all(c in "0123456789abcdef" for c in text.lower())
 
 
+def default_callback_rules(options: Mapping[str, Any]) -> str:
+    """voxhub's rule when ``callback_rules`` is unset: all+end when transcripts are wanted."""
+    tasks = options.get("tasks") or ()
+    wants_text = any(TASK_ALIASES.get(str(t), str(t)) == TASK_TRANSCRIPTION for t in tasks)
+    return TRANSCRIPT_CALLBACK_RULES if wants_text else DEFAULT_CALLBACK_RULES
+
+
 def callback_rules(options: Mapping[str, Any], provider: str = NAME) -> CallbackRules:
     """The stream's callback rule from the options (voxhub's default when unset)."""
     try:
-        return CallbackRules.from_option(options.get("callback_rules", DEFAULT_CALLBACK_RULES))
+        return CallbackRules.from_option(
+            options.get("callback_rules", default_callback_rules(options)))
     except ValueError as exc:
         raise InvalidInputError(str(exc), field="callback_rules", provider=provider,
                                 operation="validate") from None

@@ -21,6 +21,7 @@ What the provider declares (options, credentials) is :mod:`voxhub_tupu.options`.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,9 +54,9 @@ from voxhub.plugin import (
 )
 
 from .api import CLOSE_PATH, SEARCH_PATH, SUBMIT_PATH, TupuApi, TupuAuth
-from .codes import TASK_NAMES, CallbackRules, as_int
+from .codes import TASK_NAMES, as_int
 from .errors import describe_code
-from .options import DEFAULT_CALLBACK_RULES, INFO, callback_rules, task_ids
+from .options import INFO, callback_rules, task_ids
 from .report import build_report, end_code, is_end_of_task, request_ids
 from .signing import (
     KeyConfigurationError,
@@ -73,7 +74,8 @@ CALLBACK_RESPONSE: Final = b'{"code":0,"message":"success"}'
 
 # The ProviderContext default for callback_events: "no store behind this context".
 _UNWIRED_CALLBACK_EVENTS: Final = attrs.fields(ProviderContext).callback_events.default
-_STREAM_SCHEMES: Final = ("rtmp", "rtmps", "rtsp", "http", "https")
+#: Seed 003: RTMP, HLS, HTTP-FLV and RTSP (HLS and HTTP-FLV are http(s) URLs).
+_STREAM_SCHEMES: Final = ("rtmp", "rtsp", "http", "https")
 
 # Search answers are undocumented: these vendor words are mapped, others mean running.
 _ENDED_WORDS: Final = frozenset({"end", "ended", "closed", "close", "finished", "finish",
@@ -295,6 +297,10 @@ class TupuProvider(Provider):
             vendor_id=ids[0],
             status=status,
             data=payload,
+            # The verified payload, canonicalized: envelope fields and whitespace around the
+            # signed ``json`` do not make a new delivery.
+            delivery_id="tupu:" + json.dumps(payload, sort_keys=True, separators=(",", ":"),
+                                             ensure_ascii=False),
             response_status=200,
             response_body=CALLBACK_RESPONSE,
             response_content_type="application/json",
@@ -318,7 +324,7 @@ def _stream_item(ctx: ProviderContext, request: JobRequest, handle: JobHandle) -
             provider=ctx.provider, operation="submit",
         )
     options = request.options
-    rules = CallbackRules.from_option(options.get("callback_rules", DEFAULT_CALLBACK_RULES))
+    rules = callback_rules(options, ctx.provider)
     item: dict[str, Any] = {
         "url": cast(StreamUrl | RemoteUrl, request.media).url,
         "callback": callback,

@@ -12,8 +12,8 @@ What it does, as Tupu does (see the README for what is inferred):
   every ``slice_interval`` seconds one slice of the simulated content is processed
   and signed callbacks are POSTed to the stream's callback URL (through
   :class:`voxhub.sandbox_kit.CallbackSender`, which retries failed deliveries):
-  a transcript slice (transcription task), a moderation entry (violations, or
-  every slice when ``callbackRules`` asks for all) and a vulgar-speech entry.
+  under ``callbackRules`` 0 and 2 only violations (a moderation or vulgar-speech
+  hit); under 1 and 3 every result, transcript slices included (seed 003).
   When the content runs out (or the stream is closed) the stream ends, and an
   end-of-task callback ``{code, requestId, status: "end"}`` is sent when
   ``callbackRules`` asks for it.
@@ -62,14 +62,6 @@ from voxhub.sandbox_kit import (
     json_answer,
 )
 
-from .codes import (
-    TASK_SPEECH_MODERATION,
-    TASK_TRANSCRIPTION,
-    TASK_VULGAR_SPEECH,
-    CallbackRules,
-    as_int,
-)
-from .report import TUPU_TZ
 from .sandbox_content import (
     DEFAULT_SCRIPT,
     ScriptSlice,
@@ -77,12 +69,19 @@ from .sandbox_content import (
     slice_results,
     slices_from_audio,
 )
-from .signing import (
-    VerificationError,
-    load_public_key,
-    sign_payload,
-    verify_request,
-    write_key_pair,
+from .sandbox_rules import (
+    BEIJING,
+    TASK_SPEECH_MODERATION,
+    TASK_TRANSCRIPTION,
+    TASK_VULGAR_SPEECH,
+    envelope,
+    field_text,
+    new_client_keys,
+    read_public_key,
+    rule_sends_all,
+    rule_sends_end,
+    signature_matches,
+    stream_url_problem,
 )
 
 __all__ = ["DEFAULT_SCRIPT", "SANDBOX_SPEC", "ScriptSlice", "TupuSandbox", "slices_from_audio"]
@@ -91,6 +90,10 @@ TUPU_PUBLIC_KEY_FILENAME: Final = "open_tuputech_com_public_key.pem"
 _DEFAULT_TASKS: Final = (TASK_VULGAR_SPEECH, TASK_TRANSCRIPTION, TASK_SPEECH_MODERATION)
 _VARIANTS: Final = ("documented", "alternate")
 _STREAM: Final = "/v3/recognition/speech/stream"
+#: The timestamp window, an assumption: Tupu documents none (only error code 12,
+#: "time parameter error"). ``max_clock_skew=None`` turns it off, which the seed's own
+#: example (timestamp 1541499770, from 2018) needs.
+DEFAULT_CLOCK_SKEW: Final = 300.0
 
 
 @attrs.define
@@ -99,7 +102,7 @@ class _Stream:
     url: str
     callback: str
     tags: dict[str, str]
-    rules: CallbackRules
+    rules: int
     return_pre_speech: bool
     tasks: tuple[str, ...]
     started: float
@@ -119,8 +122,9 @@ class TupuSandbox(Sandbox):
     into ``audio_slice_seconds`` slices), ``slice_interval``
     (seconds between slices), ``loop`` (repeat the content until closed),
     ``natural_end_code`` (the end callback's code when the content runs out),
-    ``max_clock_skew`` (seconds), ``variant`` (``documented`` or ``alternate``:
-    the second emits the other plausible shape of every inferred field),
+    ``max_clock_skew`` (seconds, ``None``: no window; an assumption), ``variant``
+    (``documented`` or ``alternate``: the second emits the other plausible shape
+    of every inferred field),
     ``configured_tasks`` (what runs when a request names no tasks),
     ``flag_words`` (word -> label: transcript slices containing the word
     become moderation violations), ``callback_schedule`` (retry delays).
@@ -144,7 +148,7 @@ class TupuSandbox(Sandbox):
         slice_interval: float = 0.5,
         loop: bool = False,
         natural_end_code: int = 0,
-        max_clock_skew: float = 300.0,
+        max_clock_skew: float | None = DEFAULT_CLOCK_SKEW,
         variant: str = "documented",
         configured_tasks: Sequence[str] = _DEFAULT_TASKS,
         flag_words: Mapping[str, str] | None = None,
@@ -171,7 +175,7 @@ class TupuSandbox(Sandbox):
         self.slice_interval = float(slice_interval)
         self.loop = loop
         self.natural_end_code = natural_end_code
-        self.max_clock_skew = float(max_clock_skew)
+        self.max_clock_skew = None if max_clock_skew is None else float(max_clock_skew)
         self.variant = variant
         self.configured_tasks = tuple(configured_tasks)
         self.flag_words = dict(flag_words or {})
@@ -189,10 +193,10 @@ class TupuSandbox(Sandbox):
         self._dir = Path(tempfile.mkdtemp(prefix="voxhub-tupu-sandbox-"))
         # Removed by close(); also when a sandbox that was never closed is collected or at exit.
         self._cleanup = weakref.finalize(self, shutil.rmtree, self._dir, True)
-        self.client_private_key_path, client_public = write_key_pair(self._dir / "client")
+        self.client_private_key_path, client_public = new_client_keys(self._dir / "client")
         self.tupu_public_key_path = self._dir / TUPU_PUBLIC_KEY_FILENAME
         self.tupu_public_key_path.write_bytes(self.public_key_pem)
-        self.register_client(self.secret_id, client_public.read_bytes())
+        self.register_client(self.secret_id, client_public)
         self.sender = CallbackSender(self.counters, schedule=callback_schedule)
 
     # --- keys and credentials ---------------------------------------------------------
@@ -209,7 +213,7 @@ class TupuSandbox(Sandbox):
 
         This is the sandbox's "upload your public key in the console".
         """
-        key = public_key if isinstance(public_key, rsa.RSAPublicKey) else load_public_key(
+        key = public_key if isinstance(public_key, rsa.RSAPublicKey) else read_public_key(
             public_key.encode() if isinstance(public_key, str) else public_key
         )
         with self._lock:
@@ -225,7 +229,7 @@ class TupuSandbox(Sandbox):
 
     def sign(self, payload: Mapping[str, Any]) -> bytes:
         """A signed envelope body for ``payload``, as Tupu sends answers and callbacks."""
-        return json.dumps(sign_payload(payload, self._key), ensure_ascii=False).encode("utf-8")
+        return envelope(payload, self._key)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -255,7 +259,7 @@ class TupuSandbox(Sandbox):
                 return None
             return {
                 "requestId": stream.request_id, "status": stream.status, "code": stream.end_code,
-                "callbackRules": int(stream.rules), "slices_sent": stream.slices_sent,
+                "callbackRules": stream.rules, "slices_sent": stream.slices_sent,
                 "tasks": list(stream.tasks), "callback": stream.callback,
             }
 
@@ -363,7 +367,14 @@ class TupuSandbox(Sandbox):
         return {"timestamp": ms, "nonce": f"{nonce}"}
 
     def _signed_body(self, request: Request, secret_id: str) -> dict[str, Any] | Response:
-        """The request's JSON body if its signature and timestamp pass, else Tupu's refusal."""
+        """The request's JSON body if its form, signature and timestamp pass, else Tupu's refusal.
+
+        Seed 003 documents ``Content-type: application/json`` and the three signed
+        fields; anything else is refused with code 15 (illegal parameter).
+        """
+        if request.mimetype != "application/json":
+            self.counters.add("requests.bad_content_type")
+            return self._answer(15, "illegal parameter: Content-Type must be application/json")
         try:
             # parse_float=str: a nonce such as 0.8469537531104208 is signed as its exact text.
             body = json.loads(request.get_data(), parse_float=str)
@@ -375,21 +386,20 @@ class TupuSandbox(Sandbox):
             public_key = self._clients.get(secret_id)
         if public_key is None:
             return self._answer(6, "secretId error")
-        timestamp, nonce, signature = (body.get(k) for k in ("timestamp", "nonce", "signature"))
+        timestamp = field_text(body.get("timestamp"))
         if timestamp is None:
             return self._answer(12, "time parameter error: no timestamp")
-        try:
-            if not isinstance(nonce, int | str) or not isinstance(signature, str):
-                raise VerificationError("nonce or signature missing")
-            verify_request(secret_id, timestamp, nonce, signature, public_key)
-        except VerificationError:
+        nonce, signature = field_text(body.get("nonce")), body.get("signature")
+        if (nonce is None or not isinstance(signature, str)
+                or not signature_matches(secret_id, timestamp, nonce, signature, public_key)):
             self.counters.add("requests.bad_signature")
             return self._answer(1, "authentication failed")
         try:
             sent = float(timestamp)
-        except (TypeError, ValueError):
+        except ValueError:
             return self._answer(12, "time parameter error")
-        if abs(time.time() - sent) > self.max_clock_skew:
+        # An assumption (Tupu documents no window; code 12 suggests one): see the README.
+        if self.max_clock_skew is not None and abs(time.time() - sent) > self.max_clock_skew:
             self.counters.add("requests.stale")
             return self._answer(12, "time parameter error")
         return body
@@ -400,19 +410,22 @@ class TupuSandbox(Sandbox):
         url, callback = item.get("url"), item.get("callback")
         if not isinstance(url, str) or not url:
             return self._answer(3, "no stream url")
+        problem = stream_url_problem(url)
+        if problem is not None:
+            self.counters.add("streams.bad_url")
+            return self._answer(15, f"illegal parameter: {problem}")
         if not isinstance(callback, str) or not callback.startswith(("http://", "https://")):
             return self._answer(11, "callback parameter missing")
-        rules_value = as_int(item.get("callbackRules", 0))
-        if rules_value not in (0, 1, 2, 3):
-            return self._answer(15, "callbackRules must be 0..3")
+        rule = item.get("callbackRules", 0)
+        if isinstance(rule, bool) or rule not in (0, 1, 2, 3):
+            return self._answer(15, "illegal parameter: callbackRules must be 0, 1, 2 or 3")
         pre = item.get("returnPreSpeech", False)
         if not isinstance(pre, bool):
             return self._answer(15, "returnPreSpeech must be a boolean")
         tags = {k: str(item[k]) for k in ("roomId", "userId", "forumId") if k in item}
         return _Stream(
             request_id=secrets.token_hex(12), url=url, callback=callback, tags=tags,
-            rules=CallbackRules(rules_value), return_pre_speech=pre, tasks=tasks,
-            started=time.time(),
+            rules=int(rule), return_pre_speech=pre, tasks=tasks, started=time.time(),
         )
 
     # --- the simulated streams -----------------------------------------------------------
@@ -446,7 +459,7 @@ class TupuSandbox(Sandbox):
             "sliceStartTime": _wall(start), "sliceEndTime": _wall(start + piece.duration),
         }
         results = slice_results(
-            piece, base, tasks=stream.tasks, sends_all=stream.rules.sends_all,
+            piece, base, tasks=stream.tasks, sends_all=rule_sends_all(stream.rules),
             alternate=self.variant == "alternate", speech_url=url,
             evidence_url=f"{url}?pre=60" if stream.return_pre_speech else url,
             moderation=piece.moderation or self._flagged(piece.text),
@@ -468,7 +481,7 @@ class TupuSandbox(Sandbox):
             stream.status = status
             stream.end_code = code
         self.counters.add(f"streams.{status}")
-        if not stream.rules.sends_end:
+        if not rule_sends_end(stream.rules):
             return
         payload: dict[str, Any] = {"code": str(code) if self.variant == "alternate" else code,
                                    "requestId": stream.request_id, "status": "end",
@@ -485,7 +498,7 @@ class TupuSandbox(Sandbox):
 
 
 def _wall(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, TUPU_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(epoch, BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 
 SANDBOX_SPEC: Final = SandboxSpec(

@@ -21,7 +21,7 @@ from typing import Any, Final
 import attrs
 from voxhub.sandbox_kit import media_text, wav_info
 
-from .codes import TASK_SPEECH_MODERATION, TASK_TRANSCRIPTION, TASK_VULGAR_SPEECH
+from .sandbox_rules import TASK_SPEECH_MODERATION, TASK_TRANSCRIPTION, TASK_VULGAR_SPEECH
 
 __all__ = [
     "DEFAULT_SCRIPT",
@@ -143,11 +143,15 @@ def slice_results(
 ) -> dict[str, Any]:
     """The task results one slice sends, keyed by task id (empty: no callback this time).
 
+    ``sends_all`` is ``callbackRules`` 1 or 3. Under 0 and 2 Tupu "calls back
+    violation results only, nothing else" (seed 003), so a transcript slice, which
+    is never a violation, is sent only when every result is asked for.
+
     ``base`` holds the fields every entry shares (requestId, tags, slice times);
     ``alternate`` gives every inferred field its other plausible shape (see the README).
     """
     results: dict[str, Any] = {}
-    if TASK_TRANSCRIPTION in tasks:
+    if TASK_TRANSCRIPTION in tasks and sends_all:
         results[TASK_TRANSCRIPTION] = {
             "texts": [{**base, "content": piece.text, "speechUrl": speech_url}]
         }
