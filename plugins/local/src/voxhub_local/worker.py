@@ -15,11 +15,12 @@ receives ``cancel`` while the engine decodes, and cancels everything when
 stdin reaches end-of-file, i.e. when the parent is gone, so an orphaned
 worker never burns a core for nobody.
 
-Why processes and not threads: decoding is CPU-bound Python + PocketSphinx
-code that holds the GIL (two threads decode no faster than one), so only
-processes use more than one core. They also keep a crash in PocketSphinx
-(e.g. on a broken model) from taking the caller down, and let a job stuck in
-one C call be stopped (its worker is killed and replaced).
+Why processes and not threads: PocketSphinx decoding is CPU-bound code that
+holds the GIL, and a Whisper model is best loaded once and kept: a
+long-lived worker process loads it on its first job and keeps it for the
+next ones. Processes also keep a crash in an engine (e.g. on a broken model)
+from taking the caller down, and let a job stuck in one C call be stopped
+(its worker is killed and replaced).
 
 Why plain subprocesses and not :mod:`multiprocessing`: multiprocessing's
 spawn and forkserver start methods re-run the caller's ``__main__`` module in
@@ -47,26 +48,23 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 import attrs
 
-from .engine import (
-    AudioError,
-    Cancelled,
-    ConfigError,
-    EngineConfig,
-    EngineError,
-    Recognition,
-    transcribe,
-)
+from .common import AudioError, Cancelled, ConfigError, EngineError, Recognition
+from .engine import transcribe
+
+if TYPE_CHECKING:
+    from .engine import EngineConfig
 
 __all__ = ["JobPhase", "JobView", "WorkerPool", "default_workers", "main"]
 
 #: How long :meth:`WorkerPool.cancel` waits for a worker to notice a cancel
-#: request (the engine checks every half second of audio, i.e. a few tens of
-#: milliseconds of work) before killing the worker process.
-_CANCEL_GRACE_SECONDS: Final = 2.0
+#: request before killing the worker process. PocketSphinx checks every half
+#: second of audio; Whisper after every 30-second chunk, which takes up to a
+#: few seconds on a slow CPU with a larger model.
+_CANCEL_GRACE_SECONDS: Final = 8.0
 #: How long a killed worker is waited for.
 _KILL_WAIT_SECONDS: Final = 5.0
 #: Minimum time between two progress messages of a worker (bounds pipe traffic
