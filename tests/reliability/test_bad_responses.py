@@ -285,13 +285,12 @@ def test_garbage_answers_raise_voxhub_errors_naming_the_provider(
     with _through_proxy(target, tmp_path) as (orch, proxy, handle):
         time.sleep(0.05)  # let sandboxes that finish jobs on a timer get there
         ctx = orch.context(target.provider)
+        hooks = orch.plugins.calls(target.provider)
         call: Callable[[], Any] = {
-            "status": lambda: orch.plugins.call(target.provider, "status", ctx=ctx,
-                                                handle=handle),
-            "fetch": lambda: orch.plugins.call(target.provider, "fetch", ctx=ctx, handle=handle),
-            "export": lambda: orch.plugins.call(target.provider, "export", ctx=ctx,
-                                                handle=handle, fmt="srt"),
-            "close": lambda: orch.plugins.call(target.provider, "close", ctx=ctx, handle=handle),
+            "status": lambda: hooks.status(ctx, handle),
+            "fetch": lambda: hooks.fetch(ctx, handle),
+            "export": lambda: hooks.export(ctx, handle, "srt"),
+            "close": lambda: hooks.close(ctx, handle),
         }[operation]
         expected_types: dict[str, Any] = {
             "status": JobStatus, "fetch": Result, "export": (str, type(None)),

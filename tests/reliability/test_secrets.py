@@ -194,7 +194,7 @@ def _full_job(orch: Orchestrator, provider: str) -> list[str]:
             # A transcoder runs until stopped: read it while it runs, then close it.
             seen.append(repr(orch.status(handle)))
             ctx = orch.context(provider)
-            seen.append(repr(orch.plugins.call(provider, "fetch", ctx=ctx, handle=handle)))
+            seen.append(repr(orch.plugins.calls(provider).fetch(ctx, handle)))
         else:
             orch.wait(handle, timeout=20, policy=FAST)
             seen.append(repr(orch.fetch(handle)))

@@ -367,9 +367,6 @@ class Orchestrator(StatusSteps):
         """Wait for a submitted job, fetch its result and close it as ``close`` says."""
         return self._batches.finish(request, handle, timeout=timeout, close=close)
 
-    # The CLI's name for :meth:`finish` until it uses the public one.
-    _finish = finish
-
     def run_many(
         self,
         requests: Iterable[JobRequest],

@@ -341,10 +341,6 @@ class PluginManager:
             )
         return caller
 
-    def call(self, provider: str, hook: str, **kwargs: Any) -> Any:
-        """Call lifecycle ``hook`` on ``provider`` by name (prefer the typed :meth:`calls`)."""
-        return self.calls(provider)._call(hook, **kwargs)
-
     def implements(self, provider: str, hook: str) -> bool:
         """Whether ``provider`` has its own implementation of lifecycle ``hook``."""
         target = self.provider(provider).provider
