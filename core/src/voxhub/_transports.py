@@ -137,7 +137,8 @@ class Response:
         """The body parsed as JSON, or a :class:`ProviderError` saying it is not JSON."""
         try:
             return jsonlib.loads(self.data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        # RecursionError: a hostile answer nested thousands deep (issue 16).
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             ctype = self.header("Content-Type") or "no content type"
             raise ProviderError(
                 f"expected JSON from the provider, got {len(self.data)} bytes of {ctype} "

@@ -111,7 +111,7 @@ class AgoraApi(ApiClient):
         """Agora's error answer as a voxhub error (keeps status, code and X-Request-ID)."""
         try:
             body: Any = jsonlib.loads(response.data) if response.data else None
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # nested thousands deep
             body = response.text
         return parse_error(
             response.status, body, provider=self.ctx.provider, operation=operation,

@@ -214,7 +214,7 @@ def read_header(response: Response) -> Header | None:
     """The answer's envelope, or ``None`` when there is none (a proxy page, a bare 5xx...)."""
     try:
         data: Any = json.loads(response.data) if response.data else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested 1000s deep
         return None
     if not isinstance(data, dict) or not isinstance(data.get("header"), dict):
         return None

@@ -50,7 +50,7 @@ def error_from_response(
     """
     try:
         data = json.loads(response.data) if response.data else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body nested thousands deep
         data = None
     problem = Problem.from_json(data)
     details = problem.to_details()

@@ -237,7 +237,8 @@ def _opt_str(value: Any) -> str | None:
 
 
 converter = cattrs.Converter(forbid_extra_keys=False)
-"""The converter for Rev documents: unknown keys ignored, loose scalar types accepted."""
+"""The converter for Rev documents: unknown keys ignored, loose scalar types accepted
+(except a job's ``id``, which must be a JSON string)."""
 
 
 def _speaker(value: Any, _: Any) -> int | str | None:
@@ -277,9 +278,28 @@ converter.register_structure_hook(float | None, _opt_float)
 converter.register_structure_hook(int | None, _opt_int)
 converter.register_structure_hook(str | None, _opt_text)
 
+def _strict_id(value: Any, _: Any) -> str:
+    # Unlike the tolerant fields, an id must be a JSON string: ``123`` or ``NaN`` would
+    # otherwise become the id "123"/"nan" of a job Rev never named (issue 16).
+    if not isinstance(value, str):
+        raise TypeError(f"job id must be a JSON string, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if value is None:
+        return "null"
+    return "an array" if isinstance(value, list | tuple) else "an object"
+
+
 # Made after the hooks above, which it uses for the fields; ``raw`` is never read from
 # the document, it *is* the document.
-_job_fields = make_dict_structure_fn(RevJob, converter, raw=override(omit=True))
+_job_fields = make_dict_structure_fn(RevJob, converter, raw=override(omit=True),
+                                     id=override(struct_hook=_strict_id))
 
 
 def _structure_job(data: Any, _: Any) -> RevJob:
