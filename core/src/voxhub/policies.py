@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import attrs
@@ -76,6 +75,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         return max(0.0, float(value))
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime  # an HTTP date is rare: import it late
+
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):

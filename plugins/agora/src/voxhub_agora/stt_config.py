@@ -26,7 +26,6 @@ starts 4.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -401,6 +400,8 @@ def default_bot_uids(channel: str) -> tuple[str, str]:
     """
 
     def pick(label: str) -> int:
+        import hashlib  # used per start, not when providers are listed
+
         digest = hashlib.sha256(f"{label}|{channel}".encode()).digest()
         return 3_000_000_000 + int.from_bytes(digest[:8], "big") % 1_000_000_000
 

@@ -18,8 +18,6 @@ Light: imports neither faster-whisper nor ctranslate2 until step 3.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -130,6 +128,8 @@ def _sha256(path: Path) -> str:
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     known = _VERIFIED.get(key)
     if known is None:
+        import hashlib  # only when a model is resolved: listing providers stays light
+
         digest = hashlib.sha256()
         with path.open("rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -147,19 +147,33 @@ def packaged_model(name: str, *, verify: bool = True) -> Path | None:
     package = PACKAGED_MODELS.get(name)
     if package is None:
         return None
-    try:
-        version = importlib.metadata.version(package.distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    if version != package.version:
-        return None  # another release: not the files we vouch for
     spec = importlib.util.find_spec(package.module)
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(next(iter(spec.submodule_search_locations))) / package.folder
+    root = Path(next(iter(spec.submodule_search_locations)))
+    if _installed_version(package, root) != package.version:
+        return None  # another release: not the files we vouch for
+    folder = root / package.folder
     if verify:
         verify_files(folder, package)
     return folder
+
+
+def _installed_version(package: WeightsPackage, root: Path) -> str | None:
+    """The installed release of ``package``, read cheaply from its dist-info folder name.
+
+    ``importlib.metadata`` costs ~15 ms to import, and the provider's description (built
+    when providers are listed) asks this; the metadata API is the fallback.
+    """
+    prefix = package.distribution.replace("-", "_") + "-"
+    for info in root.parent.glob(f"{prefix}*.dist-info"):
+        return info.name[len(prefix) : -len(".dist-info")]
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(package.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def verify_files(folder: Path, package: WeightsPackage) -> None:
