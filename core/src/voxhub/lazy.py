@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["check_entry", "load_entry"]
+__all__ = ["check_entry", "lazy_exports", "load_entry"]
 
 _ENTRY = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
 
@@ -33,3 +34,24 @@ def load_entry(entry: str) -> Any:
     for part in attribute.split("."):
         target = getattr(target, part)
     return target
+
+
+def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) importing each name from its module on first use.
+
+    ``names`` maps an exported name to the module under ``package`` that defines it.
+    A value found is kept in the module's globals, so later lookups skip the hook::
+
+        __getattr__ = lazy_exports(__name__, {"Sandbox": "voxhub.sandbox_kit"})
+    """
+    import sys
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__

@@ -34,8 +34,7 @@ first use, so that a plugin's ``plugin.py`` listing its providers stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import (
     AuthenticationError,
@@ -56,6 +55,7 @@ from .errors import (
     error_for_status,
 )
 from .hookspecs import hookimpl
+from .lazy import lazy_exports
 from .models import (
     JobHandle,
     JobKind,
@@ -123,13 +123,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voxhub.plugin' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"voxhub.{module}"), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_exports(__name__, {name: f"voxhub.{module}" for name, module in _LAZY.items()})
 
 
 def __dir__() -> list[str]:

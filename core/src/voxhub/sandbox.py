@@ -13,14 +13,13 @@ Sandboxes listen on loopback only; nothing here reaches the outside world.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from .errors import PluginError
-from .lazy import check_entry, load_entry
+from .lazy import check_entry, lazy_exports, load_entry
 
 if TYPE_CHECKING:
     from .sandbox_kit import CallbackSender, Counters, FaultPlan, Sandbox, ScriptedAnswer
@@ -39,24 +38,19 @@ __all__ = [
     "serve",
 ]
 
-_LAZY = {
-    "CallbackSender": "sandbox_kit",
-    "Counters": "sandbox_kit",
-    "FaultPlan": "sandbox_kit",
-    "Sandbox": "sandbox_kit",
-    "ScriptedAnswer": "sandbox_kit",
-    "QuietRequestHandler": "sandbox_server",
-    "RunningSandbox": "sandbox_server",
-    "SandboxProcess": "sandbox_server",
-    "serve": "sandbox_server",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'voxhub.sandbox' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"voxhub.{module}"), name)
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("CallbackSender", "Counters", "FaultPlan", "Sandbox", "ScriptedAnswer"),
+            "voxhub.sandbox_kit",
+        ),
+        **dict.fromkeys(
+            ("QuietRequestHandler", "RunningSandbox", "SandboxProcess", "serve"),
+            "voxhub.sandbox_server",
+        ),
+    },
+)
 
 
 def _check_factory(_instance: Any, _attribute: Any, value: Any) -> None:

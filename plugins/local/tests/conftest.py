@@ -24,7 +24,7 @@ os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="voxhub-local-empty-hf-cach
 
 SAMPLES = Path(__file__).resolve().parents[3] / "docs" / "samples"
 
-_LOCAL = ("127.", "::1", "localhost", "0.0.0.0")  # noqa: S104 - names compared, nothing bound
+_LOCAL = ("127.", "::1", "localhost")
 _seen: list[str] | None = None
 
 
