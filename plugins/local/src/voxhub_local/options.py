@@ -79,6 +79,6 @@ INFO: Final = ProviderInfo(
     # Jobs of a second or two are common (tiny.en runs ~15x faster than real
     # time) and a poll is an in-process lookup: poll soon and often, so that
     # waiting adds little to a short job (bench/local_wer.py measures it).
-    polling=PollingHints(first_poll=0.05, typical_duration=2.0, max_interval=0.25),
+    polling=PollingHints(first_poll=0.02, typical_duration=2.0, max_interval=0.05),
     docs_url="https://github.com/SYSTRAN/faster-whisper",
 )
