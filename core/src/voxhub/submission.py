@@ -33,17 +33,17 @@ owner died (or whose lease ran out) is taken over and resolved the same way.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 import structlog
 
 from .errors import ConfigurationError, PluginError, ProviderError, VoxhubError
-from .models import JobHandle, JobRequest, JobState, JobStatus, LocalFile, RemoteUrl, new_job_id
+from .idempotency import derive_idempotency_key
+from .models import JobHandle, JobRequest, JobState, JobStatus, RemoteUrl, new_job_id
 from .provider import Capability, Submitted
-from .serialization import dump, has_masked_secrets
+from .serialization import has_masked_secrets
 from .store import JobRecord, Phase, Store
 from .transport import upload_progress
 
@@ -63,35 +63,6 @@ log = structlog.get_logger("voxhub.submission")
 Progress = Callable[[int, int], None]
 
 _DONE = (Phase.SUBMITTED, Phase.CLOSED)
-
-
-def derive_idempotency_key(request: JobRequest) -> str:
-    """A stable key for "the same input": provider, profile, kind, media identity and options.
-
-    A local file is identified by its absolute path, size and modification time,
-    so an edited file is a new input.
-    """
-    media = request.media
-    identity: Any
-    if isinstance(media, LocalFile):
-        try:
-            stat = media.path.stat()
-            identity = [str(media.path.resolve()), stat.st_size, stat.st_mtime_ns]
-        except OSError:
-            identity = [str(media.path)]
-    else:
-        identity = dump(media) if media is not None else None
-    payload = [
-        request.provider,
-        request.profile,
-        str(request.kind),
-        identity,
-        request.language,
-        sorted(request.options.items(), key=lambda kv: kv[0]),
-        sorted(request.metadata.items()),
-    ]
-    digest = hashlib.sha256(repr(payload).encode()).hexdigest()
-    return f"auto-{digest[:32]}"
 
 
 @attrs.define
