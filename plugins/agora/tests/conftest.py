@@ -194,6 +194,75 @@ def transcoder_doc() -> dict[str, Any]:
     }
 
 
+# A separate process submitting one agora-stt job at an agreed instant, with its locks beside
+# the store it is given ($VOXHUB_STORE), as under the orchestrator; it prints the vendor ids.
+_CHILD_SUBMIT = r"""
+import json, os, sys, time
+from pathlib import Path
+import structlog
+from voxhub.clock import SystemClock
+from voxhub.config import Config
+from voxhub.models import JobHandle, JobKind, JobRequest, RtcChannel, new_job_id
+from voxhub.provider import ProviderContext
+from voxhub.transport import HttpClient
+from voxhub_agora.stt import AgoraSttProvider
+
+args = json.loads(sys.argv[1])
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+provider = AgoraSttProvider()
+info = provider.info
+settings = Config.from_profiles({"agora-stt": args["settings"]}).settings(info, "agora-stt")
+# The locks live beside the shared store ($VOXHUB_STORE), as under the orchestrator.
+ctx = ProviderContext(provider=info.name, profile=info.name, settings=settings,
+                      http=HttpClient().bind(info.name, retry=info.retry), clock=SystemClock(),
+                      log=structlog.get_logger(),
+                      state_dir=Path(os.environ["VOXHUB_STORE"]).parent)
+ctx.auth = provider.authenticate(ctx)
+request = JobRequest(provider="agora-stt", media=RtcChannel(args["channel"]),
+                     kind=JobKind.CHANNEL_TRANSCRIPTION,
+                     options={"languages": ["en-US"], "api_version": args["version"]},
+                     idempotency_key=args["key"])
+handle = JobHandle(job_id=new_job_id(), provider="agora-stt", kind=JobKind.CHANNEL_TRANSCRIPTION,
+                   profile="agora-stt", idempotency_key=args["key"])
+time.sleep(max(0.0, args["at"] - time.time()))
+print(json.dumps(provider.submit(ctx, request, handle).handle.vendor_ids))
+"""
+
+
+def submit_in_processes(
+    running: RunningSandbox, jobs: list[tuple[Path, str, str]], version: str, *,
+    lead: float = 1.5,
+) -> list[dict[str, str]]:
+    """Submit each ``(store, channel, key)`` from its own process, all at the same instant.
+
+    ``lead`` seconds let every child import voxhub first. Returns each child's vendor ids.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    start_at = time.time() + lead
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CHILD_SUBMIT, json.dumps({
+                "settings": running.settings(), "channel": channel, "key": key,
+                "version": version, "at": start_at,
+            })],
+            env={**os.environ, "VOXHUB_STORE": str(store)},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for store, channel, key in jobs
+    ]
+    outputs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    return outputs
+
+
 class Helpers:
     """The helpers above, as a fixture (test modules cannot import conftest in importlib mode)."""
 
@@ -201,6 +270,7 @@ class Helpers:
     handle_for = staticmethod(handle_for)
     tc_request = staticmethod(tc_request)
     transcoder_doc = staticmethod(transcoder_doc)
+    submit_in_processes = staticmethod(submit_in_processes)
 
 
 @pytest.fixture

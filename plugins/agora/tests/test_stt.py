@@ -5,9 +5,6 @@ Failures, back-off and exactly-once starts: ``test_stt_errors.py``."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -212,60 +209,15 @@ def test_concurrent_starts_in_threads_create_one_task(version: str, stt: AgoraSt
     assert sandbox.counters.get("tasks.created") == 2
 
 
-_CHILD = r"""
-import json, os, sys, time
-from pathlib import Path
-import structlog
-from voxhub.clock import SystemClock
-from voxhub.config import Config
-from voxhub.models import JobHandle, JobKind, JobRequest, RtcChannel, new_job_id
-from voxhub.provider import ProviderContext
-from voxhub.transport import HttpClient
-from voxhub_agora.stt import AgoraSttProvider
-
-args = json.loads(sys.argv[1])
-structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
-provider = AgoraSttProvider()
-info = provider.info
-settings = Config.from_profiles({"agora-stt": args["settings"]}).settings(info, "agora-stt")
-# The locks live beside the shared store ($VOXHUB_STORE), as under the orchestrator.
-ctx = ProviderContext(provider=info.name, profile=info.name, settings=settings,
-                      http=HttpClient().bind(info.name, retry=info.retry), clock=SystemClock(),
-                      log=structlog.get_logger(),
-                      state_dir=Path(os.environ["VOXHUB_STORE"]).parent)
-ctx.auth = provider.authenticate(ctx)
-request = JobRequest(provider="agora-stt", media=RtcChannel(args["channel"]),
-                     kind=JobKind.CHANNEL_TRANSCRIPTION,
-                     options={"languages": ["en-US"], "api_version": args["version"]},
-                     idempotency_key=args["key"])
-handle = JobHandle(job_id=new_job_id(), provider="agora-stt", kind=JobKind.CHANNEL_TRANSCRIPTION,
-                   profile="agora-stt", idempotency_key=args["key"])
-time.sleep(max(0.0, args["at"] - time.time()))
-print(json.dumps(provider.submit(ctx, request, handle).handle.vendor_ids))
-"""
-
 
 @pytest.mark.parametrize("version", ["v7", "v5"])
 def test_concurrent_starts_in_processes_create_one_task(version: str, tmp_path: Path,
-                                                        stt_sandbox: RunningSandbox) -> None:
+                                                        stt_sandbox: RunningSandbox,
+                                                        h: Any) -> None:
     store = tmp_path / "shared" / "jobs.db"
-    env = {**os.environ, "VOXHUB_STORE": str(store)}
-    start_at = time.time() + 1.2  # both processes start the same instant, after imports
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CHILD, json.dumps({
-                "settings": stt_sandbox.settings(), "channel": "shared-room", "key": f"p{i}",
-                "version": version, "at": start_at,
-            })],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for i in range(2)
-    ]
-    outputs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 0, err
-        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    # Two inputs for one channel, from two processes at the same instant.
+    outputs = h.submit_in_processes(
+        stt_sandbox, [(store, "shared-room", f"p{i}") for i in range(2)], version, lead=1.2)
     assert outputs[0] == outputs[1]
     assert stt_sandbox.sandbox.counters.get("tasks.created") == 1
     assert (store.parent / "agora-locks").is_dir()
