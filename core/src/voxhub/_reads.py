@@ -6,12 +6,14 @@ In WAL mode a reader never waits for the writer and sees every committed write.
 from __future__ import annotations
 
 import sqlite3
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._records import RECORD_COLUMNS, Decoded, Event, JobRecord, record_from_row
 from ._sqlite import Database
 from .models import JobState, Result
+
+if TYPE_CHECKING:
+    from .clock import Clock
 
 __all__ = ["StoreReads"]
 
@@ -118,14 +120,16 @@ class StoreReads:
         return int(row[0] or 0) if row is not None else 0
 
     def wait_for_event(
-        self, job_id: str, after: int, timeout: float, *, interval: float = 0.1
+        self, job_id: str, after: int, timeout: float, *, clock: Clock, interval: float = 0.1
     ) -> list[Event]:
         """Block until the job has events after ``after`` (from any process) or ``timeout``.
 
-        Polls SQLite's cheap ``data_version`` so idle waiting does not scan tables.
+        Polls SQLite's cheap ``data_version`` so idle waiting does not scan tables, and
+        sleeps on ``clock`` in ``interval`` steps: a test clock makes the wait instant,
+        a real one wakes shortly after another process's write.
         """
         conn = self._db.reader()
-        deadline = time.monotonic() + timeout
+        deadline = clock.monotonic() + timeout
         seen_version = -1
         while True:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
@@ -134,7 +138,7 @@ class StoreReads:
                 found = self.events(job_id, after)
                 if found:
                     return found
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 return []
-            time.sleep(min(interval, remaining))
+            clock.sleep(min(interval, remaining))

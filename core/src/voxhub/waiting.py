@@ -119,20 +119,10 @@ class Waiter:
             current = ask(handle)
 
     def _events(self, job_id: str, after: int, timeout: float) -> list[Event]:
-        """The job's events after ``after``, waiting up to ``timeout`` for the first.
-
-        Sleeps on the orchestrator's clock in short steps, so a test clock makes the
-        wait instant while a real one wakes shortly after another process's write.
-        """
-        deadline = self._clock.monotonic() + timeout
-        while True:
-            events = self._store.events(job_id, after)
-            if events:
-                return events
-            remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
-                return []
-            self._clock.sleep(min(self._event_poll, remaining))
+        """The job's events after ``after``, waiting up to ``timeout`` for the first."""
+        return self._store.wait_for_event(
+            job_id, after, timeout, clock=self._clock, interval=self._event_poll
+        )
 
     def _from_events(
         self, handle: JobHandle, events: list[Event], ask: Callable[[JobHandle], JobStatus]
