@@ -54,26 +54,58 @@ _NOT_SECRET_KEYS = frozenset({"tokenname", "builder_token_name", "tokentype", "m
 # log line would destroy the logs without protecting anything real.
 _MIN_VALUE_LEN = 6
 
+#: Up to this many registered values, one compiled regex finds them (fast, in C). Past
+#: it (a resumed batch of signed URLs registers one per job) a regex alternation costs
+#: per character what the values number, so values are looked up by length instead.
+_REGEX_LIMIT = 256
+
 _lock = threading.Lock()
 _values: set[str] = set()
+# Registered values by their length (the matcher past the regex limit).
+_by_length: dict[int, set[str]] = {}
 _pattern: re.Pattern[str] | None = None
-# The shortest registered value: a shorter string cannot contain any (no regex needed).
+_dirty = False  # values were added since the pattern was built (built on the next use)
+# The shortest registered value: a shorter string cannot contain any.
 _shortest = 0
 
 
 def register_secret(value: str) -> None:
     """Remember ``value`` so that :func:`redact_text` masks it wherever it appears."""
-    global _pattern, _shortest
+    global _dirty, _shortest
     if len(value) < _MIN_VALUE_LEN:
         return
     with _lock:
         if value in _values:
             return
         _values.add(value)
-        # Longest first, so a secret that contains another is masked whole.
-        ordered = sorted(_values, key=len, reverse=True)
-        _shortest = len(ordered[-1])
-        _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        # Rebuilt lazily: registering many values (reading back a big batch) stays linear.
+        _bucket(len(value)).add(value)
+        _shortest = len(value) if not _shortest else min(_shortest, len(value))
+        _dirty = True
+
+
+def _bucket(length: int) -> set[str]:
+    bucket = _by_length.get(length)
+    if bucket is None:
+        bucket = _by_length[length] = set()
+    return bucket
+
+
+def _current_pattern() -> re.Pattern[str] | None:
+    """The regex of every value (longest first, so a value containing another is masked
+    whole), rebuilt if values were added; ``None`` past :data:`_REGEX_LIMIT`."""
+    global _pattern, _dirty
+    if not _dirty:
+        return _pattern
+    with _lock:
+        if _dirty:
+            if len(_values) > _REGEX_LIMIT:
+                _pattern = None
+            else:
+                ordered = sorted(_values, key=len, reverse=True)
+                _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            _dirty = False
+        return _pattern
 
 
 @functools.lru_cache(maxsize=4096)
@@ -87,10 +119,38 @@ def is_secret_key(key: str) -> bool:
 
 def redact_text(text: str) -> str:
     """Mask every registered secret value inside ``text``."""
-    pattern = _pattern
-    if pattern is None or len(text) < _shortest:
+    if not _values or len(text) < _shortest:
         return text
-    return pattern.sub(MASK, text)
+    pattern = _current_pattern()
+    if pattern is not None:
+        return pattern.sub(MASK, text)
+    return _mask_by_length(text)
+
+
+def _mask_by_length(text: str) -> str:
+    """Mask registered values by looking up each window of each registered length
+    (longest first); linear in the text, whatever the number of values."""
+    with _lock:  # the sets themselves are not copied: a lookup in a growing set is safe
+        buckets = sorted(_by_length.items(), key=lambda item: item[0], reverse=True)
+    spans: list[tuple[int, int]] = []
+    taken = bytearray(len(text) + 1)  # positions already inside a masked value
+    for length, values in buckets:
+        for start in range(len(text) - length + 1):
+            if not taken[start] and text[start : start + length] in values:
+                if any(taken[start : start + length]):
+                    continue
+                spans.append((start, start + length))
+                taken[start : start + length] = b"\x01" * length
+    if not spans:
+        return text
+    parts: list[str] = []
+    position = 0
+    for start, end in sorted(spans):
+        parts.append(text[position:start])
+        parts.append(MASK)
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
 
 
 _PLAIN = frozenset({int, float, bool, type(None)})
