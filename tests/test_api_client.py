@@ -23,6 +23,7 @@ from voxhub.plugin import (
     VoxhubError,
     path_segment,
 )
+from voxhub.policies import Backoff, deadline_scope
 from voxhub.sandbox_kit import Request, Rule, Sandbox, json_answer
 from voxhub.sandbox_kit import Response as WsgiResponse
 from voxhub.sandbox_server import RunningSandbox, serve
@@ -148,3 +149,47 @@ def test_server_errors_leave_a_creating_request_in_doubt(ctx: ProviderContext, v
     with pytest.raises(ProviderUnavailableError) as info:
         AcmeApi(ctx).request("GET", "/jobs/x", operation="status")
     assert info.value.in_doubt is True
+
+
+# --- the deadline in scope: the vendor's own error, saying why it stopped early --------------
+
+
+class OwnErrorsApi(AcmeApi):
+    """Maps failures without calling the base mapping, as most vendor clients do."""
+
+    def parse_error(self, response: Response, operation: str) -> VoxhubError:
+        return ProviderError(f"Acme said {response.status}", provider="acme",
+                             operation=operation, status=response.status)
+
+
+@pytest.fixture
+def patient_ctx(ctx: ProviderContext) -> ProviderContext:
+    """``ctx`` with the default retry policy: a 429 is waited out (30 attempts)."""
+    client = ctx.http.client
+    return attrs.evolve(ctx, http=client.bind("acme", retry=RetryPolicy()))
+
+
+@pytest.mark.parametrize("api", [AcmeApi, StrictAcmeApi, OwnErrorsApi])
+def test_a_wait_past_the_deadline_raises_the_vendor_error_at_once(
+    patient_ctx: ProviderContext, api: type[AcmeApi]
+) -> None:
+    clock = patient_ctx.clock
+    assert isinstance(clock, FakeClock)
+    notices: list[Backoff] = []
+    patient_ctx.http.client.add_backoff_listener(notices.append)
+    # The vendor asks for 7 s each time; 10 s are left: one wait fits, a second would not.
+    with deadline_scope(clock.monotonic() + 10), pytest.raises(ProviderError) as info:
+        api(patient_ctx).request("GET", "/busy", operation="status")
+    error = info.value
+    assert clock.slept == [7.0] and [n.seconds for n in notices] == [7.0]
+    assert error.details["gave_up"] == "deadline" and error.status == 429
+    assert str(error).count("would pass the deadline") == 1  # said once, however it was mapped
+    assert str(error).startswith("acme:status: ")
+
+
+def test_without_a_deadline_errors_say_nothing_about_one(patient_ctx: ProviderContext) -> None:
+    patient_ctx.http.retry = RetryPolicy(max_rate_limited_attempts=2)
+    with pytest.raises(RateLimitedError) as info:
+        AcmeApi(patient_ctx).request("GET", "/busy", operation="status")
+    assert "deadline" not in str(info.value) and "gave_up" not in info.value.details
+    assert info.value.retry_after == 7

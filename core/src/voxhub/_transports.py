@@ -107,13 +107,19 @@ def _slices(data: bytes) -> Iterator[bytes]:
 
 @attrs.frozen
 class Response:
-    """A complete HTTP answer (body read), as providers see it."""
+    """A complete HTTP answer (body read), as providers see it.
+
+    ``attempts`` counts the tries it took; ``gave_up`` is set when retrying stopped
+    before the retry policy's attempts were spent (the next wait would have passed
+    the deadline in scope) and says so in words, else ``None``.
+    """
 
     status: int
     headers: Mapping[str, str] = attrs.field(factory=dict)
     data: bytes = b""
     url: str = ""
     attempts: int = 1
+    gave_up: str | None = None
 
     @property
     def ok(self) -> bool:

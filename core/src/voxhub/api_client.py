@@ -26,7 +26,8 @@ own — ``ctx.http`` does.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import functools
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import quote
 
@@ -68,6 +69,14 @@ class ApiClient:
     #: How vendor JSON becomes attrs classes.
     converter: cattrs.Converter = default_converter
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Every vendor's parse_error, however it is reached (some clients map answers
+        # themselves), must say when the transport stopped retrying for the deadline.
+        own = cls.__dict__.get("parse_error")
+        if own is not None and not getattr(own, "_notes_gave_up", False):
+            cls.parse_error = _noting_gave_up(own)  # type: ignore[method-assign,assignment]
+
     def __init__(self, ctx: ProviderContext, *, base_url: str | None = None) -> None:
         self.ctx = ctx
         self._base = (base_url or ctx.base_url).rstrip("/")
@@ -83,7 +92,11 @@ class ApiClient:
         """The voxhub error for a failed answer; the default maps by HTTP status.
 
         Overrides read the vendor's error body (codes, problem details) and should
-        keep ``Retry-After`` on rate limits (:meth:`retry_after`).
+        keep ``Retry-After`` on rate limits (:meth:`retry_after`). Whatever an
+        override returns, when the transport stopped retrying early because the next
+        wait would have passed the deadline in scope
+        (:func:`~voxhub.policies.deadline_scope`; ``response.gave_up``), the error's
+        message ends with why and ``details["gave_up"]`` is ``"deadline"``.
         """
         text = redact_text(response.text[:200].strip()) or f"HTTP {response.status}"
         common: dict[str, Any] = {
@@ -92,13 +105,16 @@ class ApiClient:
             "request_id": response.header("X-Request-ID"),
         }
         if response.status == 429:
-            return RateLimitedError(
+            limited = RateLimitedError(
                 f"{self.name} rate limit: {text}",
                 retry_after=self.retry_after(response),
                 status=429,
                 **common,
             )
-        return error_for_status(response.status, f"{self.name}: {text}", **common)
+            return _note_gave_up(limited, response)
+        return _note_gave_up(
+            error_for_status(response.status, f"{self.name}: {text}", **common), response
+        )
 
     # --- building and sending requests ---------------------------------------------------
 
@@ -199,3 +215,24 @@ class ApiClient:
         from .transport import parse_retry_after
 
         return parse_retry_after(response.header("Retry-After"))
+
+
+_ParseError = Callable[[ApiClient, "Response", str], VoxhubError]
+
+
+def _note_gave_up(error: VoxhubError, response: Response) -> VoxhubError:
+    """``error``, its message ending with why retrying stopped early, when it did."""
+    if response.gave_up and "gave_up" not in error.details:
+        error.message = f"{error.message} ({response.gave_up})"
+        error.args = (error.message,)
+        error.details["gave_up"] = "deadline"
+    return error
+
+
+def _noting_gave_up(parse_error: _ParseError) -> _ParseError:
+    @functools.wraps(parse_error)
+    def wrapped(self: ApiClient, response: Response, operation: str) -> VoxhubError:
+        return _note_gave_up(parse_error(self, response, operation), response)
+
+    wrapped._notes_gave_up = True  # type: ignore[attr-defined]
+    return wrapped

@@ -18,7 +18,11 @@ Retry rules (decided here, above the transport seam):
 * a one-shot body (an iterator given to :class:`RawBody`) is sent once: nothing to
   resend it from.
 
-``Retry-After`` (seconds or an HTTP date) is honoured, capped by the policy.
+``Retry-After`` (seconds or an HTTP date) is honoured, capped by the policy; an
+unreadable one gets the normal back-off. Every wait is told to the client's
+back-off listeners (:meth:`HttpClient.add_backoff_listener`) and logged at info
+level as ``backoff``; inside a :func:`~voxhub.policies.deadline_scope` a request
+stops retrying when its next wait would end past the deadline.
 Tests replace the network with ``HttpClient(transport=MockTransport(handler))``.
 """
 
@@ -35,6 +39,7 @@ from urllib.parse import urlencode
 import attrs
 import structlog
 
+from ._backoff import BackoffListener, Backoffs, request_path, retry_delay
 from ._bodies import (
     CHUNK_SIZE,
     BodyLengthError,
@@ -56,11 +61,20 @@ from ._transports import (
 )
 from .clock import Clock, SystemClock
 from .errors import InvalidInputError, RequestTimeoutError, TransportError
-from .policies import RetryPolicy, Timeouts, parse_retry_after
+from .policies import (
+    Backoff,
+    RetryPolicy,
+    Timeouts,
+    current_deadline,
+    deadline_scope,
+    parse_retry_after,
+)
 from .redact import mask_url, redact
 
 __all__ = [
     "CHUNK_SIZE",
+    "Backoff",
+    "BackoffListener",
     "BaseTransport",
     "Body",
     "BodyLengthError",
@@ -79,6 +93,8 @@ __all__ = [
     "StreamBody",
     "Timeouts",
     "Urllib3Transport",
+    "current_deadline",
+    "deadline_scope",
     "parse_retry_after",
     "upload_progress",
 ]
@@ -147,6 +163,8 @@ class HttpClient:
     ``transport`` replaces the network (e.g. :class:`MockTransport` in tests);
     ``verify_tls``, ``ca_bundle`` and ``maxsize`` configure the default
     :class:`Urllib3Transport` and are ignored when a transport is given.
+    Deadlines given to :func:`~voxhub.policies.deadline_scope` are read on
+    ``clock.monotonic()``.
     """
 
     def __init__(
@@ -168,6 +186,16 @@ class HttpClient:
         self.transport = transport or Urllib3Transport(
             verify_tls=verify_tls, ca_bundle=ca_bundle, maxsize=maxsize
         )
+        self._backoffs = Backoffs(self.clock)
+
+    def add_backoff_listener(self, listener: BackoffListener) -> Callable[[], None]:
+        """Call ``listener(Backoff)`` before every retry wait; returns a function that removes it.
+
+        Thread-safe. The listener runs on the thread making the request, just before
+        it sleeps, so it should be quick (hand the notice to a display, a queue). An
+        exception it raises is logged and ignored: it never fails the request.
+        """
+        return self._backoffs.add(listener)
 
     def close(self) -> None:
         """Close the transport's pooled connections."""
@@ -237,19 +265,27 @@ class HttpClient:
                     error=exc.reason,
                     in_doubt=exc.in_doubt,
                 )
+                gave_up = None
                 if (
                     (idempotent or not exc.in_doubt)
                     and errors < retry.max_attempts
                     and request.replayable
                 ):
-                    self.clock.sleep(retry.backoff(errors, self._rng))
-                    continue
+                    gave_up = self._backoffs.pause(Backoff(
+                        provider, exc.reason, retry.backoff(errors, self._rng), attempt,
+                        method, request_path(url), operation,
+                    ))
+                    if gave_up is None:
+                        continue
                 cls = RequestTimeoutError if exc.timeout else TransportError
+                message = (
+                    f"{method} {mask_url(url)} failed after {attempt} attempt(s): {exc.reason}"
+                )
                 raise cls(
-                    f"{method} {mask_url(url)} failed after {attempt} attempt(s): {exc.reason}",
+                    f"{message}; {gave_up}" if gave_up else message,
                     provider=provider,
                     operation=operation,
-                    details={"attempts": attempt},
+                    details={"attempts": attempt, **({"gave_up": "deadline"} if gave_up else {})},
                     in_doubt=exc.in_doubt,
                 ) from None
             except BodyLengthError as exc:
@@ -274,22 +310,24 @@ class HttpClient:
                     request_id=resp.header("X-Request-ID"),
                 )
             status = resp.status
+            nth = 0  # which retry of its kind this answer would get (0: none)
             if status in retry.rate_limit_statuses:
                 limited += 1
                 if limited < retry.max_rate_limited_attempts and request.replayable:
-                    self._wait(resp, limited, retry)
-                    continue
+                    nth = limited
             elif status in retry.retry_statuses and idempotent:
                 errors += 1
                 if errors < retry.max_attempts and request.replayable:
-                    self._wait(resp, errors, retry)
+                    nth = errors
+            if nth:
+                wait, reason = retry_delay(resp, nth, retry, self.clock, self._rng)
+                gave_up = self._backoffs.pause(Backoff(
+                    provider, reason, wait, attempt, method, request_path(url), operation
+                ))
+                if gave_up is None:
                     continue
+                resp = attrs.evolve(resp, gave_up=f"gave up after {attempt} attempt(s): {gave_up}")
             return resp
-
-    def _wait(self, resp: Response, nth: int, retry: RetryPolicy) -> None:
-        delay = parse_retry_after(resp.header("Retry-After"), self.clock.time())
-        delay = retry.backoff(nth, self._rng) if delay is None else delay
-        self.clock.sleep(min(delay, retry.retry_after_max))
 
 
 def _headers(

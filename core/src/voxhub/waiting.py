@@ -18,6 +18,7 @@ import attrs
 from .errors import WaitTimeoutError
 from .events import failure
 from .models import JobHandle, JobState, JobStatus
+from .policies import deadline_scope
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -77,10 +78,28 @@ class Waiter:
         ``status`` asks for (and stores) a status in place of the waiter's own.
         Raises :class:`~voxhub.errors.WaitTimeoutError` on timeout (the job keeps
         running) and :class:`~voxhub.errors.JobFailedError` when the job failed.
+        With a ``timeout``, the status calls' retry waits end by the same deadline
+        (:func:`~voxhub.policies.deadline_scope`): a call that would have to wait
+        past it fails at once with its own error.
         """
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        with deadline_scope(deadline):
+            return self._wait(handle, hints, callbacks, timeout, deadline, policy, on_status,
+                              status)
+
+    def _wait(
+        self,
+        handle: JobHandle,
+        hints: PollingHints,
+        callbacks: bool,
+        timeout: float | None,
+        deadline: float | None,
+        policy: WaitPolicy | None,
+        on_status: Callable[[JobStatus], None] | None,
+        status: Callable[[JobHandle], JobStatus] | None,
+    ) -> JobStatus:
         policy = policy or WaitPolicy()
         clock = self._clock
-        deadline = None if timeout is None else clock.monotonic() + timeout
         interval = policy.first_poll if policy.first_poll is not None else hints.first_poll
         cap = policy.max_interval if policy.max_interval is not None else hints.max_interval
         ask = status or self._status
