@@ -123,11 +123,16 @@ def test_json_export_is_the_documented_shape() -> None:
 
 def test_srt_and_vtt() -> None:
     srt = render(transcript(), "srt")
-    assert srt.startswith("1\n00:00:00,000 --> 00:00:01,200\n[1] 안녕하세요 world\n")
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:01,200\n안녕하세요 world\n")
     assert "00:00:02,000 --> " in srt and srt.count(" --> ") >= 3  # the 12 s segment was split
+    labelled = render(transcript(), "srt", speakers=True)
+    assert labelled.startswith("1\n00:00:00,000 --> 00:00:01,200\n[Speaker 1] 안녕하세요 world\n")
     vtt = render(transcript(), "vtt")
     assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.200\n")
-    assert render(transcript(), "txt") == "안녕하세요 world\n"
+    # txt: one segment per line, no times; speaker labels only when asked for.
+    rest = " ".join(f"w{i}" for i in range(2, 14))
+    assert render(transcript(), "txt") == f"안녕하세요 world\n{rest}\n"
+    assert render(transcript(), "txt", speakers=True) == f"Speaker 1: 안녕하세요 world\n{rest}\n"
     with pytest.raises(InvalidInputError, match="unknown format"):
         render(transcript(), "docx")
 
@@ -169,6 +174,10 @@ def test_the_top_level_api_is_for_applications() -> None:
         "Outcome",
         "WaitPolicy",
         "ClosePolicy",
+        "BatchSettings",
+        "BatchRun",
+        "BatchBusyError",
+        "ItemState",
         "render",
         "VoxhubError",
         "__version__",

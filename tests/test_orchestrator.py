@@ -112,9 +112,12 @@ def test_a_failed_input_can_run_again_as_a_new_job(
     orch: Orchestrator, echo: RunningSandbox
 ) -> None:
     request = JobRequest(provider="echo", media=RemoteUrl("http://x/a"), options={"fail": True})
-    first = orch.run(request)
-    second = orch.run(request)
-    assert first.handle and second.handle and first.handle.job_id != second.handle.job_id
+    with pytest.raises(JobFailedError) as first:
+        orch.run(request)
+    with pytest.raises(JobFailedError) as second:
+        orch.run(request)
+    assert first.value.handle and second.value.handle
+    assert first.value.handle.job_id != second.value.handle.job_id
     assert echo.sandbox.counters.get("jobs.created") == 2
 
 
@@ -498,8 +501,9 @@ def test_an_in_doubt_batch_is_resolved_job_by_job(echo: RunningSandbox, tmp_path
 
 def test_close_policy_is_an_enum_and_a_bad_one_is_named(orch: Orchestrator) -> None:
     assert ClosePolicy("after-fetch") is ClosePolicy.AFTER_FETCH and ClosePolicy.NEVER == "never"
-    outcome = orch.run(JobRequest(provider="echo", media=RemoteUrl("http://x/c")), close="later")
-    assert isinstance(outcome.error, InvalidInputError) and outcome.error.field == "close"
+    with pytest.raises(InvalidInputError) as info:
+        orch.run(JobRequest(provider="echo", media=RemoteUrl("http://x/c")), close="later")
+    assert info.value.field == "close"
     assert orch.store.jobs() == []  # refused before anything was stored
 
 

@@ -59,7 +59,7 @@ def store_and_read(tmp_path: Path, result: Any) -> tuple[Any, str]:
     store.close()
     with sqlite3.connect(tmp_path / "s.db") as conn:
         (text,) = conn.execute(
-            "SELECT result FROM jobs WHERE job_id=?", (handle.job_id,)
+            "SELECT result FROM results WHERE job_id=?", (handle.job_id,)
         ).fetchone()
     return back, text
 
@@ -119,7 +119,7 @@ def test_stores_written_the_slow_way_still_read(tmp_path: Path) -> None:
     result = transcript(RAW)
     _, _ = store_and_read(tmp_path, result)
     with sqlite3.connect(tmp_path / "s.db") as conn:
-        conn.execute("UPDATE jobs SET result=?", (json.dumps(redact(dump(result))),))
+        conn.execute("UPDATE results SET result=?", (json.dumps(redact(dump(result))),))
     store = Store(tmp_path / "s.db")
     (record,) = store.jobs()
     assert store.result(record.job_id) == result

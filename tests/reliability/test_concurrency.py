@@ -62,7 +62,12 @@ def test_processes_sharing_a_store_never_duplicate_or_lose_work(
     for n, proc in enumerate(procs):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, f"process {n}: {err}"
-        assert err == "", f"process {n} wrote to stderr: {err}"
+        # Only the batch's id and its summary: no error, warning or skipped input.
+        total = len(SHARED) + len(_own(n))
+        lines = err.splitlines()
+        assert lines[0].startswith("batch ") and lines[0].endswith(f": {total} inputs"), err
+        assert f": {total} done, 0 failed (of {total})" in err, err
+        assert not any(w in err for w in ("error", "warning", "skipped")), err
         written = sorted(p.name for p in (tmp_path / f"out-{n}").iterdir())
         assert len(written) == len(SHARED) + len(_own(n)), written
     assert listings >= 1

@@ -145,7 +145,8 @@ def test_revai_batch_survives_a_fault_storm(
         JobRequest(provider="revai", media=RemoteUrl(f"https://media.voxhub.invalid/storm-{i}.wav"))
         for i in range(JOBS)
     ]
-    outcomes = list(orch.run_many(requests, concurrency=16, batch="storm"))
+    run = orch.run_many(requests, concurrency=16, batch="storm")
+    outcomes = list(run)
     assert len(outcomes) == JOBS
     reasons = {reason for reason, _ in FAILURES}
     stopped = _check_outcomes(outcomes, http.calls, reasons)
@@ -163,7 +164,7 @@ def test_revai_batch_survives_a_fault_storm(
     assert any(c.operation == "recover" for c in http.calls), "no lost answer was recovered"
 
     # Exactly one vendor job per input.
-    records = orch.store.jobs(batch="storm")
+    records = orch.store.jobs(batch=run.batch_id)  # the batch's id (its name is "storm")
     assert len(records) == JOBS
     assert counters["jobs.created"] == JOBS and "jobs.duplicates" not in counters
     assert all(sandbox.jobs_for_key(r.handle.idempotency_key or "") == 1 for r in records)
@@ -201,7 +202,8 @@ def test_nhn_async_batch_survives_a_fault_storm_on_status_polls(
         JobRequest(provider="nhn", media=RemoteUrl(f"https://media.voxhub.invalid/nhn-{i}.mp3"))
         for i in range(JOBS)
     ]
-    outcomes = list(orch.run_many(requests, concurrency=16, batch="nhn-storm"))
+    run = orch.run_many(requests, concurrency=16, batch="nhn-storm")
+    outcomes = list(run)
     stopped = _check_outcomes(outcomes, http.calls, {"FAILED"})
     assert stopped <= JOBS // 50
     if stopped:
@@ -212,7 +214,7 @@ def test_nhn_async_batch_survives_a_fault_storm_on_status_polls(
     assert counters.get("faults.rate_limited", 0) > 0 and counters.get("faults.drop", 0) > 0
     assert counters.get("faults.slow", 0) > 0
     assert counters["tasks.created"] == JOBS
-    records = orch.store.jobs(batch="nhn-storm")
+    records = orch.store.jobs(batch=run.batch_id)  # the batch's id (its name is "nhn-storm")
     assert len(records) == JOBS
     assert len({r.handle.vendor_ids["task_id"] for r in records}) == JOBS
     assert all(r.status and r.status.state is JobState.SUCCEEDED and r.has_result for r in records)

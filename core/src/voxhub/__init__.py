@@ -6,7 +6,7 @@ The public API for applications is what this module exports::
 
     with Orchestrator() as orch:
         outcome = orch.run(JobRequest(provider="revai", media=LocalFile("talk.wav")))
-        print(outcome.result.text)
+        print(outcome.result.text)  # run() raised the typed error if anything failed
 
 Plugin authors import from :mod:`voxhub.plugin` instead (see ``docs/plugins.md``).
 
@@ -29,9 +29,20 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .batches import (
+        BatchCounts,
+        BatchEvent,
+        BatchInfo,
+        BatchRun,
+        BatchSettings,
+        ItemRow,
+        ItemState,
+        Stage,
+    )
     from .config import Config
     from .errors import (
         AuthenticationError,
+        BatchBusyError,
         CallbackRejected,
         ConfigurationError,
         InvalidInputError,
@@ -76,6 +87,7 @@ if TYPE_CHECKING:
 
 _ERRORS = (
     "AuthenticationError",
+    "BatchBusyError",
     "CallbackRejected",
     "ConfigurationError",
     "InvalidInputError",
@@ -92,6 +104,16 @@ _ERRORS = (
     "UnsupportedOptionError",
     "VoxhubError",
     "WaitTimeoutError",
+)
+_BATCHES = (
+    "BatchCounts",
+    "BatchEvent",
+    "BatchInfo",
+    "BatchRun",
+    "BatchSettings",
+    "ItemRow",
+    "ItemState",
+    "Stage",
 )
 _MODELS = (
     "JobHandle",
@@ -118,6 +140,7 @@ _MODELS = (
 _PUBLIC: dict[str, str] = {
     **dict.fromkeys(_ERRORS, "errors"),
     **dict.fromkeys(_MODELS, "models"),
+    **dict.fromkeys(_BATCHES, "batches"),
     "ClosePolicy": "orchestrator",
     "Config": "config",
     "Orchestrator": "orchestrator",
@@ -184,11 +207,19 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AuthenticationError",
+    "BatchBusyError",
+    "BatchCounts",
+    "BatchEvent",
+    "BatchInfo",
+    "BatchRun",
+    "BatchSettings",
     "CallbackRejected",
     "ClosePolicy",
     "Config",
     "ConfigurationError",
     "InvalidInputError",
+    "ItemRow",
+    "ItemState",
     "JobFailedError",
     "JobHandle",
     "JobKind",
@@ -212,6 +243,7 @@ __all__ = [
     "Result",
     "RtcChannel",
     "Segment",
+    "Stage",
     "StoreError",
     "StreamUrl",
     "TaskInfo",

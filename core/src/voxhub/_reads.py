@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._records import RECORD_COLUMNS, Decoded, Event, JobRecord, record_from_row
 from ._sqlite import Database
+from .listing import JobListing, batch_clause
 from .models import JobState, Result
 
 if TYPE_CHECKING:
+
     from .clock import Clock
 
 __all__ = ["StoreReads"]
@@ -63,7 +65,7 @@ class StoreReads:
 
     def result(self, job_id: str) -> Result | None:
         """The stored result of the job, or ``None``."""
-        row = self._read("SELECT result FROM jobs WHERE job_id=?", job_id)
+        row = self._read("SELECT result FROM results WHERE job_id=?", job_id)
         if row is None or row["result"] is None:
             return None
         # Not remembered like the small parts: results can be large and are read rarely.
@@ -84,10 +86,14 @@ class StoreReads:
         if state is not None:
             clauses.append("state=?" if state in _STATES else "phase=? AND state IS NULL")
             args.append(str(state))
-        for column, value in (("provider", provider), ("batch", batch), ("phase", phase)):
+        for column, value in (("provider", provider), ("phase", phase)):
             if value is not None:
                 clauses.append(f"{column}=?")
                 args.append(str(value))
+        if batch is not None:  # a batch id or name
+            clause, ids = batch_clause(self._db.reader(), str(batch))
+            clauses.append(clause)
+            args += ids
         sql = _ALL
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -96,6 +102,12 @@ class StoreReads:
             sql += f" LIMIT {int(limit)}"
         rows = self._db.reader().execute(sql, args).fetchall()
         return [record_from_row(r, self._decoded) for r in rows]
+
+    @property
+    def listing(self) -> JobListing:
+        """This store's listings (:mod:`voxhub.listing`: filtered, sorted and paged in
+        SQL, only the shown columns read, nothing decoded), on this store's connections."""
+        return JobListing(self._db.path, database=self._db)
 
     def events(self, job_id: str, after: int = 0) -> list[Event]:
         """The job's events after sequence ``after``, oldest first."""

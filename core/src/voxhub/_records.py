@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from .listing import shown_state
 from .models import JobHandle, JobRequest, JobStatus
 from .redact import redact
 from .serialization import load
@@ -32,6 +33,7 @@ __all__ = [
     "record_from_row",
     "status_change",
     "status_data",
+    "vendor_ids_text",
 ]
 
 T = TypeVar("T")
@@ -93,6 +95,11 @@ class JobRecord:
         if self.status is not None:
             return self.status.state.value
         return "failed" if self.error and self.phase != Phase.SENDING else self.phase.value
+
+    @property
+    def shown(self) -> str:
+        """What a listing shows: :attr:`state`, but ``closed`` once the job was closed."""
+        return shown_state(self.phase, self.status.state.value if self.status else None, self.error)
 
 
 def dumps(data: Any) -> str:
@@ -158,9 +165,10 @@ class Decoded:
 
 
 #: The ``jobs`` columns a record is built from, in :func:`record_from_row`'s order. The
-#: result itself is not read: it can be large, and a record only says whether it exists.
+#: result itself lives in the ``results`` table: it can be large, and a record only says
+#: whether it exists.
 RECORD_COLUMNS = (
-    "job_id, provider, profile, phase, request, handle, status, result IS NOT NULL AS has_result, "
+    "job_id, provider, profile, phase, request, handle, status, has_result, "
     "created_at, updated_at, batch, owner, lease_until, error"
 )
 
@@ -255,6 +263,12 @@ def status_data(status: JobStatus) -> dict[str, Any]:
         "progress": status.progress,
         "raw": None,
     }
+
+
+def vendor_ids_text(ids: Any) -> str:
+    """The ``jobs.vendor_ids`` column: the vendor ids as listings show them (JSON, ids under
+    secret-looking names masked), written with the handle so a listing parses nothing."""
+    return dumps(redact(dict(ids))) if ids else "{}"
 
 
 def event_text(data: Any) -> str:

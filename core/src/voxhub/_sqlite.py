@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 
 from ._writer import Writer, WriteStats
 from .errors import StoreError
-from .secrets_at_rest import sealer_for
 
 T = TypeVar("T")
 
@@ -35,6 +34,7 @@ __all__ = [
     "default_store_path",
     "key_file",
     "key_path",
+    "put_result",
     "update_job",
 ]
 
@@ -79,6 +79,106 @@ _MIGRATIONS: tuple[str, ...] = (
         job_id      TEXT PRIMARY KEY REFERENCES jobs (job_id),
         token_hash  TEXT NOT NULL
     );
+    """,
+    # 3: durable batches (issue 18). A batch and every one of its inputs are written in
+    # one transaction before anything is sent.
+    """
+    CREATE TABLE batches (
+        batch_id        TEXT PRIMARY KEY,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL,
+        settings        TEXT NOT NULL,
+        total           INTEGER NOT NULL,
+        owner           TEXT,
+        lease_until     REAL,
+        interrupted_at  REAL,
+        runs            INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX batches_created ON batches (created_at);
+    CREATE TABLE batch_items (
+        batch_id    TEXT NOT NULL REFERENCES batches (batch_id),
+        seq         INTEGER NOT NULL,
+        input       TEXT NOT NULL,
+        job_id      TEXT REFERENCES jobs (job_id),
+        state       TEXT NOT NULL,
+        stage       TEXT,
+        output      TEXT,
+        error       TEXT,
+        updated_at  REAL NOT NULL,
+        PRIMARY KEY (batch_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX batch_items_state ON batch_items (batch_id, state, stage);
+    CREATE INDEX batch_items_job ON batch_items (job_id);
+    """,
+    # 4: (issue 18, listings) results out of the jobs rows, indexes for paged listings.
+    # A listing reads only the small jobs rows: results (most of a job's bytes) move to
+    # their own table. What it shows of the media and of the vendor ids gets columns of
+    # their own, written masked (the request stores URLs masked already, the backfill masks
+    # ids under secret-looking names as voxhub.redact did when this was written), so that
+    # a listing parses no JSON. The state it shows is a generated column, always in step
+    # with phase, state and error whoever writes them, and indexed. Listings sort on
+    # created_at, so each filter's index ends in it.
+    """
+    CREATE TABLE results (
+        job_id  TEXT PRIMARY KEY REFERENCES jobs (job_id),
+        result  TEXT NOT NULL
+    );
+    INSERT INTO results (job_id, result) SELECT job_id, result FROM jobs WHERE result IS NOT NULL;
+    ALTER TABLE jobs ADD COLUMN has_result INTEGER NOT NULL DEFAULT 0;
+    UPDATE jobs SET has_result = 1 WHERE result IS NOT NULL;
+    ALTER TABLE jobs DROP COLUMN result;
+    ALTER TABLE jobs ADD COLUMN media TEXT;
+    UPDATE jobs SET media = CASE json_extract(request, '$.media.type')
+            WHEN 'file' THEN json_extract(request, '$.media.path')
+            WHEN 'rtc' THEN 'rtc:' || json_extract(request, '$.media.channel')
+            ELSE json_extract(request, '$.media.url') END
+        WHERE json_extract(request, '$.media') IS NOT NULL;
+    ALTER TABLE jobs ADD COLUMN vendor_ids TEXT NOT NULL DEFAULT '{}';
+    UPDATE jobs SET vendor_ids = (
+            SELECT json_group_object(key, CASE
+                WHEN value IS NULL OR value = '' THEN value
+                WHEN lower(key) IN ('maxtokens', 'tokenname', 'builder_token_name', 'tokentype')
+                    THEN value
+                WHEN replace(replace(lower(key), '-', ''), '_', '') IN
+                    ('maxtokens', 'tokenname', 'buildertokenname', 'tokentype') THEN value
+                WHEN replace(replace(lower(key), '-', ''), '_', '') GLOB '*authorization*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*token*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*secret*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*password*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*passphrase*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*signature*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*privatekey*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*certificate*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*apikey*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*accesskey*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*cookie*'
+                    OR replace(replace(lower(key), '-', ''), '_', '') GLOB '*credential*'
+                    THEN '***'
+                ELSE value END)
+            FROM json_each(handle, '$.vendor_ids'))
+        WHERE json_extract(handle, '$.vendor_ids') <> '{}';
+    ALTER TABLE jobs ADD COLUMN shown TEXT GENERATED ALWAYS AS (CASE
+            WHEN phase = 'closed' THEN 'closed'
+            WHEN state IS NOT NULL THEN state
+            WHEN error IS NOT NULL AND error <> '' AND phase <> 'sending' THEN 'failed'
+            ELSE phase END) VIRTUAL;
+    DROP INDEX jobs_batch;
+    CREATE INDEX jobs_batch ON jobs (batch, created_at);
+    CREATE INDEX jobs_created ON jobs (created_at);
+    CREATE INDEX jobs_shown ON jobs (shown, created_at);
+    CREATE INDEX jobs_provider ON jobs (provider, created_at);
+    """,
+    # 5: (issue 18, outputs) a vendor's own rendering of a result (Rev.ai's SRT/VTT), kept
+    # the first time it is exported so that it is served the same after the job is closed
+    # at the vendor. It belongs to the stored result: a retry that drops the result drops it.
+    """
+    CREATE TABLE exports (
+        job_id      TEXT NOT NULL REFERENCES results (job_id) ON DELETE CASCADE,
+        format      TEXT NOT NULL,
+        text        TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        PRIMARY KEY (job_id, format)
+    ) WITHOUT ROWID;
     """,
 )
 
@@ -207,6 +307,8 @@ class Database:
                 conn.execute(f"PRAGMA user_version = {number}")
 
         self.write(upgrade)
+        from .secrets_at_rest import sealer_for  # here: cryptography costs a listing ~10 ms
+
         # The store's key (created 0600 if missing) opens the secrets sealed in its rows:
         # known from the start, a resumed job's request is readable in any process.
         sealer_for(key_file(key_path(self.path)))
@@ -281,3 +383,12 @@ def _update_sql(columns: tuple[str, ...], check_status: bool) -> str:
     check = " AND status IS ?" if check_status else ""
     # Column names come from the store's code, never from input; every value is bound.
     return f"UPDATE jobs SET {sets} WHERE job_id=?{check}"  # noqa: S608
+
+
+def put_result(conn: sqlite3.Connection, job_id: str, text: str) -> None:
+    """Store (or replace) the job's result text; the caller sets ``jobs.has_result``."""
+    conn.execute(
+        "INSERT INTO results (job_id, result) VALUES (?, ?) "
+        "ON CONFLICT (job_id) DO UPDATE SET result=excluded.result",
+        (job_id, text),
+    )

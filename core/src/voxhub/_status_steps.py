@@ -14,6 +14,7 @@ from .errors import PluginError, ProviderError, VoxhubError
 from .models import JobHandle, JobState, JobStatus, Result
 from .provider import Capability
 from .store import JobRecord, Phase
+from .validation import check_timeout
 
 if TYPE_CHECKING:
     from .callback_tokens import CallbackTokens
@@ -85,11 +86,14 @@ class StatusSteps:
     ) -> JobStatus:
         """Block until the job is final or ``timeout`` seconds pass.
 
-        Raises :class:`~voxhub.errors.WaitTimeoutError` (carrying the handle; the
+        ``timeout`` is ``None`` or a finite number of seconds above 0 (else an
+        :class:`~voxhub.errors.InvalidInputError` naming ``timeout``). Raises
+        :class:`~voxhub.errors.WaitTimeoutError` (carrying the handle; the
         job keeps running) on timeout, and :class:`~voxhub.errors.JobFailedError`
         when the job failed. Jobs with callbacks wake on store events and confirm
         with one status call; others poll with back-off from the provider's hints.
         """
+        timeout = check_timeout(timeout)
         return self._wait(self.record(job), timeout=timeout, policy=policy, on_status=on_status)
 
     def _wait(
@@ -133,6 +137,7 @@ class StatusSteps:
         """:meth:`wait`, then :meth:`fetch`. A success this wait sees is stored with its
         result in one write (until then the job reads as running; a crash in between
         loses nothing: the provider still has both)."""
+        timeout = check_timeout(timeout)
         record = self.record(job)
         kept: Kept = []
         status = self._wait(record, timeout=timeout, on_status=on_status, keep=kept)

@@ -1,106 +1,118 @@
-"""Whole jobs and batches: run one job to its end, many at once, or resume a stored batch.
+"""Whole jobs and durable batches: run one job to its end, record and run many, resume.
 
-:class:`Batches` works through the orchestrator's own operations (the
-:class:`JobOperations` protocol), so a batch does exactly what the same calls
-made one by one would do; it adds the thread pool and the outcome records.
-One job's failure never stops the others: errors go into its :class:`Outcome`.
+A batch is recorded whole before anything is sent: the batch, every input
+(absolute paths, normalized URLs, the output file it will get) and a job per
+input, in one transaction (:meth:`Batches.record_batch`). Then
+:meth:`Batches.run_batch` works through it with bounded concurrency
+(:class:`~voxhub._batch_runner.BatchRun`); every input's failure is its own,
+recorded with the stage it failed in. Running a batch again resumes it: done
+inputs are not repeated, failed ones are left alone unless asked
+(``retry_failed``), and a crash at any moment leaves a batch that a resume
+finishes.
+
+:class:`Batches` works through the orchestrator's own operations, so a batch
+does exactly what the same calls made one by one would do.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Callable, Iterable, Iterator
+import csv
+import io
+import json
+import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Protocol
 
-import attrs
 import structlog
 
+from ._batch_input import (
+    INTERRUPTED_REASON,
+    Carry,
+    OnEvent,
+    OnText,
+    Runner,
+    failed_job,
+    held_elsewhere,
+)
+from ._batch_model import (
+    BatchCounts,
+    BatchEvent,
+    BatchInfo,
+    BatchSettings,
+    ClosePolicy,
+    ItemRow,
+    ItemState,
+    Outcome,
+    Stage,
+    close_policy,
+)
+from ._batch_plan import Planner, absolute, settings_with_defaults
+from ._batch_rows import BatchRows
+from ._batch_runner import BatchRun
 from .errors import InvalidInputError, JobFailedError, VoxhubError, WaitTimeoutError
-from .models import JobHandle, JobRequest, JobState, JobStatus, Result
+from .models import JobHandle, JobRequest, JobState, JobStatus
 from .store import Phase
 
 if TYPE_CHECKING:
-    from .store import JobRecord, Store
+    from .callback_tokens import CallbackTokens
+    from .store import JobRecord
 
-__all__ = ["Batches", "ClosePolicy", "JobOperations", "Outcome", "close_policy"]
+__all__ = [
+    "BatchCounts",
+    "BatchEvent",
+    "BatchInfo",
+    "BatchRun",
+    "BatchSettings",
+    "Batches",
+    "ClosePolicy",
+    "ItemRow",
+    "ItemState",
+    "JobOperations",
+    "Outcome",
+    "Stage",
+    "close_policy",
+]
 
 log = structlog.get_logger("voxhub.batches")
 
-
-class ClosePolicy(enum.StrEnum):
-    """When ``run`` closes a job at the provider: never, after fetching, or always."""
-
-    NEVER = "never"
-    AFTER_FETCH = "after-fetch"
-    ALWAYS = "always"
+#: Manifest columns, in order.
+MANIFEST_FIELDS = ("seq", "input", "job_id", "state", "job_state", "output", "error", "stage")
 
 
-@attrs.frozen
-class Outcome:
-    """What happened to one job of a batch: its handle, final status, result or error."""
-
-    request: JobRequest
-    handle: JobHandle | None
-    status: JobStatus | None = None
-    result: Result | None = None
-    error: VoxhubError | None = None
+class JobOperations(Runner, Protocol):
+    """The orchestrator operations whole jobs and batches are made of: a run's
+    (:class:`~voxhub._batch_input.Runner`) and those that record and submit."""
 
     @property
-    def ok(self) -> bool:
-        """Whether the job succeeded and its result is here."""
-        return (
-            self.error is None
-            and self.status is not None
-            and (self.status.state is JobState.SUCCEEDED)
-        )
+    def callback_tokens(self) -> CallbackTokens: ...
 
-
-class JobOperations(Protocol):
-    """The orchestrator operations a batch is made of."""
-
-    @property
-    def store(self) -> Store: ...
+    def prepare(self, request: JobRequest) -> JobRequest: ...
 
     def submit(
         self, request: JobRequest, *, batch: str | None = ..., callback: bool | None = ...
     ) -> JobHandle: ...
 
-    def complete(
-        self,
-        job: JobHandle,
-        *,
-        timeout: float | None = ...,
-        on_status: Callable[[JobStatus], None] | None = ...,
-    ) -> tuple[JobStatus, Result]: ...
-
-    def close(self, job: JobHandle) -> None: ...
-
-
-#: Brings a stored job to ``submitted`` (:meth:`voxhub.submission.Submission.carry`).
-Carry = Callable[["JobRecord", bool], JobHandle]
-
-
-def close_policy(value: str) -> ClosePolicy:
-    """``value`` as a :class:`ClosePolicy`; a typed error naming ``close`` otherwise."""
-    try:
-        return ClosePolicy(value)
-    except ValueError:
-        choices = ", ".join(p.value for p in ClosePolicy)
-        raise InvalidInputError(
-            f"close must be one of {choices}, not {value!r}", field="close"
-        ) from None
-
 
 class Batches:
-    """Runs jobs to their end, one or many, through an orchestrator's operations.
+    """Runs jobs to their end, one or many, and keeps batches in the store.
 
-    ``carry`` is how :meth:`resume` brings a stored job to ``submitted``.
+    ``carry`` is how a stored job is brought to ``submitted``.
     """
 
     def __init__(self, jobs: JobOperations, carry: Carry) -> None:
         self._jobs = jobs
         self._carry = carry
+        self.rows = BatchRows(jobs.store)
+        self._planner = Planner(jobs)
+        # What only this process knows of a batch it recorded (requests with secret URL
+        # headers, and the errors of inputs that failed their checks), until it runs it.
+        self._memory: dict[
+            str, tuple[dict[int, JobRequest], dict[int, tuple[JobRequest, VoxhubError]]]
+        ] = {}
+        self._memory_lock = threading.Lock()
+
+    # --- one job -----------------------------------------------------------------------
 
     def run(
         self,
@@ -111,19 +123,16 @@ class Batches:
         batch: str | None = None,
         callback: bool | None = None,
     ) -> Outcome:
-        """Submit, wait and fetch one job; errors are returned in the outcome, not raised."""
-        handle: JobHandle | None = None
-        try:
-            close_policy(close)
-            handle = self._jobs.submit(request, batch=batch, callback=callback)
-            return self.finish(request, handle, timeout=timeout, close=close)
-        except VoxhubError as exc:
-            return Outcome(request, handle, error=exc)
+        """Submit, wait and fetch one job; raises its typed error, returns an ok outcome."""
+        close_policy(close)
+        handle = self._jobs.submit(request, batch=batch, callback=callback)
+        return self.finish(request, handle, timeout=timeout, close=close).raise_for_error()
 
     def finish(
         self, request: JobRequest, handle: JobHandle, *, timeout: float | None, close: str
     ) -> Outcome:
-        """Wait for a submitted job, fetch its result and close it as ``close`` says."""
+        """Wait for a submitted job, fetch its result and close it as ``close`` says; an
+        error is returned in the outcome (:meth:`Outcome.raise_for_error` raises it)."""
         policy = close_policy(close)
         status: JobStatus | None = None
         seen: list[JobStatus] = []
@@ -139,11 +148,66 @@ class Batches:
                     self._jobs.close(handle)
                 except VoxhubError as close_exc:
                     log.warning("close.failed", job_id=handle.job_id, error=str(close_exc))
+            stage = Stage.WAIT
             if seen and seen[-1].is_terminal and seen[-1].state is not JobState.FAILED:
                 status = seen[-1]  # the wait ended; fetching its result failed
+                stage = Stage.FETCH
             if status is None and isinstance(exc, JobFailedError):
                 status = self._jobs.store.get(handle.job_id).status
-            return Outcome(request, handle, status=status, error=exc)
+            return Outcome(request, handle, status=status, error=exc, stage=stage)
+
+    # --- batches -----------------------------------------------------------------------
+
+    def record_batch(
+        self, requests: Iterable[JobRequest], *, settings: BatchSettings | None = None
+    ) -> BatchInfo:
+        """Check every request and record the batch, its inputs and their jobs in one
+        transaction; nothing is sent. Inputs that fail their checks are recorded as
+        failed (stage ``check``) with the check's one-line error."""
+        settings = settings_with_defaults(settings or BatchSettings())
+        planned = self._planner.plan(requests, settings)
+        self.rows.record(planned.plan)
+        if planned.live or planned.checks:
+            with self._memory_lock:
+                self._memory[planned.plan.batch_id] = (planned.live, planned.checks)
+        log.info("batch.recorded", batch_id=planned.plan.batch_id, inputs=len(planned.plan.items))
+        return self.rows.info(planned.plan.batch_id)
+
+    def run_batch(
+        self,
+        batch_id: str,
+        *,
+        concurrency: int | None = None,
+        fail_fast: bool = False,
+        retry_failed: bool = False,
+        on_event: OnEvent | None = None,
+        on_text: OnText | None = None,
+    ) -> BatchRun:
+        """Work through the batch's unfinished inputs (a resume when it ran before).
+
+        Claims the batch for this process at once (:class:`~voxhub.errors.BatchBusyError`
+        when another live process holds it); iterate the returned run for outcomes.
+        """
+        info = self.rows.info(batch_id)
+        workers = info.settings.concurrency if concurrency is None else concurrency
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InvalidInputError("concurrency must be at least 1", field="concurrency")
+        with self._memory_lock:
+            live, checks = self._memory.pop(batch_id, ({}, {}))
+        return BatchRun(
+            self._jobs,
+            self.rows,
+            info,
+            carry=self._carry,
+            planner=self._planner,
+            concurrency=workers,
+            fail_fast=fail_fast,
+            retry_failed=retry_failed,
+            on_event=on_event,
+            on_text=on_text,
+            live=live,
+            checks=checks,
+        )
 
     def run_many(
         self,
@@ -154,39 +218,32 @@ class Batches:
         close: str = ClosePolicy.NEVER,
         batch: str | None = None,
         callback: bool | None = None,
-    ) -> Iterator[Outcome]:
-        """Run a batch with at most ``concurrency`` jobs in flight, yielding outcomes as they end.
+        fail_fast: bool = False,
+        on_event: OnEvent | None = None,
+        on_text: OnText | None = None,
+        format: str | None = None,
+        output_dir: str | None = None,
+    ) -> BatchRun:
+        """Record the batch (now, in this call), then run it; see :meth:`run_batch`."""
+        settings = BatchSettings(
+            name=batch,
+            format=format,
+            output_dir=output_dir,
+            close=ClosePolicy(close_policy(close)),
+            timeout=timeout,
+            callback=callback,
+            concurrency=concurrency,
+        )
+        info = self.record_batch(requests, settings=settings)
+        return self.run_batch(
+            info.batch_id, fail_fast=fail_fast, on_event=on_event, on_text=on_text
+        )
 
-        Requests are read from ``requests`` only as slots free up, so a long (or
-        endless) iterable is never held in memory.
-        """
-        if concurrency < 1:
-            raise InvalidInputError("concurrency must be at least 1", field="concurrency")
-        close_policy(close)
-        pending: set[Future[Outcome]] = set()
-        source = iter(requests)
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="voxhub") as pool:
-            while True:
-                while len(pending) < concurrency:
-                    try:
-                        request = next(source)
-                    except StopIteration:
-                        break
-                    pending.add(
-                        pool.submit(
-                            self.run,
-                            request,
-                            timeout=timeout,
-                            close=close,
-                            batch=batch,
-                            callback=callback,
-                        )
-                    )
-                if not pending:
-                    return
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield future.result()
+    def prepare_all(self, requests: Iterable[JobRequest]) -> list[JobRequest]:
+        """Every request checked (the first error raised), paths absolute."""
+        return [self._jobs.prepare(absolute(r)) for r in requests]
+
+    # --- jobs-level resume ---------------------------------------------------------------
 
     def resume(
         self,
@@ -196,26 +253,151 @@ class Batches:
         timeout: float | None = None,
         concurrency: int = 4,
         resubmit_in_doubt: bool = False,
+        retry_failed: bool = False,
     ) -> Iterator[Outcome]:
-        """Carry every unfinished stored job to its end, in store order."""
-        records = [
-            r
-            for r in self._jobs.store.jobs(batch=batch, provider=provider)
-            if r.phase != Phase.CLOSED
-            and not (r.has_result and r.status and r.status.is_terminal)
-            and not (
-                r.status is not None and r.status.state in (JobState.FAILED, JobState.CANCELLED)
-            )
-        ]
+        """Carry every unfinished stored job to its end, at most ``concurrency`` at a time.
+
+        Jobs the store shows failed (refused submissions included) are left alone
+        unless ``retry_failed`` (then the input runs as a new job); jobs another live
+        process is sending are left to it. Each job left alone yields an outcome with
+        :attr:`Outcome.skipped` saying why. ``batch`` is a batch id or name.
+        """
+        if concurrency < 1:
+            raise InvalidInputError("concurrency must be at least 1", field="concurrency")
+        labels: list[str | None] = [None]
+        if batch is not None:
+            labels = [batch, *(b for b in self.rows.ids_named(batch) if b != batch)]
+        store = self._jobs.store
+
+        def candidates() -> Iterator[JobRecord]:
+            for label in labels:
+                for record in store.jobs(batch=label, provider=provider):
+                    if record.phase == Phase.CLOSED:
+                        continue
+                    if record.has_result and record.status and record.status.is_terminal:
+                        continue
+                    yield record
 
         def carry(record: JobRecord) -> Outcome:
+            handle = record.handle
             try:
-                handle = self._carry(record, resubmit_in_doubt)
+                failed = failed_job(record)
+                if failed is not None and record.phase != Phase.RECORDED:
+                    # A new attempt of the input: its failed job is superseded.
+                    handle = self._jobs.submit(record.request, batch=record.batch)
+                else:
+                    handle = self._carry(record, resubmit_in_doubt)
                 return self.finish(record.request, handle, timeout=timeout, close=ClosePolicy.NEVER)
             except VoxhubError as exc:
-                return Outcome(record.request, record.handle, error=exc)
+                return Outcome(record.request, handle, error=exc, stage=Stage.SUBMIT)
 
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            futures = [pool.submit(carry, r) for r in records]
-            for future in futures:
-                yield future.result()
+        def left_alone(record: JobRecord) -> str | None:
+            failed = failed_job(record)
+            if failed is not None and self.rows.superseded(record.job_id):
+                return f"job {record.job_id} failed and was run again as a newer job"
+            if failed is not None and not (retry_failed or failed == INTERRUPTED_REASON):
+                return f"job {record.job_id} failed: {failed}; --retry-failed submits it again"
+            holder = held_elsewhere(record, store)
+            if holder is not None:
+                return f"job {record.job_id} is being submitted by {holder}"
+            return None
+
+        pending: set[Future[Outcome]] = set()
+        source = candidates()
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="voxhub") as pool:
+            while True:
+                while len(pending) < concurrency:
+                    record = next(source, None)
+                    if record is None:
+                        break
+                    why = left_alone(record)
+                    if why is not None:
+                        yield Outcome(record.request, record.handle, status=record.status,
+                                      skipped=why)  # fmt: skip
+                        continue
+                    pending.add(pool.submit(carry, record))
+                if not pending:
+                    return
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+
+    # --- reading batches -----------------------------------------------------------------
+
+    def batches(self, limit: int = 50, offset: int = 0) -> list[BatchInfo]:
+        """Stored batches, newest first, one page."""
+        return self.rows.infos(limit, offset)
+
+    def batch(self, batch_id: str) -> BatchInfo:
+        """One stored batch; :class:`~voxhub.errors.NotFoundError` if there is none."""
+        return self.rows.info(batch_id)
+
+    def batch_count(self) -> int:
+        """How many batches are stored."""
+        return self.rows.count()
+
+    def batch_items(
+        self,
+        batch_id: str,
+        *,
+        state: ItemState | str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Iterator[ItemRow]:
+        """The batch's inputs in order (streamed from the store a page at a time)."""
+        self.rows.info(batch_id)  # a typed error for an unknown batch, before iterating
+        wanted = None if state is None else _item_state(state)
+        return self.rows.items(batch_id, state=wanted, limit=limit, offset=offset)
+
+    def manifest(self, batch_id: str, fmt: str = "jsonl") -> Iterator[str]:
+        """The batch as lines (without their newline): input → job id → state → output →
+        error, as JSON Lines or CSV (a header line first)."""
+        if fmt not in ("jsonl", "csv"):
+            raise InvalidInputError(
+                f"manifest format must be jsonl or csv, not {fmt!r}", field="format"
+            )
+        items = self.batch_items(batch_id)
+        return _jsonl(items) if fmt == "jsonl" else _csv(items)
+
+
+def _item_state(value: ItemState | str) -> ItemState:
+    try:
+        return ItemState(value)
+    except ValueError:
+        choices = ", ".join(s.value for s in ItemState)
+        raise InvalidInputError(
+            f"state must be one of {choices}, not {value!r}", field="state"
+        ) from None
+
+
+def _fields(item: ItemRow) -> dict[str, object]:
+    return {
+        "seq": item.seq,
+        "input": item.input,
+        "job_id": item.job_id,
+        "state": item.state.value,
+        "job_state": item.job_state,
+        "output": item.output,
+        "error": item.error,
+        "stage": None if item.stage is None else item.stage.value,
+    }
+
+
+def _jsonl(items: Iterator[ItemRow]) -> Iterator[str]:
+    for item in items:
+        yield json.dumps(_fields(item), ensure_ascii=False, separators=(",", ":"))
+
+
+def _csv(items: Iterator[ItemRow]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="")
+
+    def line(values: Iterable[object]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(["" if v is None else v for v in values])
+        return buffer.getvalue()
+
+    yield line(MANIFEST_FIELDS)
+    for item in items:
+        yield line(_fields(item).values())

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuthenticationError",
+    "BatchBusyError",
     "CallbackRejected",
     "ConfigurationError",
     "InvalidInputError",
@@ -246,6 +247,20 @@ class WaitTimeoutError(VoxhubError):
         super().__init__(message, **kw)
         self.handle = handle
         self.details.setdefault("job_id", handle.job_id)
+
+
+class BatchBusyError(VoxhubError):
+    """Another live process is working through this batch; ``owner`` names it (``host:pid:…``).
+
+    Nothing was started: run the command again once that process ended, or stop it.
+    """
+
+    exit_code = 8
+
+    def __init__(self, message: str, *, owner: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.owner = owner
+        self.details.setdefault("owner", owner)
 
 
 class CallbackRejected(VoxhubError):

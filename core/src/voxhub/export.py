@@ -7,6 +7,11 @@ The JSON shape of a transcript is a documented, stable interface::
                    "words": [{"start", "end", "text", "confidence"}]}]}
 
 Times are seconds. Text is written as UTF-8 without escaping (Korean stays Korean).
+
+``txt`` has one shape for every provider: plain text, one segment (a speaker turn,
+an utterance) per line, no times. Speaker labels are left out of ``txt``, ``srt``
+and ``vtt`` unless ``speakers=True`` (``Speaker 1: ...`` lines, ``[Speaker 1] ...``
+cues); the JSON always has them.
 """
 
 from __future__ import annotations
@@ -99,8 +104,9 @@ def result_to_dict(result: Result) -> dict[str, Any]:
     }
 
 
-def render(result: Result, fmt: str) -> str:
-    """``result`` as text in ``fmt`` (one of :data:`FORMATS`)."""
+def render(result: Result, fmt: str, *, speakers: bool = False) -> str:
+    """``result`` as text in ``fmt`` (one of :data:`FORMATS`); ``speakers`` labels the
+    lines of ``txt`` and the cues of ``srt``/``vtt`` with their speaker, where known."""
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise InvalidInputError(
@@ -110,8 +116,8 @@ def render(result: Result, fmt: str) -> str:
         return json.dumps(result_to_dict(result), ensure_ascii=False, indent=2) + "\n"
     if isinstance(result, Transcript):
         if fmt == "txt":
-            return result.text.rstrip() + "\n"
-        return _captions(result.segments, vtt=fmt == "vtt")
+            return _plain_text(result, speakers=speakers)
+        return _captions(result.segments, vtt=fmt == "vtt", speakers=speakers)
     if isinstance(result, ModerationReport) and fmt == "txt":
         return _moderation_text(result)
     if isinstance(result, TaskInfo) and fmt == "txt":
@@ -119,6 +125,29 @@ def render(result: Result, fmt: str) -> str:
     raise InvalidInputError(
         f"{type(result).__name__} results cannot be rendered as {fmt}", field="format"
     )
+
+
+def _speaker_label(speaker: str) -> str:
+    """How a speaker is named in text: ``Speaker 1`` for a vendor's number, else the name."""
+    return f"Speaker {speaker}" if speaker.isdigit() else speaker
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _plain_text(t: Transcript, *, speakers: bool) -> str:
+    """One segment per line, whitespace collapsed; the transcript's own text (line by
+    line) when no segment has any."""
+    lines: list[str] = []
+    for seg in t.segments:
+        text = _one_line(seg.text)
+        if text:
+            label = f"{_speaker_label(seg.speaker)}: " if speakers and seg.speaker else ""
+            lines.append(label + text)
+    if not lines:
+        lines = [line for line in map(_one_line, t.text.splitlines()) if line]
+    return "\n".join(lines) + "\n"
 
 
 def _moderation_text(report: ModerationReport) -> str:
@@ -133,15 +162,15 @@ def _moderation_text(report: ModerationReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cues(segments: Iterable[Segment]) -> list[tuple[float, float, str]]:
+def _cues(segments: Iterable[Segment], *, speakers: bool) -> list[tuple[float, float, str]]:
     cues: list[tuple[float, float, str]] = []
     for seg in segments:
         if seg.start is None or seg.end is None or not seg.text.strip():
             continue
-        speaker = f"[{seg.speaker}] " if seg.speaker else ""
+        speaker = f"[{_speaker_label(seg.speaker)}] " if speakers and seg.speaker else ""
         timed = [w for w in seg.words if w.start is not None and w.end is not None]
         if seg.end - seg.start <= _MAX_CAPTION_SECONDS or not timed:
-            cues.append((seg.start, seg.end, speaker + seg.text.strip()))
+            cues.append((seg.start, seg.end, speaker + _one_line(seg.text)))
             continue
         # Long segment: cut it into readable cues at word boundaries.
         chunk: list[str] = []
@@ -167,10 +196,10 @@ def _stamp(seconds: float, sep: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{sep}{millis:03d}"
 
 
-def _captions(segments: Iterable[Segment], *, vtt: bool) -> str:
+def _captions(segments: Iterable[Segment], *, vtt: bool, speakers: bool) -> str:
     out: list[str] = ["WEBVTT", ""] if vtt else []
     sep = "." if vtt else ","
-    for index, (start, end, text) in enumerate(_cues(segments), 1):
+    for index, (start, end, text) in enumerate(_cues(segments, speakers=speakers), 1):
         if not vtt:
             out.append(str(index))
         out.append(f"{_stamp(start, sep)} --> {_stamp(max(end, start), sep)}")

@@ -11,7 +11,8 @@ concern (``voxhub transcribe`` goes through exactly this path)::
     Orchestrator.wait(job)   -> Waiter  (waiting)     ``status`` with back-off, or callback events
     Orchestrator.fetch(job)  -> ``fetch`` hook, result stored
     Orchestrator.close(job)  -> ``close`` hook
-    Orchestrator.run_many / resume -> Batches (batches)
+    Orchestrator.record_batch / run_batch / run_many / resume -> Batches (batches):
+                                      a batch recorded whole, then worked through
 
 Provider contexts (settings, the bound HTTP client, the authenticated
 credentials) are built and cached here; callback URLs come from
@@ -22,14 +23,16 @@ through :class:`~voxhub.events.JobEvents`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from ._batch_steps import BatchSteps
 from ._status_steps import JobRef, StatusSteps, accepted
-from .batches import Batches, ClosePolicy, Outcome
+from ._stored_exports import keep_export, stored_export
+from .batches import Batches, BatchInfo, BatchRun, BatchSettings, ClosePolicy, Outcome
 from .callback_tokens import CallbackTokens
 from .clock import Clock, SystemClock
 from .config import Config
@@ -53,6 +56,9 @@ from .validation import RequestChecks
 from .waiting import Waiter, WaitPolicy
 
 __all__ = [
+    "BatchInfo",
+    "BatchRun",
+    "BatchSettings",
     "ClosePolicy",
     "JobRef",
     "Orchestrator",
@@ -63,13 +69,16 @@ __all__ = [
 
 log = structlog.get_logger("voxhub.orchestrator")
 
+#: Formats always rendered by voxhub, never by a vendor: one shape for every provider.
+_OWN_FORMATS = frozenset({"txt", "json"})
+
 #: Job kinds whose work runs live: they have a (partial) result before they end.
 _LIVE_KINDS = frozenset(
     {JobKind.CHANNEL_TRANSCRIPTION, JobKind.TRANSCODING, JobKind.STREAM_MODERATION}
 )
 
 
-class Orchestrator(StatusSteps):
+class Orchestrator(StatusSteps, BatchSteps):
     """Runs jobs on providers and keeps every job in the store.
 
     Thread-safe: one orchestrator can serve a web backend's threads. Construct
@@ -208,14 +217,22 @@ class Orchestrator(StatusSteps):
         batch: str | None = None,
         callback: bool | None = None,
     ) -> list[JobHandle]:
-        """Submit several jobs of one provider profile, in one vendor request when it can.
+        """Submit several jobs, in one vendor request when the provider can.
 
-        With ``Capability.BATCH_SUBMIT`` every job is recorded and claimed first, then
-        the provider's ``submit_batch`` creates them all at once (e.g. several Tupu
-        streams). Otherwise this is :meth:`submit` in a loop. Inputs already stored are
-        not submitted again.
+        Every request is checked first (the first error is raised, nothing is
+        recorded); then they are recorded as one batch (``batch`` is its name;
+        ``jobs.batch`` its id), and submitted: with ``Capability.BATCH_SUBMIT``
+        (one provider profile) the provider's ``submit_batch`` creates them all at
+        once (e.g. several Tupu streams), otherwise one by one. Inputs already
+        stored are not submitted again. ``run_batch`` on the batch finishes it.
         """
-        return self._submission.submit_many(requests, batch=batch, callback=callback)
+        prepared = self._batches.prepare_all(requests)
+        if not prepared:
+            return []
+        info = self._batches.record_batch(
+            prepared, settings=BatchSettings(name=batch, callback=callback)
+        )
+        return self._submission.submit_many(prepared, batch=info.batch_id, callback=callback)
 
     # --- looking jobs up ---------------------------------------------------------------
 
@@ -287,17 +304,33 @@ class Orchestrator(StatusSteps):
             self.events.completed(handle, result)
         return result
 
-    def export(self, job: JobRef, fmt: str) -> str:
-        """The result as text in ``fmt``: the vendor's own rendering if offered, else ours."""
+    def export(self, job: JobRef, fmt: str, *, speakers: bool = False) -> str:
+        """The job's result as text in ``fmt`` (see :func:`voxhub.export.render`).
+
+        ``txt`` and ``json`` are always voxhub's renderings of the stored result, the
+        same shape for every provider. A caption format the provider renders itself
+        (``ProviderInfo.export_formats``, e.g. Rev.ai's SRT/VTT) is asked for once, kept
+        in the store with the result and served from there from then on, also after
+        ``close``; one first asked for after ``close`` is rendered by voxhub. With
+        ``speakers`` the lines carry speaker labels, which only voxhub's renderings do.
+        """
+        fmt = fmt.lower()
         record = self.record(job)
         entry = self.plugins.provider(record.provider)
-        if fmt in entry.info.export_formats and record.phase != Phase.CLOSED:
-            handle = self.handle(record.job_id)
+        native = fmt in entry.info.export_formats and fmt not in _OWN_FORMATS and not speakers
+        if native:
+            kept = stored_export(self.store, record.job_id, fmt)
+            if kept is not None:
+                return kept
+        # The result first: it is what stays once the vendor's copy is gone.
+        result = self.fetch(record.job_id)
+        if native and record.phase != Phase.CLOSED:
+            handle = accepted(record)
             ctx = self.context(handle.provider, handle.profile)
-            native = self.plugins.calls(handle.provider).export(ctx, handle, fmt)
-            if native is not None:
-                return native
-        return render(self.fetch(record.job_id), fmt)
+            text = self.plugins.calls(handle.provider).export(ctx, handle, fmt)
+            if text is not None:
+                return keep_export(self.store, handle.job_id, fmt, text)
+        return render(result, fmt, speakers=speakers)
 
     def close(self, job: JobRef) -> None:
         """Stop or delete the job at its provider (idempotent); its stored record stays."""
@@ -339,77 +372,6 @@ class Orchestrator(StatusSteps):
         self.store.reopen(handle.job_id, status, new)
         self.events.state_changed(new, record.status, status)
         return new
-
-    # --- whole jobs and batches ---------------------------------------------------
-
-    def run(
-        self,
-        request: JobRequest,
-        *,
-        timeout: float | None = None,
-        close: str = ClosePolicy.NEVER,
-        batch: str | None = None,
-        callback: bool | None = None,
-    ) -> Outcome:
-        """Submit, wait and fetch one job; errors are returned in the outcome, not raised."""
-        return self._batches.run(
-            request, timeout=timeout, close=close, batch=batch, callback=callback
-        )
-
-    def finish(
-        self,
-        request: JobRequest,
-        handle: JobHandle,
-        *,
-        timeout: float | None = None,
-        close: str = ClosePolicy.NEVER,
-    ) -> Outcome:
-        """Wait for a submitted job, fetch its result and close it as ``close`` says."""
-        return self._batches.finish(request, handle, timeout=timeout, close=close)
-
-    def run_many(
-        self,
-        requests: Iterable[JobRequest],
-        *,
-        concurrency: int = 4,
-        timeout: float | None = None,
-        close: str = ClosePolicy.NEVER,
-        batch: str | None = None,
-        callback: bool | None = None,
-    ) -> Iterator[Outcome]:
-        """Run a batch with at most ``concurrency`` jobs in flight, yielding outcomes as they end.
-
-        One job's failure never stops the others. Requests are validated as they
-        are started; an invalid one yields an outcome with its error. Re-running
-        the same batch resumes it: inputs already done come back from the store.
-        """
-        return self._batches.run_many(
-            requests,
-            concurrency=concurrency,
-            timeout=timeout,
-            close=close,
-            batch=batch,
-            callback=callback,
-        )
-
-    def resume(
-        self,
-        *,
-        batch: str | None = None,
-        provider: str | None = None,
-        timeout: float | None = None,
-        concurrency: int = 4,
-        resubmit_in_doubt: bool = False,
-    ) -> Iterator[Outcome]:
-        """Carry every unfinished stored job to its end: submit what never left, recover
-        what is in doubt, wait for what runs, fetch what is done but not stored."""
-        return self._batches.resume(
-            batch=batch,
-            provider=provider,
-            timeout=timeout,
-            concurrency=concurrency,
-            resubmit_in_doubt=resubmit_in_doubt,
-        )
 
 
 def _timeouts(config: Config) -> Timeouts:

@@ -226,6 +226,9 @@ class ProviderInfo:
     polling: PollingHints = attrs.field(factory=PollingHints)
     requests_per_second: float | None = None
     export_formats: frozenset[str] = frozenset()  # formats ``export`` renders natively
+    # Media types (patterns such as ``audio/*``) a local file must be, by its magic
+    # bytes, before it is recorded: see :mod:`voxhub.media_checks`. ``{"*/*"}`` takes any.
+    media_types: frozenset[str] = frozenset({"audio/*", "video/*"})
     docs_url: str | None = None
     entry: str | None = attrs.field(default=None, validator=_check_entry)
 

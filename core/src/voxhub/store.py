@@ -46,6 +46,7 @@ from ._records import (
     owner_alive,
     record_from_row,
     status_change,
+    vendor_ids_text,
 )
 from ._sqlite import _MIGRATIONS as _MIGRATIONS  # re-exported: tests build old stores
 from ._sqlite import (
@@ -54,6 +55,7 @@ from ._sqlite import (
     WriteStats,
     default_store_path,
     key_file,
+    put_result,
     update_job,
 )
 from ._store_text import handle_text, reads_back_as_itself, result_text
@@ -167,13 +169,17 @@ class Store(StoreReads):
             phase, owner, lease = Phase.SENDING, self.owner, now + self.LEASE_SECONDS
             events.append(("sending", dumps({"owner": self.owner})))
         row = (handle.job_id, handle.provider, handle.profile, handle.kind.value, key, phase.value)
+        # What listings show of the media, kept apart so they never decode the request.
+        media = request.media.describe() if request.media is not None else None
+        ids = vendor_ids_text(handle.vendor_ids)
 
         def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
             inserted = conn.execute(
                 """INSERT INTO jobs (job_id, provider, profile, kind, idempotency_key, phase,
-                       owner, lease_until, request, handle, batch, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
-                (*row, owner, lease, request_text, handle_json, batch, now, now),
+                       owner, lease_until, request, handle, batch, created_at, updated_at, media,
+                       vendor_ids)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                (*row, owner, lease, request_text, handle_json, batch, now, now, media, ids),
             ).rowcount
             if inserted == 1:
                 self._append(conn, handle.job_id, *events)
@@ -296,21 +302,23 @@ class Store(StoreReads):
         job_id = handle.job_id
         columns: dict[str, Any] = {
             "phase": Phase.SUBMITTED.value,
-            "handle": handle_text(handle),
-            "vendor_id": handle.vendor_id,
+            **_handle_columns(handle),
             "owner": None,
             "lease_until": None,
             "error": None,
         }
         events = [("submitted", event_text({"vendor_ids": handle.vendor_ids}))]
+        stored_result = None if result is None else result_text(result)
         if result is not None:
-            columns["result"] = result_text(result)
+            columns["has_result"] = 1
             events.append(("result", dumps({"type": type(result).__name__})))
         # Decided against the status as last seen; the write checks that it still holds.
         seen, change = self._status_seen(job_id, status)
 
         def write(conn: sqlite3.Connection) -> str | None:
             decided, stored, now = change, seen, {"updated_at": self.clock.time()}
+            if stored_result is not None:
+                put_result(conn, job_id, stored_result)
             if status is None:
                 update_job(conn, job_id, {**columns, **now})
             elif not update_job(conn, job_id, {**columns, **now, **_set(decided)}, status_was=seen):
@@ -335,15 +343,11 @@ class Store(StoreReads):
 
     def update_handle(self, handle: JobHandle) -> None:
         """Store a handle whose vendor ids or vendor state changed (e.g. a retried task)."""
-        text = handle_text(handle)
+        columns = _handle_columns(handle)
         event = event_text({"vendor_ids": handle.vendor_ids})
 
         def write(conn: sqlite3.Connection) -> None:
-            update_job(
-                conn,
-                handle.job_id,
-                {"handle": text, "vendor_id": handle.vendor_id, "updated_at": self.clock.time()},
-            )
+            update_job(conn, handle.job_id, {**columns, "updated_at": self.clock.time()})
             self._append(conn, handle.job_id, ("handle", event))
 
         self._db.write(write)
@@ -407,11 +411,12 @@ class Store(StoreReads):
         """:meth:`set_status` and :meth:`save_result` in one write: a job's final status and
         its result; returns whether the status changed anything."""
         seen, change = self._status_seen(job_id, status)
-        stored = {"result": result_text(result)}
+        stored = result_text(result)
         result_event = ("result", dumps({"type": type(result).__name__}))
 
         def write(conn: sqlite3.Connection) -> tuple[bool, str | None]:
-            columns = {**stored, "updated_at": self.clock.time()}
+            put_result(conn, job_id, stored)
+            columns = {"has_result": 1, "updated_at": self.clock.time()}
             decided, text = change, seen
             if not update_job(conn, job_id, {**columns, **_set(decided)}, status_was=seen):
                 # Another process stored a status meanwhile: decide against that one.
@@ -432,14 +437,15 @@ class Store(StoreReads):
         columns: dict[str, Any] = {
             "state": status.state.value,
             "status": dumps(data),
-            "result": None,
+            "has_result": 0,
             "error": None,
         }
         if handle is not None:
-            columns.update(handle=handle_text(handle), vendor_id=handle.vendor_id)
+            columns.update(_handle_columns(handle))
         event = event_text({"status": data, "vendor_ids": handle.vendor_ids if handle else None})
 
         def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM results WHERE job_id=?", (job_id,))
             update_job(conn, job_id, {**columns, "updated_at": self.clock.time()})
             self._append(conn, job_id, ("reopened", event))
 
@@ -451,7 +457,8 @@ class Store(StoreReads):
         event = dumps({"type": type(result).__name__})
 
         def write(conn: sqlite3.Connection) -> None:
-            update_job(conn, job_id, {"result": text, "updated_at": self.clock.time()})
+            put_result(conn, job_id, text)
+            update_job(conn, job_id, {"has_result": 1, "updated_at": self.clock.time()})
             self._append(conn, job_id, ("result", event))
 
         self._db.write(write)
@@ -493,6 +500,12 @@ class Store(StoreReads):
                 (job_id, token_hash),
             )
         )
+
+
+def _handle_columns(handle: JobHandle) -> dict[str, Any]:
+    """The ``jobs`` columns a handle sets (the handle and what listings show of its ids)."""
+    ids = vendor_ids_text(handle.vendor_ids)
+    return {"handle": handle_text(handle), "vendor_id": handle.vendor_id, "vendor_ids": ids}
 
 
 def _set(change: StatusChange | None) -> dict[str, Any]:

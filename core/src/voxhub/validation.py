@@ -10,12 +10,14 @@ provider's capabilities, converts the options to their declared types, builds
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import attrs
 
 from .errors import ConfigurationError, InvalidInputError
+from .media_checks import check_local_media
 from .models import JobKind, JobRequest, LocalFile, Media, RemoteUrl
 from .provider import Capability
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from .plugins import PluginManager
     from .provider import ProviderContext
 
-__all__ = ["RequestChecks"]
+__all__ = ["RequestChecks", "check_timeout"]
 
 
 class RequestChecks:
@@ -66,7 +68,7 @@ class RequestChecks:
         provider = request.provider or self.default_provider()
         info = self._plugins.provider(provider).info
         kind = _kind(request.kind, info.kinds, provider)
-        _check_media(request.media, info.capabilities, provider)
+        _check_media(request.media, info.capabilities, info.media_types, provider)
         options = info.validate_options(request.options)
         profile = request.profile or provider
         request = attrs.evolve(
@@ -98,7 +100,30 @@ def _kind(kind: JobKind | None, kinds: frozenset[JobKind], provider: str) -> Job
     return JobKind(kind)
 
 
-def _check_media(media: Media | None, caps: frozenset[Capability], provider: str) -> None:
+def check_timeout(value: float | None, *, field: str = "timeout") -> float | None:
+    """``value`` as a timeout in seconds: ``None`` (no limit) or a finite number above 0.
+
+    Raises :class:`~voxhub.errors.InvalidInputError` naming ``field`` otherwise
+    (``-5``, ``0``, ``nan`` and ``inf`` are all refused: none of them is a time limit).
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(
+            f"{field} must be a number of seconds, got {str(value)[:20]!r}", field=field
+        ) from None
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        raise InvalidInputError(
+            f"{field} must be a finite number of seconds above 0, got {value!r}", field=field
+        )
+    return seconds
+
+
+def _check_media(
+    media: Media | None, caps: frozenset[Capability], types: Iterable[str], provider: str
+) -> None:
     if isinstance(media, LocalFile):
         if Capability.UPLOAD not in caps:
             raise InvalidInputError(
@@ -107,13 +132,9 @@ def _check_media(media: Media | None, caps: frozenset[Capability], provider: str
                 provider=provider,
                 operation="validate",
             )
-        if not media.path.is_file():
-            raise InvalidInputError(
-                f"no such file: {media.path}",
-                field="media",
-                provider=provider,
-                operation="validate",
-            )
+        # Exists, is a readable non-empty regular file, and its bytes are a media type
+        # the provider takes: nothing unfit is recorded, uploaded or billed.
+        check_local_media(media.path, types, provider=provider)
     elif isinstance(media, RemoteUrl) and Capability.URL not in caps:
         raise InvalidInputError(
             f"provider {provider!r} does not accept URLs; give a local file",

@@ -349,13 +349,17 @@ def test_other_invalid_requests(plugins: PluginManager, tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     not_audio = tmp_path / "notes.wav"
     not_audio.write_text("not audio", encoding="utf-8")
+    # A WAV header with nothing decodable behind it: past the core's check, the engine's.
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF\x24\x00\x00\x00WAVEjunk" * 8)
     grammar = tmp_path / "g.jsgf"
     grammar.write_text("#JSGF V1.0;\ngrammar g;\npublic <a> = hello;\n", encoding="utf-8")
     cases: list[tuple[JobRequest, str, str]] = [
         (attrs.evolve(request(HELLO_WAV), language="fr"), "language", "English only"),
         (attrs.evolve(request(HELLO_WAV, keyphrase="hi"), language="fr"), "language", "en-us"),
         (attrs.evolve(request(HELLO_WAV), language="klingon"), "language", "Whisper"),
-        (request(not_audio), "media", "cannot decode"),
+        (request(not_audio), "media", "not an audio or video file (it looks like text)"),
+        (request(broken), "media", "cannot decode"),
         (JobRequest(provider="local", media=RemoteUrl("https://example.com/a.wav")), "media",
          "URL"),
         (request(HELLO_WAV, keyphrase="hello", grammar=str(grammar)), "keyphrase", "grammar"),

@@ -89,10 +89,11 @@ def test_no_secret_in_store_or_errors_through_orchestrator(
         handle = orch.submit(JobRequest("nhn", media=RemoteUrl("https://e.com/x.mp3")))
         orch.wait(handle, policy=WaitPolicy(first_poll=0.05, max_interval=0.1), timeout=10)
         bad = voxhub_orchestrator({"nhn": {**server.settings(), "uak_token": TOKEN + "y"}})
-        failed = bad.run(JobRequest("nhn", media=LocalFile(write_wav(tmp_path / "b.wav", 1))))
-        assert failed.error is not None and failed.error.details["code"] == 4010007
+        with pytest.raises(VoxhubError) as failed:
+            bad.run(JobRequest("nhn", media=LocalFile(write_wav(tmp_path / "b.wav", 1))))
+        assert failed.value.details["code"] == 4010007
     assert any(e["event"] == "http.response" for e in logs)
-    text = "\n".join([repr(e) for e in logs] + [_everything(failed.error)])
+    text = "\n".join([repr(e) for e in logs] + [_everything(failed.value)])
     raw_store = orch.store.path.read_bytes()
     for secret in (SECRET, TOKEN, TOKEN + "y"):
         assert secret not in text

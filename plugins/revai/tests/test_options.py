@@ -151,7 +151,9 @@ def test_media_checks(kit, validate, tmp_path: Path) -> None:
 
 def test_file_over_two_gb_refused_before_upload(kit, sandbox, make_orch, tmp_path: Path) -> None:
     huge = tmp_path / "huge.wav"
-    with huge.open("wb") as fh:  # sparse: takes no disk space
+    header = kit.write_wav(tmp_path / "head.wav", 0.1).read_bytes()[:44]
+    with huge.open("wb") as fh:  # a WAV header, then sparse: takes no disk space
+        fh.write(header)
         fh.truncate(opt.MAX_UPLOAD_BYTES + 1)
     request, _ = kit.new_job(huge)
     with pytest.raises(InvalidInputError) as info:

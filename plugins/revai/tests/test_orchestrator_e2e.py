@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from voxhub.orchestrator import ClosePolicy
-from voxhub.plugin import JobRequest, JobState, LocalFile, RemoteUrl, Transcript
+from voxhub.plugin import JobFailedError, JobRequest, JobState, LocalFile, RemoteUrl, Transcript
 
 
 @pytest.fixture
@@ -30,7 +30,10 @@ def test_run_fetch_export_close(orch, wav, kit):
     assert handle is not None
     assert o.export(handle, "srt").startswith("1\n00:00:00,000")
     assert o.export(handle, "vtt").startswith("WEBVTT")
-    assert o.export(handle, "txt").startswith("Speaker 0")
+    # txt is voxhub's plain text (never Rev's speaker/time columns); labels on request.
+    assert o.export(handle, "txt") == "".join(
+        s.text.strip() + "\n" for s in outcome.result.segments)
+    assert o.export(handle, "txt", speakers=True).startswith("Speaker 0: Hello there.")
     o.close(handle)
     assert run.sandbox.counters.get("jobs.deleted") == 1
     # The same input again is the same job: nothing new is sent.
@@ -69,10 +72,11 @@ def test_lost_answers_over_the_control_api_then_one_job(orch, wav):
 
 def test_failed_job_outcome(orch):
     _run, o = orch(failure_rate=1.0)
-    outcome = o.run(JobRequest(provider="revai", media=RemoteUrl("https://a.example/x.mp3")))
-    assert not outcome.ok
-    assert outcome.status is not None and outcome.status.state is JobState.FAILED
-    assert outcome.status.reason
+    with pytest.raises(JobFailedError) as failed:
+        o.run(JobRequest(provider="revai", media=RemoteUrl("https://a.example/x.mp3")))
+    assert failed.value.handle is not None and failed.value.reason
+    status = o.store.get(failed.value.handle.job_id).status
+    assert status is not None and status.state is JobState.FAILED
 
 
 def test_upload_progress_reaches_the_caller(orch, wav):

@@ -12,12 +12,14 @@ commands in ``voxhub --help``.
 
 * :mod:`voxhub.cli.run` — ``transcribe``, ``submit``, ``moderate``;
 * :mod:`voxhub.cli.jobs` — ``status``, ``wait``, ``fetch``, ``close``, ``retry``, ``jobs``;
+* :mod:`voxhub.cli.batches` — ``batches`` (list, show, resume, manifest);
 * :mod:`voxhub.cli.admin` — ``providers``, ``config``, ``sandbox``, ``callbacks``, ``plugin``.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 from typing import NoReturn
 
 import click
@@ -30,7 +32,7 @@ from .state import State, loaded_plugins
 __all__ = ["LazyCommand", "cli", "main"]
 
 #: Commands that normally log nothing: they leave structlog unimported unless they do.
-QUIET_COMMANDS = frozenset({"providers", "config", "plugin"})
+QUIET_COMMANDS = frozenset({"providers", "config", "plugin", "jobs"})
 
 #: (name, "module:attribute", the first line of its help), in the order ``--help`` lists them.
 CORE_COMMANDS = (
@@ -75,7 +77,16 @@ CORE_COMMANDS = (
         "voxhub.cli.jobs:retry",
         "Ask the provider to run a failed job again (same voxhub job, new vendor task).",
     ),
-    ("jobs", "voxhub.cli.jobs:jobs", "List stored jobs (subcommands: show, resume)."),
+    (
+        "jobs",
+        "voxhub.cli.jobs:jobs",
+        "List stored jobs, newest first, a page at a time (subcommands: show, resume).",
+    ),
+    (
+        "batches",
+        "voxhub.cli.batches:batches",
+        "List batches with counts per state (subcommands: show, resume, manifest).",
+    ),
     (
         "config",
         "voxhub.cli.admin:config",
@@ -143,7 +154,13 @@ def cli(
 
     setup = request_logging if ctx.invoked_subcommand in QUIET_COMMANDS else configure_logging
     setup(log_level, log_format, debug=debug)
-    ctx.obj = State(store=store, config=config_path, debug=debug)
+    from_env = ctx.get_parameter_source("store") is click.core.ParameterSource.ENVIRONMENT
+    ctx.obj = State(
+        store=store,
+        config=config_path,
+        debug=debug,
+        store_from="$VOXHUB_STORE" if from_env else "--store",
+    )
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -167,7 +184,12 @@ def _add_plugin_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    """Entry point of the ``voxhub`` script."""
+    """Entry point of the ``voxhub`` script.
+
+    Each error ends the run with its one-line message and its own exit status
+    (:attr:`voxhub.errors.VoxhubError.exit_code`); ``--debug`` prints the traceback
+    before that line and keeps the status.
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="voxhub", standalone_mode=False)
@@ -178,19 +200,19 @@ def main(argv: list[str] | None = None) -> NoReturn:
         exc.show()
         sys.exit(exc.exit_code)
     except VoxhubError as exc:
-        if debug:
-            raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        _fail(f"error: {exc}", exc.exit_code, debug)
     except KeyError as exc:
-        if debug:
-            raise
-        click.echo(f"error: not found: {exc}", err=True)
-        sys.exit(4)
+        _fail(f"error: not found: {exc}", 4, debug)
     except RecursionError:
         # Input nested deeper than any parser here should follow (JSON, TOML): bad input.
-        if debug:
-            raise
-        click.echo("error: input nested too deeply", err=True)
-        sys.exit(2)
+        _fail("error: input nested too deeply", 2, debug)
     sys.exit(0)
+
+
+def _fail(message: str, code: int, debug: bool) -> NoReturn:
+    """End the run with ``message`` on stderr and ``code``; with ``--debug`` the traceback
+    of the error being handled comes first (the message stays the last line)."""
+    if debug:
+        traceback.print_exc()
+    click.echo(message, err=True)
+    sys.exit(code)

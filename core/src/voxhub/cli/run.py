@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..errors import VoxhubError
-from ..export import FORMATS, render
+from ..batches import BatchSettings, ClosePolicy, ItemState
+from ..errors import InvalidInputError, VoxhubError
+from ..export import FORMATS
 from ..media import media_from
-from ..models import JobKind, JobRequest, JobStatus
-from ..orchestrator import ClosePolicy, Orchestrator, Outcome
-from .state import current, interactive, parse_options
+from ..models import JobKind, JobRequest
+from ..orchestrator import Orchestrator
+from .driving import Interrupts, Report, drive, summarize
+from .state import SECONDS, current, interactive, parse_options
 
 __all__ = ["moderate", "submit", "transcribe"]
 
@@ -71,37 +72,35 @@ def _requests(
     ]
 
 
-_WRITTEN: set[Path] = set()
-
-
-def _write_or_print(text: str, out_dir: Path | None, name: str, fmt: str) -> None:
-    if out_dir is None:
-        click.echo(text, nl=not text.endswith("\n"))
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"{Path(name).stem or 'result'}.{fmt}"
-    if target in _WRITTEN:  # two inputs with one stem (a/x.wav, b/x.wav): keep both
-        target = out_dir / f"{Path(name).stem}-{len(_WRITTEN)}.{fmt}"
-    _WRITTEN.add(target)
-    target.write_text(text, encoding="utf-8")
-    click.echo(str(target), err=interactive())
-
-
 @click.command()
 @click.argument("media", nargs=-1, required=True)
 @click.option("-p", "--provider", help="Provider (default: configured default, else local).")
 @click.option("--profile", help="Credential profile (default: the provider's name).")
 @click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="txt", show_default=True)
 @click.option(
+    "--speakers",
+    is_flag=True,
+    help="Label txt lines and srt/vtt cues with their speaker, where the provider tells.",
+)
+@click.option(
     "-o",
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Write one file per input here instead of printing.",
+    help="Write one file per input here instead of printing (names are fixed when the "
+    "batch is recorded: the input's name, numbered when two inputs share one).",
 )
 @click.option("--language", help="Language code, e.g. en.")
 @click.option("--option", "opts", multiple=True, metavar="KEY=VALUE", help="Provider option.")
-@click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256))
-@click.option("--timeout", type=float, help="Give up waiting after S seconds (jobs keep running).")
+@click.option(
+    "--concurrency",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Inputs worked on at once.",
+)
+@click.option(
+    "--timeout", type=SECONDS, help="Give up waiting after S seconds (jobs keep running)."
+)
 @click.option("--no-wait", is_flag=True, help="Submit and print job ids only.")
 @click.option(
     "--callback/--no-callback",
@@ -118,12 +117,18 @@ def _write_or_print(text: str, out_dir: Path | None, name: str, fmt: str) -> Non
     help="Delete the job at the provider after fetching its result.",
 )
 @click.option("--new", is_flag=True, help="Submit again even if this input was already run.")
-@click.option("--batch", help="Name the batch (for `voxhub jobs --batch` and resume).")
+@click.option("--batch", help="Name the batch (a label for `voxhub batches`; the id is made up).")
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="Start no new input after the first failure (those in flight still land).",
+)
 def transcribe(
     media: tuple[str, ...],
     provider: str | None,
     profile: str | None,
     fmt: str,
+    speakers: bool,
     output_dir: Path | None,
     language: str | None,
     opts: tuple[str, ...],
@@ -134,11 +139,23 @@ def transcribe(
     close_policy: str,
     new: bool,
     batch: str | None,
+    fail_fast: bool,
 ) -> None:
     """Transcribe files or URLs and print (or write) the transcripts.
 
-    The same input is not submitted twice: running the command again picks up
-    the stored job (use --new to force a new one).
+    All inputs are first recorded as one batch (its id is printed at once on
+    stderr), then worked through with --concurrency. One input failing never stops
+    the others; the command ends with a summary and exits 1 when some failed. After
+    a crash or Ctrl-C, `voxhub batches resume ID` finishes the batch.
+
+    The same input is not submitted twice: running the command again picks up the
+    stored job (use --new to force a new one).
+
+    \b
+    Examples:
+      voxhub transcribe talk.wav                     # prints the transcript
+      voxhub transcribe -p revai -f srt -o subs/ *.wav --concurrency 16
+      voxhub batches resume vb_07cbb6cb95fe46fa   # after Ctrl-C or a crash
     """
     orch = current().orchestrator()
     provider = provider or orch.default_provider()
@@ -146,107 +163,73 @@ def transcribe(
         media, provider, JobKind.TRANSCRIPTION, language, parse_options(opts), profile, new
     )
     if no_wait:
-        for request in requests:
-            handle = orch.submit(
-                request,
-                batch=batch,
-                callback=callback,
-                progress=_progress_printer(request.media.describe() if request.media else ""),
-            )
-            click.echo(handle.job_id)
+        _submit_only(orch, requests, batch, callback)
         return
-    failures = 0
-    for outcome in _run_batch(orch, requests, concurrency, timeout, close_policy, batch, callback):
-        name = outcome.request.media.describe() if outcome.request.media else "?"
-        if outcome.error is not None and len(requests) == 1:
-            raise outcome.error  # one input: its own message and exit status
-        if outcome.error is not None or outcome.handle is None:
-            failures += 1
-            job = f" [{outcome.handle.job_id}]" if outcome.handle else ""
-            click.echo(f"error: {name}{job}: {outcome.error}", err=True)
-            continue
-        text = _export_outcome(orch, outcome, fmt)
-        if len(requests) > 1 and output_dir is None and interactive():
-            click.echo(f"==> {name} ({outcome.handle.job_id}) <==", err=True)
-        _write_or_print(text, output_dir, Path(name).name, fmt)
-    if failures:
-        sys.exit(1)
+    settings = BatchSettings(
+        name=batch,
+        format=fmt,
+        output_dir=str(output_dir.resolve()) if output_dir is not None else None,
+        close=ClosePolicy(close_policy),
+        timeout=timeout,
+        callback=callback,
+        concurrency=concurrency,
+        speakers=speakers,
+    )
+    single = len(requests) == 1
+    with Interrupts() as interrupts:
+        info = orch.record_batch(requests, settings=settings)
+        batch_id = info.batch_id
+        if not single:
+            click.echo(f"batch {batch_id}: {info.counts.total} inputs", err=True)
+        label = requests[0].media.describe() if single and requests[0].media else None
+        report = drive(
+            orch,
+            batch_id,
+            lambda on_event: orch.run_batch(
+                batch_id, concurrency=concurrency, fail_fast=fail_fast, on_event=on_event
+            ),
+            interrupts,
+            interactive=interactive(),
+            single=Path(label).name if label else None,
+            headers=not single and output_dir is None,
+        )
+    if single and not report.interrupted:
+        _single_outcome(orch, batch_id, report)
+        return
+    status = summarize(orch, batch_id, report)
+    if status:
+        sys.exit(status)
 
 
-def _export_outcome(orch: Orchestrator, outcome: Outcome, fmt: str) -> str:
-    assert outcome.handle is not None
-    if fmt == "json" or outcome.result is None:
-        return orch.export(outcome.handle, fmt)
-    entry = orch.provider_entry(outcome.handle.provider)
-    if fmt in entry.info.export_formats:
-        return orch.export(outcome.handle, fmt)
-    return render(outcome.result, fmt)
+def _single_outcome(orch: Orchestrator, batch_id: str, report: Report) -> None:
+    """One input keeps its own error message and exit status."""
+    if report.first_error is not None and report.first_error.error is not None:
+        raise report.first_error.error
+    if report.done:
+        return
+    # Refused before anything was sent (the checks): the stored item says why.
+    for row in orch.batch_items(batch_id, state=ItemState.FAILED):
+        raise InvalidInputError(row.error or "the input was refused", field="media")
+    sys.exit(summarize(orch, batch_id, report) or 1)
 
 
-def _run_batch(
-    orch: Orchestrator,
-    requests: list[JobRequest],
-    concurrency: int,
-    timeout: float | None,
-    close_policy: str,
-    batch: str | None,
-    callback: bool | None,
-) -> Iterator[Outcome]:
+def _submit_only(
+    orch: Orchestrator, requests: list[JobRequest], batch: str | None, callback: bool | None
+) -> None:
+    """Submit without waiting; one job id per line. Several inputs are recorded as one
+    batch first (``voxhub batches resume`` finishes it); one keeps its upload bar."""
     if len(requests) == 1:
         request = requests[0]
-        label = request.media.describe() if request.media else ""
-        handle = None
-        try:
-            handle = orch.submit(
-                request, batch=batch, callback=callback, progress=_progress_printer(label)
-            )
-        except VoxhubError as exc:
-            yield Outcome(request, handle, error=exc)
-            return
-        yield _wait_with_spinner(orch, request, handle, timeout, close_policy)
+        handle = orch.submit(
+            request,
+            batch=batch,
+            callback=callback,
+            progress=_progress_printer(request.media.describe() if request.media else ""),
+        )
+        click.echo(handle.job_id)
         return
-    outcomes = orch.run_many(
-        requests,
-        concurrency=concurrency,
-        timeout=timeout,
-        close=close_policy,
-        batch=batch,
-        callback=callback,
-    )
-    if not interactive():
-        yield from outcomes
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress(
-        "jobs", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-    ) as bar:
-        task = bar.add_task("jobs", total=len(requests))
-        for outcome in outcomes:
-            bar.advance(task)
-            yield outcome
-
-
-def _wait_with_spinner(
-    orch: Orchestrator, request: JobRequest, handle: Any, timeout: float | None, close_policy: str
-) -> Outcome:
-    if not interactive():
-        return orch.finish(request, handle, timeout=timeout, close=close_policy)
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    with console.status(f"{handle.job_id}: waiting for {handle.provider}") as status:
-
-        def show(s: JobStatus) -> None:
-            share = f" {s.progress:.0%}" if s.progress is not None else ""
-            status.update(f"{handle.job_id}: {s.state.value}{share}")
-
-        try:
-            final = orch.wait(handle, timeout=timeout, on_status=show)
-        except VoxhubError as exc:
-            return Outcome(request, handle, error=exc)
-    del final
-    return orch.finish(request, handle, timeout=timeout, close=close_policy)
+    for handle in orch.submit_many(requests, batch=batch, callback=callback):
+        click.echo(handle.job_id)
 
 
 @click.command()
@@ -300,14 +283,7 @@ def submit(
                 profile=profile,
             )
         ]
-    for request in requests:
-        handle = orch.submit(
-            request,
-            batch=batch,
-            callback=callback,
-            progress=_progress_printer(request.media.describe() if request.media else ""),
-        )
-        click.echo(handle.job_id)
+    _submit_only(orch, requests, batch, callback)
 
 
 @click.command()
@@ -324,7 +300,7 @@ def submit(
 @click.option(
     "--wait",
     "wait_s",
-    type=float,
+    type=SECONDS,
     default=None,
     help="Wait up to S seconds for the streams to end, then print the reports.",
 )

@@ -7,7 +7,9 @@ store and the HTTP client) are imported the first time a command asks for them.
 from __future__ import annotations
 
 import json
+import math
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -19,7 +21,47 @@ if TYPE_CHECKING:
     from ..orchestrator import Orchestrator
     from ..plugins import PluginManager
 
-__all__ = ["State", "current", "echo_json", "interactive", "loaded_plugins", "parse_options"]
+__all__ = [
+    "SECONDS",
+    "Seconds",
+    "State",
+    "current",
+    "echo_json",
+    "interactive",
+    "loaded_plugins",
+    "parse_options",
+]
+
+
+class Seconds(click.ParamType[float]):
+    """A time limit in seconds: a finite number above 0 (``-5``, ``0``, ``nan``, ``inf`` refused).
+
+    Every ``--timeout`` (and ``--wait S``) of every command takes this type, so each
+    refuses the same values with the same message.
+    """
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float) and math.isfinite(value) and value > 0:
+            return value
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{str(value)[:20]!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(
+                f"{str(value)[:20]} is not a time limit: give a finite number of seconds above 0",
+                param,
+                ctx,
+            )
+        return seconds
+
+
+#: The type of every ``--timeout`` option.
+SECONDS = Seconds()
 
 
 @attrs.define
@@ -29,6 +71,8 @@ class State:
     store: str | None
     config: str | None
     debug: bool
+    #: Where ``store`` came from, for messages: ``--store`` or ``$VOXHUB_STORE``.
+    store_from: str = "--store"
     _orch: Orchestrator | None = None
 
     @property
@@ -45,8 +89,14 @@ class State:
 
             ensure_default_logging()  # --log-level/--log-format, before anything logs
             config = Config.load(self.config)
+            if self.store:
+                store = _named_store(self.store, self.store_from)
+            elif config.get("store"):
+                store = _named_store(str(config.get("store")), "the config's store")
+            else:
+                store = default_store_path()  # the XDG default: its folder is created
             self._orch = Orchestrator(
-                store=self.store or config.get("store") or default_store_path(),
+                store=store,
                 config=config,
                 plugins=self.plugins,
                 callback_url=callback_url,
@@ -56,6 +106,17 @@ class State:
     def close(self) -> None:
         if self._orch is not None:
             self._orch.close_resources()
+
+
+def _named_store(value: str, source: str) -> Path:
+    """A store path someone named: its folder must exist (a typo must not create folders)."""
+    path = Path(value).expanduser()
+    if not path.parent.is_dir():
+        raise InvalidInputError(
+            f"{source} {value}: the folder {path.parent} does not exist (create it first)",
+            field="store",
+        )
+    return path
 
 
 def current() -> State:

@@ -42,8 +42,10 @@ API_PATH = "/speechtotext/v1"
 
 #: Least read timeout for uploads: Rev may take a while to answer after a big file's last byte.
 UPLOAD_READ_TIMEOUT = 300.0
-#: ``Accept`` values of the plain-text renderings ``export`` asks for.
-EXPORT_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt", "txt": "text/plain"}
+#: ``Accept`` values of the caption renderings ``export`` asks for. Rev's ``text/plain``
+#: transcript is not one of them: its speaker and time columns are not voxhub's ``txt``,
+#: which every provider renders the same (from the JSON transcript).
+EXPORT_TYPES = {"srt": "application/x-subrip", "vtt": "text/vtt"}
 # Containers mimetypes does not know (or knows under a video type Rev does not care about).
 _AUDIO_TYPES = {
     ".m4a": "audio/mp4", ".opus": "audio/ogg", ".oga": "audio/ogg", ".amr": "audio/amr",
@@ -157,9 +159,8 @@ class RevApi(ApiClient):
         return self.read(data, RevTranscript, "fetch"), data
 
     def rendering(self, vendor_id: str, fmt: str) -> str:
-        """Captions (``srt``, ``vtt``) or the plain-text transcript (``txt``)."""
-        suffix = "/transcript" if fmt == "txt" else "/captions"
-        response = self.request("GET", _job_path(vendor_id, suffix), operation="export",
+        """Captions: ``srt`` or ``vtt``."""
+        response = self.request("GET", _job_path(vendor_id, "/captions"), operation="export",
                                 accept=EXPORT_TYPES[fmt])
         return response.data.decode("utf-8", "replace")
 

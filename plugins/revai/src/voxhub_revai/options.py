@@ -160,7 +160,7 @@ INFO = ProviderInfo(
     retry=RetryPolicy(max_attempts=5, retry_statuses=frozenset({502, 503, 504}),
                       rate_limit_statuses=frozenset({429})),
     polling=PollingHints(first_poll=2.0, typical_duration=30.0, max_interval=15.0),
-    export_formats=frozenset({"srt", "vtt", "txt"}),
+    export_formats=frozenset({"srt", "vtt"}),
     docs_url="https://docs.rev.ai/api/asynchronous/reference/",
 )
 """The ``revai`` provider as voxhub lists it."""

@@ -169,7 +169,7 @@ class RevaiProvider(Provider):
         return to_transcript(transcript, job, handle.job_id, raw=raw)
 
     def export(self, ctx: ProviderContext, handle: JobHandle, fmt: str) -> str | None:
-        """SRT/VTT from Rev's captions endpoint, txt from its plain-text transcript."""
+        """SRT/VTT from Rev's captions endpoint; other formats are voxhub's (``None``)."""
         fmt = fmt.lower()
         if fmt not in EXPORT_TYPES:
             return None
