@@ -286,6 +286,28 @@ def test_entry_points_are_found_as_importlib_metadata_finds_them(site: Path) -> 
     assert ("broken", "broken_plugin", "voxhub-broken", "1.0") in ours
 
 
+def test_with_a_distribution_finder_installed_the_same_path_is_searched(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another import hook that can find distributions (some packages install one) sends
+    # discovery through importlib.metadata: it must still search the path it was given.
+    class Finder:
+        @staticmethod
+        def find_spec(*args: object) -> None:
+            return None
+
+        @staticmethod
+        def find_distributions(*args: object) -> list[object]:
+            return []
+
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, Finder])
+    search = [str(site), *sys.path]
+    found = {(e.name, e.value, e.distribution, e.version) for e in entry_points("voxhub", search)}
+    assert ("broken", "broken_plugin", "voxhub-broken", "1.0") in found
+    without = {e.name for e in entry_points("voxhub", list(sys.path))}
+    assert "broken" not in without
+
+
 def test_a_plugin_cannot_replace_a_core_command(tmp_path: Path) -> None:
     site = tmp_path / "site"
     source = (

@@ -52,7 +52,7 @@ def entry_points(group: str, path: Sequence[str] | None = None) -> list[EntryPoi
     """Every entry point of ``group`` in the distributions found on ``path`` (``sys.path``)."""
     search = list(sys.path if path is None else path)
     if _needs_importlib(search):
-        return _from_importlib(group)
+        return _from_importlib(group, search)
     found: list[EntryPoint] = []
     seen: set[str] = set()
     for entry in search:
@@ -85,20 +85,24 @@ def _needs_importlib(search: Iterable[str]) -> bool:
     )
 
 
-def _from_importlib(group: str) -> list[EntryPoint]:
+def _from_importlib(group: str, search: list[str]) -> list[EntryPoint]:
     import importlib.metadata
 
-    found = []
-    for ep in importlib.metadata.entry_points(group=group):
-        dist = ep.dist
-        found.append(
-            EntryPoint(
-                ep.name,
-                ep.value,
-                dist.name if dist is not None else None,
-                dist.version if dist is not None else None,
-            )
-        )
+    found: list[EntryPoint] = []
+    seen: set[str] = set()
+    # The same path as the fast scan (not always sys.path); an earlier distribution of a
+    # name shadows later ones, as importlib.metadata.entry_points does.
+    for dist in importlib.metadata.distributions(path=search):
+        name = dist.metadata["Name"] or ""
+        key = _SEPARATORS.sub("_", name).lower()
+        if key in seen:
+            continue
+        seen.add(key)
+        found += [
+            EntryPoint(ep.name, ep.value, dist.name, dist.version)
+            for ep in dist.entry_points
+            if ep.group == group
+        ]
     return found
 
 
