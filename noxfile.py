@@ -19,7 +19,7 @@ def packages() -> list[str]:
     """Editable install arguments for the core and every plugin (found, not listed by hand)."""
     plugins = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
     test_plugins = sorted(p.parent for p in ROOT.glob("tests/plugins/*/pyproject.toml"))
-    args = ["-e", f"{ROOT / 'core'}[test]"]
+    args = ["-e", f"{ROOT / 'core'}[test,dask]"]
     for path in [*plugins, *test_plugins]:
         args += ["-e", str(path) + EXTRAS.get(path.relative_to(ROOT).as_posix(), "")]
     return args

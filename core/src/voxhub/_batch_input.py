@@ -179,7 +179,8 @@ class InputSteps:
         except VoxhubError as exc:
             log.warning("batch.interrupt_failed", job_id=handle.job_id, error=str(exc))
 
-    def _emit(self, kind: EventKind, slot: Slot, state: str | None, detail: str | None) -> None:
+    def emit(self, kind: EventKind, slot: Slot, state: str | None, detail: str | None) -> None:
+        """Tell ``on_event`` (if any) about the input; a failing callback is only logged."""
         if self._on_event is None:
             return
         try:
@@ -201,7 +202,7 @@ class InputSteps:
         slot: Slot | None = getattr(self._current, "slot", None)
         if slot is not None:
             detail = f"{backoff.provider} {backoff.reason}: retrying in {backoff.seconds:.1f}s"
-            self._emit("backoff", slot, None, detail)
+            self.emit("backoff", slot, None, detail)
 
     def work(self, slot: Slot) -> Outcome | None:
         """Run the input's steps on this thread; ``None`` when the run left it meanwhile."""
@@ -214,7 +215,7 @@ class InputSteps:
     def _work(self, slot: Slot) -> Outcome | None:
         item, settings, ops = slot.item, self._settings, self._ops
         self._rows.started(self.batch_id, item.seq)
-        self._emit("started", slot, None, None)
+        self.emit("started", slot, None, None)
         assert item.job_id is not None  # items without a job failed their checks
         record = ops.store.get(item.job_id)
         status: JobStatus | None = None
@@ -235,7 +236,7 @@ class InputSteps:
                     current.progress,
                 ):
                     progress = None if current.progress is None else f"{current.progress:.0%}"
-                    self._emit("state", slot, current.state.value, progress)
+                    self.emit("state", slot, current.state.value, progress)
                 seen.append(current)
                 if current.is_terminal and current.state is not JobState.FAILED:
                     self._stage(slot, Stage.FETCH)
@@ -256,7 +257,7 @@ class InputSteps:
             return self.record_failure(slot, exc, status=status, result=result)
         self._stage(slot, slot.stage)  # abandoned meanwhile: its item stays pending
         self._rows.finished(self.batch_id, item.seq, state=ItemState.DONE, stage=None, error=None)
-        self._emit("finished", slot, ItemState.DONE.value, output)
+        self.emit("finished", slot, ItemState.DONE.value, output)
         return Outcome(
             record.request, slot.handle, status=status, result=result,
             batch_id=self.batch_id, seq=item.seq, input=item.input, output=output,
@@ -324,7 +325,7 @@ class InputSteps:
         self._rows.finished(
             self.batch_id, item.seq, state=ItemState.FAILED, stage=slot.stage, error=error
         )
-        self._emit("finished", slot, ItemState.FAILED.value, error)
+        self.emit("finished", slot, ItemState.FAILED.value, error)
         request = JobRequest(provider="")
         if slot.job_id is not None:
             found = self._ops.store.find(slot.job_id)

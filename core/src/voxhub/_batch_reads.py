@@ -67,18 +67,32 @@ class BatchReads:
             )
             .fetchall()
         )
-        return [
-            PendingItem(
-                seq=r["seq"],
-                input=r["input"],
-                job_id=r["job_id"],
-                state=ItemState(r["state"]),
-                stage=Stage(r["stage"]) if r["stage"] else None,
-                output=r["output"],
-                error=r["error"],
+        return [_pending(r) for r in rows]
+
+    def item(self, batch_id: str, seq: int) -> PendingItem | None:
+        """One item, whatever its state; ``None`` if the batch has no such item."""
+        row = (
+            self._db.reader()
+            .execute(
+                f"SELECT {_ITEM_COLUMNS} FROM batch_items "  # noqa: S608 (constant columns)
+                "WHERE batch_id=? AND seq=?",
+                (batch_id, seq),
             )
-            for r in rows
-        ]
+            .fetchone()
+        )
+        return None if row is None else _pending(row)
+
+    def holding(self, batch_id: str) -> tuple[str | None, BatchSettings] | None:
+        """Who holds the batch's claim (``None``: nobody) and its settings, in one cheap
+        read (no counts); ``None`` when the store has no such batch."""
+        row = (
+            self._db.reader()
+            .execute("SELECT owner, settings FROM batches WHERE batch_id=?", (batch_id,))
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return row["owner"], BatchSettings.from_json(row["settings"])
 
     def counts(self, batch_id: str, total: int, alive: bool) -> BatchCounts:
         """Counts per state, by ``GROUP BY`` on the ``(batch_id, state, stage)`` index."""
@@ -222,3 +236,15 @@ class BatchReads:
             after = rows[-1]["seq"]
             if remaining is not None:
                 remaining -= len(rows)
+
+
+def _pending(row: sqlite3.Row) -> PendingItem:
+    return PendingItem(
+        seq=row["seq"],
+        input=row["input"],
+        job_id=row["job_id"],
+        state=ItemState(row["state"]),
+        stage=Stage(row["stage"]) if row["stage"] else None,
+        output=row["output"],
+        error=row["error"],
+    )

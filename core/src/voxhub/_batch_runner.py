@@ -11,6 +11,11 @@ land. Inputs that are only being waited for are left to resume (their jobs
 keep running at the vendor), except jobs that run inside this process (the
 ``local`` provider's), which end with it: they are stopped and stored as
 failed with reason ``interrupted``, which resume runs again.
+
+With an ``executor`` (any :class:`concurrent.futures.Executor`; a Dask client's
+``get_executor()``), each input is a task instead: see :mod:`voxhub._batch_remote`.
+The claim stays here; stopping cancels the tasks not started and releases the
+batch, which ends the remote waits at their next check of the claim.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import queue
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING
 
 import structlog
@@ -38,6 +44,7 @@ from ._batch_input import (
 )
 from ._batch_model import BatchCounts, BatchInfo, ItemState, Outcome, Stage
 from ._batch_reads import PendingItem
+from ._batch_remote import ItemReport, RemoteInputs
 from .errors import InvalidInputError, VoxhubError
 from .models import JobHandle, JobRequest
 
@@ -73,6 +80,7 @@ class BatchRun(Iterator[Outcome]):
         on_text: OnText | None = None,
         live: Mapping[int, JobRequest] | None = None,
         checks: Mapping[int, tuple[JobRequest, VoxhubError]] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.batch_id = info.batch_id
         self.total = info.counts.total
@@ -95,7 +103,9 @@ class BatchRun(Iterator[Outcome]):
         self._running = 0
         self._slots: dict[int, Slot] = {}
         self._tasks: queue.SimpleQueue[Slot | None] = queue.SimpleQueue()
-        self._results: queue.SimpleQueue[tuple[Slot, Outcome | None]] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[Slot, Outcome | Future[ItemReport] | None]] = (
+            queue.SimpleQueue()
+        )
         self._threads: list[threading.Thread] = []
         self._ready: collections.deque[Outcome] = collections.deque()
         self._after = 0  # the last sequence read from the store
@@ -111,6 +121,13 @@ class BatchRun(Iterator[Outcome]):
             ops.http.add_backoff_listener(self._steps.on_backoff) if on_event else lambda: None
         )
         self._finalizer = weakref.finalize(self, _Renewer.cancel, self._renewer)
+        # Inputs whose requests only this process knows (secret URL headers) never go to
+        # an executor: they run on this process's threads.
+        self._local_only = frozenset(live or {})
+        self._remote = None if executor is None else RemoteInputs(
+            executor, ops, rows, info.batch_id, info.settings, retry_failed=retry_failed,
+            on_text=on_text, emit=self._steps.emit,
+        )  # fmt: skip
 
     # --- the public face -----------------------------------------------------------------
 
@@ -190,8 +207,14 @@ class BatchRun(Iterator[Outcome]):
                 self._running += 1
                 if item.state is ItemState.FAILED:
                     self._failed -= 1  # tried again: pending until it ends
+            if self._remote is not None and item.seq not in self._local_only:
+                self._remote.submit(slot, self._landed)
+                continue
             self._start_thread()
             self._tasks.put(slot)
+
+    def _landed(self, slot: Slot, future: Future[ItemReport]) -> None:
+        self._results.put((slot, future))
 
     def _next_item(self) -> PendingItem | None:
         if self._exhausted:
@@ -284,14 +307,24 @@ class BatchRun(Iterator[Outcome]):
                     return None  # room to start more: back to feeding
                 self._finish()
                 return None
+            if self._stop.is_set() and self._remote is not None and self._remote.out():
+                self._abandon_remote()
+                continue
             if self._stop.is_set() and self._only_waiting():
                 self._abandon()
                 self._finish()
                 return None
             try:
-                slot, outcome = self._results.get(timeout=0.1)
+                slot, landed = self._results.get(timeout=0.1)
             except queue.Empty:
                 continue
+            if slot.abandoned:
+                continue
+            if isinstance(landed, Future):
+                assert self._remote is not None
+                outcome = self._remote.outcome(slot, landed)
+            else:
+                outcome = landed
             with self._lock:
                 self._slots.pop(slot.item.seq, None)
                 self._running -= 1
@@ -320,10 +353,22 @@ class BatchRun(Iterator[Outcome]):
         for slot in slots:
             self._steps.interrupt_once(slot)
 
+    def _abandon_remote(self) -> None:
+        """Stopped: cancel the tasks out; the batch's release ends those already running."""
+        assert self._remote is not None
+        slots = self._remote.cancel_all()
+        with self._lock:
+            for slot in slots:
+                slot.abandoned = True
+                if self._slots.pop(slot.item.seq, None) is not None:
+                    self._running -= 1
+
     def _finish(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._remote is not None:
+            self._remote.cancel_all()
         for _ in self._threads:
             self._tasks.put(None)
         self._renewer.cancel()

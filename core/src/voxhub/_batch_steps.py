@@ -7,6 +7,7 @@ See :mod:`voxhub.batches` for what a durable batch is and how it runs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
 from ._batch_input import OnEvent, OnText
@@ -14,6 +15,7 @@ from ._batch_model import BatchInfo, BatchSettings, ClosePolicy, ItemRow, ItemSt
 from ._batch_runner import BatchRun
 
 if TYPE_CHECKING:
+    from ._batch_remote import ItemReport, Ticket
     from .batches import Batches
     from .models import JobHandle, JobRequest
 
@@ -80,6 +82,7 @@ class BatchSteps:
         retry_failed: bool = False,
         on_event: OnEvent | None = None,
         on_text: OnText | None = None,
+        executor: Executor | None = None,
     ) -> BatchRun:
         """Work through a recorded batch's unfinished inputs; running it again resumes it.
 
@@ -90,6 +93,12 @@ class BatchSteps:
         nothing new after the first failure. Raises
         :class:`~voxhub.errors.BatchBusyError` when another live process runs it.
         ``on_event`` is called from worker threads (keep it quick).
+
+        ``executor`` (any :class:`concurrent.futures.Executor`, e.g. a Dask client's
+        ``get_executor()``) runs each input as a task instead of on this process's
+        threads, at most ``concurrency`` at a time: the task carries the batch id and
+        the input's number only, and the worker runs it with its own configuration on
+        the same store (see :mod:`voxhub.distributed`). The batch stays claimed here.
         """
         return self._batches.run_batch(
             batch_id,
@@ -98,7 +107,14 @@ class BatchSteps:
             retry_failed=retry_failed,
             on_event=on_event,
             on_text=on_text,
+            executor=executor,
         )
+
+    def run_item(self, ticket: Ticket) -> ItemReport:
+        """Run one input of a batch that another process runs with an executor, here,
+        and record its outcome on the item (:func:`voxhub.distributed.run_item` calls
+        this on a worker's orchestrator)."""
+        return self._batches.run_item(ticket)
 
     def run_many(
         self,
@@ -114,6 +130,7 @@ class BatchSteps:
         on_text: OnText | None = None,
         format: str | None = None,
         output_dir: str | None = None,
+        executor: Executor | None = None,
     ) -> BatchRun:
         """Record a batch of ``requests`` (in this call), then run it with at most
         ``concurrency`` jobs in flight; iterate the run for an outcome per input.
@@ -121,7 +138,8 @@ class BatchSteps:
         ``batch`` names the batch (its id is generated: ``run.batch_id``). One
         input's failure never stops the others: it is in its outcome. With
         ``format``, each result is exported: into a file per input in
-        ``output_dir``, else to ``on_text`` and the outcome's ``text``.
+        ``output_dir``, else to ``on_text`` and the outcome's ``text``. ``executor``:
+        as for :meth:`run_batch`.
         """
         return self._batches.run_many(
             requests,
@@ -135,6 +153,7 @@ class BatchSteps:
             on_text=on_text,
             format=format,
             output_dir=output_dir,
+            executor=executor,
         )
 
     def resume(

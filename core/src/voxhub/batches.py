@@ -21,7 +21,7 @@ import io
 import json
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -48,6 +48,7 @@ from ._batch_model import (
     close_policy,
 )
 from ._batch_plan import Planner, absolute, settings_with_defaults
+from ._batch_remote import ItemReport, Ticket, work_remote
 from ._batch_rows import BatchRows
 from ._batch_runner import BatchRun
 from .errors import InvalidInputError, JobFailedError, VoxhubError, WaitTimeoutError
@@ -182,11 +183,13 @@ class Batches:
         retry_failed: bool = False,
         on_event: OnEvent | None = None,
         on_text: OnText | None = None,
+        executor: Executor | None = None,
     ) -> BatchRun:
         """Work through the batch's unfinished inputs (a resume when it ran before).
 
         Claims the batch for this process at once (:class:`~voxhub.errors.BatchBusyError`
         when another live process holds it); iterate the returned run for outcomes.
+        With an ``executor``, each input is a task run by :func:`voxhub.distributed.run_item`.
         """
         info = self.rows.info(batch_id)
         workers = info.settings.concurrency if concurrency is None else concurrency
@@ -207,7 +210,12 @@ class Batches:
             on_text=on_text,
             live=live,
             checks=checks,
+            executor=executor,
         )
+
+    def run_item(self, ticket: Ticket) -> ItemReport:
+        """Run one input of a batch another process runs (an executor's task, here)."""
+        return work_remote(self._jobs, self.rows, ticket, carry=self._carry, planner=self._planner)
 
     def run_many(
         self,
@@ -223,6 +231,7 @@ class Batches:
         on_text: OnText | None = None,
         format: str | None = None,
         output_dir: str | None = None,
+        executor: Executor | None = None,
     ) -> BatchRun:
         """Record the batch (now, in this call), then run it; see :meth:`run_batch`."""
         settings = BatchSettings(
@@ -236,8 +245,9 @@ class Batches:
         )
         info = self.record_batch(requests, settings=settings)
         return self.run_batch(
-            info.batch_id, fail_fast=fail_fast, on_event=on_event, on_text=on_text
-        )
+            info.batch_id, fail_fast=fail_fast, on_event=on_event, on_text=on_text,
+            executor=executor,
+        )  # fmt: skip
 
     def prepare_all(self, requests: Iterable[JobRequest]) -> list[JobRequest]:
         """Every request checked (the first error raised), paths absolute."""

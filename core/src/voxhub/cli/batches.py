@@ -17,7 +17,7 @@ from typing import IO, Any
 import click
 
 from ..batches import BatchInfo, ItemRow, ItemState
-from .driving import Interrupts, drive, summarize
+from .driving import Interrupts, drive, open_executor, summarize
 from .lazy import OrderedGroup
 from .state import current, interactive
 
@@ -213,8 +213,17 @@ def batches_show(
     help="Inputs worked on at once (default: as the batch was started).",
 )
 @click.option("--fail-fast", is_flag=True, help="Start no new input after the first failure.")
+@click.option(
+    "--executor",
+    metavar="dask://HOST:PORT",
+    help="Run the inputs on a Dask cluster (its scheduler's address); needs voxhub[dask].",
+)
 def batches_resume(
-    batch_id: str, retry_failed: bool, concurrency: int | None, fail_fast: bool
+    batch_id: str,
+    retry_failed: bool,
+    concurrency: int | None,
+    fail_fast: bool,
+    executor: str | None,
 ) -> None:
     """Finish every unfinished input of a batch, after a crash, Ctrl-C or failures.
 
@@ -225,7 +234,7 @@ def batches_resume(
     """
     orch = current().orchestrator()
     info = orch.batch(batch_id)
-    with Interrupts() as interrupts:
+    with open_executor(executor) as pool, Interrupts() as interrupts:
         report = drive(
             orch,
             info.batch_id,
@@ -235,6 +244,7 @@ def batches_resume(
                 fail_fast=fail_fast,
                 retry_failed=retry_failed,
                 on_event=on_event,
+                executor=pool,
             ),
             interrupts,
             interactive=interactive(),

@@ -13,12 +13,13 @@ command; a second one exits 130 at once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -29,10 +30,19 @@ import click
 from .display import Display, open_display
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from ..batches import BatchEvent, BatchRun, Outcome
     from ..orchestrator import Orchestrator
 
-__all__ = ["EXIT_INTERRUPTED", "Interrupts", "Report", "drive", "resume_command"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "Interrupts",
+    "Report",
+    "drive",
+    "open_executor",
+    "resume_command",
+]
 
 #: The exit status of a command stopped by Ctrl-C (128 + SIGINT), as shells report it.
 EXIT_INTERRUPTED = 130
@@ -53,6 +63,19 @@ def resume_command(batch_id: str) -> str:
                 parts += [flag, str(Path(value).resolve())]
     parts += ["batches", "resume", batch_id]
     return shlex.join(parts)
+
+
+@contextlib.contextmanager
+def open_executor(spec: str | None) -> Iterator[Executor | None]:
+    """The executor ``--executor`` names (``dask://HOST:PORT``), connected for the time
+    of the block; ``None`` without one (the batch runs on this process's threads)."""
+    if spec is None:
+        yield None
+        return
+    from ..distributed import dask_executor
+
+    with dask_executor(spec) as executor:
+        yield executor
 
 
 class Interrupts:

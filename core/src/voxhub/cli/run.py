@@ -14,7 +14,7 @@ from ..export import FORMATS
 from ..media import media_from
 from ..models import JobKind, JobRequest
 from ..orchestrator import Orchestrator
-from .driving import Interrupts, Report, drive, summarize
+from .driving import Interrupts, Report, drive, open_executor, summarize
 from .state import SECONDS, current, interactive, parse_options
 
 __all__ = ["moderate", "submit", "transcribe"]
@@ -123,6 +123,12 @@ def _requests(
     is_flag=True,
     help="Start no new input after the first failure (those in flight still land).",
 )
+@click.option(
+    "--executor",
+    metavar="dask://HOST:PORT",
+    help="Run the inputs on a Dask cluster (its scheduler's address); its workers use "
+    "their own configuration and this store. Needs voxhub[dask].",
+)
 def transcribe(
     media: tuple[str, ...],
     provider: str | None,
@@ -140,6 +146,7 @@ def transcribe(
     new: bool,
     batch: str | None,
     fail_fast: bool,
+    executor: str | None,
 ) -> None:
     """Transcribe files or URLs and print (or write) the transcripts.
 
@@ -156,7 +163,10 @@ def transcribe(
       voxhub transcribe talk.wav                     # prints the transcript
       voxhub transcribe -p revai -f srt -o subs/ *.wav --concurrency 16
       voxhub batches resume vb_07cbb6cb95fe46fa   # after Ctrl-C or a crash
+      voxhub transcribe -p revai -o out/ *.wav --executor dask://sched:8786 --concurrency 64
     """
+    if executor is not None and no_wait:
+        raise click.UsageError("--executor runs whole inputs: it cannot go with --no-wait")
     orch = current().orchestrator()
     provider = provider or orch.default_provider()
     requests = _requests(
@@ -176,7 +186,7 @@ def transcribe(
         speakers=speakers,
     )
     single = len(requests) == 1
-    with Interrupts() as interrupts:
+    with open_executor(executor) as pool, Interrupts() as interrupts:
         info = orch.record_batch(requests, settings=settings)
         batch_id = info.batch_id
         if not single:
@@ -186,7 +196,11 @@ def transcribe(
             orch,
             batch_id,
             lambda on_event: orch.run_batch(
-                batch_id, concurrency=concurrency, fail_fast=fail_fast, on_event=on_event
+                batch_id,
+                concurrency=concurrency,
+                fail_fast=fail_fast,
+                on_event=on_event,
+                executor=pool,
             ),
             interrupts,
             interactive=interactive(),
