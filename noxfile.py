@@ -6,6 +6,7 @@ plugins under ``tests/plugins/`` in editable mode, so entry points are real.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nox
@@ -19,7 +20,7 @@ def packages() -> list[str]:
     """Editable install arguments for the core and every plugin (found, not listed by hand)."""
     plugins = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
     test_plugins = sorted(p.parent for p in ROOT.glob("tests/plugins/*/pyproject.toml"))
-    args = ["-e", f"{ROOT / 'core'}[test,dask]"]
+    args = ["-e", f"{ROOT / 'core'}[test,dask,dashboard]"]
     for path in [*plugins, *test_plugins]:
         args += ["-e", str(path) + EXTRAS.get(path.relative_to(ROOT).as_posix(), "")]
     return args
@@ -34,8 +35,24 @@ def tests(session: nox.Session) -> None:
     """The whole test suite (core, every plugin, cross-plugin)."""
     # rev-ai: the official SDK, for fidelity tests; ruff and mypy: the template tests check
     # that generated plugins are lint-clean and typed.
-    session.install(*packages(), "rev-ai", "ruff", "mypy")
+    session.install(*packages(), "rev-ai", "ruff", "mypy", "playwright")
+    browser_for_dashboard_tests(session)
     session.run("pytest", *(session.posargs or ["-q", "--durations=15"]))
+
+
+#: The browser the dashboard tests drive (Playwright from PyPI, Debian's Chromium).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def browser_for_dashboard_tests(session: nox.Session) -> None:
+    """Install Debian's ``chromium`` when it is missing (as root); the tests need it."""
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0:
+        session.error(f"{CHROMIUM} is missing: install Debian's chromium package (as root)")
+    session.run("apt-get", "update", external=True)
+    session.run("apt-get", "install", "-y", "--no-install-recommends", "chromium",
+                external=True, env={"DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
 
 
 @nox.session

@@ -88,6 +88,11 @@ CORE_COMMANDS = (
         "List batches with counts per state (subcommands: show, resume, manifest).",
     ),
     (
+        "dashboard",
+        "voxhub.dashboard.server:dashboard",
+        "Serve a web dashboard of the job store: batches, jobs, transcripts with audio.",
+    ),
+    (
         "config",
         "voxhub.cli.admin:config",
         "Show the configuration (secrets masked) or where it is read from.",
