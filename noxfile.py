@@ -6,6 +6,8 @@ plugins under ``tests/plugins/`` in editable mode, so entry points are real.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -19,7 +21,7 @@ def packages() -> list[str]:
     """Editable install arguments for the core and every plugin (found, not listed by hand)."""
     plugins = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
     test_plugins = sorted(p.parent for p in ROOT.glob("tests/plugins/*/pyproject.toml"))
-    args = ["-e", f"{ROOT / 'core'}[test]"]
+    args = ["-e", f"{ROOT / 'core'}[test,postgres]"]
     for path in [*plugins, *test_plugins]:
         args += ["-e", str(path) + EXTRAS.get(path.relative_to(ROOT).as_posix(), "")]
     return args
@@ -32,10 +34,32 @@ EXTRAS = {"plugins/local": "[pocketsphinx]"}
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (core, every plugin, cross-plugin)."""
+    ensure_postgres_server(session)
     # rev-ai: the official SDK, for fidelity tests; ruff and mypy: the template tests check
     # that generated plugins are lint-clean and typed.
     session.install(*packages(), "rev-ai", "ruff", "mypy")
     session.run("pytest", *(session.posargs or ["-q", "--durations=15"]))
+
+
+def ensure_postgres_server(session: nox.Session) -> None:
+    """The store tests start a throwaway PostgreSQL server (voxhub.pg_server): install
+    Debian's server package when its binaries are missing and we may (root, apt)."""
+    if (
+        Path("/usr/lib/postgresql").is_dir()
+        or shutil.which("pg_ctl")
+        or os.environ.get("VOXHUB_PG_BIN")
+    ):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        env = {"DEBIAN_FRONTEND": "noninteractive"}
+        session.run_always("apt-get", "update", "-q", external=True, env=env)
+        session.run_always("apt-get", "install", "-y", "-q", "--no-install-recommends",
+                           "postgresql", external=True, env=env)  # fmt: skip
+    else:
+        session.error(
+            "the tests need PostgreSQL's server binaries: install them (Debian/Ubuntu: "
+            "apt-get install postgresql) or set VOXHUB_PG_BIN to their folder"
+        )
 
 
 @nox.session
