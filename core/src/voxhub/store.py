@@ -38,7 +38,6 @@ import attrs
 from ._database import Connection, PostgresUrl, Row, open_database, store_target
 from ._reads import StoreReads
 from ._records import (
-    RECORD_COLUMNS,
     Decoded,
     Event,
     JobRecord,
@@ -61,29 +60,14 @@ from ._sqlite import (
     put_result,
     update_job,
 )
+from ._store_sql import CLAIM, INSERT_EVENTS, SELECT, TAKE_OVER, handle_columns
+from ._store_sql import status_columns as _set
 from ._store_text import handle_text, reads_back_as_itself, result_text
 from .clock import Clock, SystemClock
 from .errors import StoreError
 from .models import JobHandle, JobRequest, JobStatus, Result
 from .secrets_at_rest import sealer_for
 from .serialization import dump
-
-# Built from a constant column list only; every value is bound.
-_INSERT_EVENTS = [
-    "INSERT INTO events (job_id, at, type, data) VALUES "  # noqa: S608
-    + ", ".join(["(?, ?, ?, ?)"] * count)
-    + " RETURNING seq"
-    for count in range(4)
-]
-_SELECT = f"SELECT {RECORD_COLUMNS} FROM jobs"  # noqa: S608
-_CLAIM = (
-    "UPDATE jobs SET phase=?, owner=?, lease_until=?, updated_at=?, error=NULL "  # noqa: S608
-    f"WHERE job_id=? AND phase=? RETURNING {RECORD_COLUMNS}"
-)
-_TAKE_OVER = (
-    "UPDATE jobs SET owner=?, lease_until=?, updated_at=? "  # noqa: S608
-    f"WHERE job_id=? RETURNING {RECORD_COLUMNS}"
-)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -168,7 +152,7 @@ class Store(StoreReads):
         """
         at = self.clock.time()
         values = [v for type_, text in events for v in (job_id, at, type_, text)]
-        rows = conn.execute(_INSERT_EVENTS[len(events)], values).fetchall()
+        rows = conn.execute(INSERT_EVENTS[len(events)], values).fetchall()
         return max((int(row[0]) for row in rows), default=0)
 
     def record(
@@ -216,9 +200,9 @@ class Store(StoreReads):
                 self._append(conn, handle.job_id, *events)
                 return None
             existing: Row | None = (
-                conn.execute(_SELECT + " WHERE job_id=?", (handle.job_id,)).fetchone()
+                conn.execute(SELECT + " WHERE job_id=?", (handle.job_id,)).fetchone()
                 or conn.execute(
-                    _SELECT + " WHERE provider=? AND profile=? AND idempotency_key=?",
+                    SELECT + " WHERE provider=? AND profile=? AND idempotency_key=?",
                     (handle.provider, handle.profile, key),
                 ).fetchone()
             )
@@ -272,7 +256,7 @@ class Store(StoreReads):
         def write(conn: Connection) -> Row | None:
             now = self.clock.time()
             rows = conn.execute(
-                _CLAIM,
+                CLAIM,
                 (Phase.SENDING.value, owner, now + self.LEASE_SECONDS, now, job_id, "recorded"),
             ).fetchall()
             if not rows:
@@ -291,7 +275,7 @@ class Store(StoreReads):
         def write(conn: Connection) -> Row | None:
             now = self.clock.time()
             row: Row | None = conn.execute(
-                _SELECT + " WHERE job_id=?" + self._db.for_update, (job_id,)
+                SELECT + " WHERE job_id=?" + self._db.for_update, (job_id,)
             ).fetchone()
             if row is None or row["phase"] != Phase.SENDING:
                 return None
@@ -301,7 +285,7 @@ class Store(StoreReads):
             if owner_alive(owner) and (row["lease_until"] or 0) > now:
                 return None
             taken: Row = conn.execute(  # RETURNING: the row as updated
-                _TAKE_OVER,
+                TAKE_OVER,
                 (me, now + self.LEASE_SECONDS, now, job_id),
             ).fetchall()[0]
             self._append(conn, job_id, ("taken-over", event_text({"previous_owner": owner})))
@@ -333,7 +317,7 @@ class Store(StoreReads):
         job_id = handle.job_id
         columns: dict[str, Any] = {
             "phase": Phase.SUBMITTED.value,
-            **_handle_columns(handle),
+            **handle_columns(handle),
             "owner": None,
             "lease_until": None,
             "error": None,
@@ -374,7 +358,7 @@ class Store(StoreReads):
 
     def update_handle(self, handle: JobHandle) -> None:
         """Store a handle whose vendor ids or vendor state changed (e.g. a retried task)."""
-        columns = _handle_columns(handle)
+        columns = handle_columns(handle)
         event = event_text({"vendor_ids": handle.vendor_ids})
 
         def write(conn: Connection) -> None:
@@ -475,7 +459,7 @@ class Store(StoreReads):
             "error": None,
         }
         if handle is not None:
-            columns.update(_handle_columns(handle))
+            columns.update(handle_columns(handle))
         event = event_text({"status": data, "vendor_ids": handle.vendor_ids if handle else None})
 
         def write(conn: Connection) -> None:
@@ -536,13 +520,3 @@ class Store(StoreReads):
             )
         )
 
-
-def _handle_columns(handle: JobHandle) -> dict[str, Any]:
-    """The ``jobs`` columns a handle sets (the handle and what listings show of its ids)."""
-    ids = vendor_ids_text(handle.vendor_ids)
-    return {"handle": handle_text(handle), "vendor_id": handle.vendor_id, "vendor_ids": ids}
-
-
-def _set(change: StatusChange | None) -> dict[str, Any]:
-    """The ``jobs`` columns a status change sets (none without a change)."""
-    return {} if change is None else {"state": change.state, "status": change.text}
