@@ -162,6 +162,13 @@ class _Adapter:
             cur.executemany(pg_sql(sql), list(parameters))
             return _Result([], cur.rowcount)
 
+    def run_script(self, script: str) -> None:
+        """Several statements in one call (no parameters: psycopg sends them as one
+        simple query, so ``?``, ``%`` and ``$$`` bodies stay as written)."""
+        if self._trace is not None:
+            self._trace(script)
+        self._conn.execute(script.encode())
+
 
 class _Reader:
     """Reads: each statement on a connection borrowed from the pool for it alone."""
@@ -379,9 +386,9 @@ class PostgresDatabase(Database):
         from .secrets_at_rest import sealer_for  # here: cryptography costs ~10 ms
 
         def upgrade(conn: Connection) -> bytes:
+            assert isinstance(conn, _Adapter)
             conn.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
-            raw: psycopg.Connection[Any] = conn._conn  # type: ignore[attr-defined]
-            raw.execute(BOOTSTRAP)
+            conn.run_script(BOOTSTRAP)
             row = conn.execute(
                 "SELECT value FROM voxhub_meta WHERE name='schema_version'"
             ).fetchone()
@@ -392,7 +399,7 @@ class PostgresDatabase(Database):
                     f"(schema {version}, this one knows {SCHEMA_VERSION})"
                 )
             for script in MIGRATIONS[version:]:
-                raw.execute(script)  # several statements: no parameters
+                conn.run_script(script)
             conn.execute(
                 "INSERT INTO voxhub_meta (name, value) VALUES ('schema_version', ?) "
                 "ON CONFLICT (name) DO UPDATE SET value=excluded.value",
