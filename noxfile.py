@@ -7,6 +7,7 @@ plugins under ``tests/plugins/`` in editable mode, so entry points are real.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import nox
@@ -20,7 +21,7 @@ def packages() -> list[str]:
     """Editable install arguments for the core and every plugin (found, not listed by hand)."""
     plugins = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml"))
     test_plugins = sorted(p.parent for p in ROOT.glob("tests/plugins/*/pyproject.toml"))
-    args = ["-e", f"{ROOT / 'core'}[test,dask,dashboard]"]
+    args = ["-e", f"{ROOT / 'core'}[test,postgres,dask,dashboard]"]
     for path in [*plugins, *test_plugins]:
         args += ["-e", str(path) + EXTRAS.get(path.relative_to(ROOT).as_posix(), "")]
     return args
@@ -33,10 +34,10 @@ EXTRAS = {"plugins/local": "[pocketsphinx]"}
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite (core, every plugin, cross-plugin)."""
+    system_packages(session)
     # rev-ai: the official SDK, for fidelity tests; ruff and mypy: the template tests check
     # that generated plugins are lint-clean and typed.
     session.install(*packages(), "rev-ai", "ruff", "mypy", "playwright")
-    browser_for_dashboard_tests(session)
     session.run("pytest", *(session.posargs or ["-q", "--durations=15"]))
 
 
@@ -44,15 +45,31 @@ def tests(session: nox.Session) -> None:
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def browser_for_dashboard_tests(session: nox.Session) -> None:
-    """Install Debian's ``chromium`` when it is missing (as root); the tests need it."""
-    if CHROMIUM.exists():
+def _has_postgres_server() -> bool:
+    return bool(
+        Path("/usr/lib/postgresql").is_dir()
+        or shutil.which("pg_ctl")
+        or os.environ.get("VOXHUB_PG_BIN")
+    )
+
+
+def system_packages(session: nox.Session) -> None:
+    """Install the Debian packages the tests start for real when they are missing (as
+    root, with apt): PostgreSQL's server (voxhub.pg_server starts a throwaway one) and
+    Chromium (the dashboard tests drive it). Nothing is skipped without them."""
+    wanted = {"postgresql": _has_postgres_server(), "chromium": CHROMIUM.exists()}
+    missing = [package for package, present in wanted.items() if not present]
+    if not missing:
         return
-    if os.geteuid() != 0:
-        session.error(f"{CHROMIUM} is missing: install Debian's chromium package (as root)")
-    session.run("apt-get", "update", external=True)
-    session.run("apt-get", "install", "-y", "--no-install-recommends", "chromium",
-                external=True, env={"DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.error(
+            f"the tests need Debian's {' and '.join(missing)}: install them (apt-get install "
+            f"{' '.join(missing)}), or set VOXHUB_PG_BIN to PostgreSQL's binaries"
+        )
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run_always("apt-get", "update", "-q", external=True, env=env)
+    session.run_always("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing,
+                       external=True, env=env)  # fmt: skip
 
 
 @nox.session

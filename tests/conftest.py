@@ -22,6 +22,16 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's store lives, once per backend: a SQLite file, or the URL of a new
+    database on the session's PostgreSQL server (password included: pass it on as is)."""
+    if request.param == "sqlite":
+        return tmp_path / "s.db"
+    url: str = request.getfixturevalue("voxhub_postgres_url")
+    return url
+
+
 @pytest.fixture
 def echo(voxhub_sandbox: Callable[..., RunningSandbox]) -> RunningSandbox:
     """A running echo sandbox (jobs finish after two status polls)."""

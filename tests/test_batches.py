@@ -1,4 +1,5 @@
-"""Durable batches (issue 18) against the echo sandbox and a real SQLite store.
+"""Durable batches (issue 18) against the echo sandbox and a real store (SQLite, and
+PostgreSQL for every test on the ``orch`` fixture's store).
 
 A batch is recorded whole before anything is sent; every input's failure is its
 own (check, submit, wait, fetch, export, write, close); resume finishes what is
@@ -35,6 +36,14 @@ from voxhub.plugins import PluginManager
 from voxhub.sandbox import RunningSandbox
 from voxhub.store import Phase, Store
 from voxhub_echo.provider import EchoProvider
+
+
+@pytest.fixture
+def voxhub_store(store_at: Path | str) -> Iterator[Store]:
+    """The orchestrators' store (``orch``), once per backend: SQLite and PostgreSQL."""
+    store = Store(store_at)
+    yield store
+    store.close()
 
 
 def _urls(count: int, prefix: str = "f", **options: Any) -> list[JobRequest]:

@@ -79,11 +79,23 @@ def columns(path: Path, table: str) -> list[str]:
         return [r[1] for r in conn.execute(f"PRAGMA table_xinfo({table})")]
 
 
-def test_results_live_in_their_own_table(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def store_columns(store: Store, table: str) -> list[str]:
+    """The table's columns, on either backend."""
+    if isinstance(store.path, Path):
+        return columns(store.path, table)
+    rows = store._db.reader().execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name=?", (table,)
+    )
+    return [r[0] for r in rows]
+
+
+def test_results_live_in_their_own_table(store_at: Path | str) -> None:
+    store = Store(store_at)
     job = add(store)
     submit(store, job)
-    assert "result" not in columns(store.path, "jobs")
+    assert "result" not in store_columns(store, "jobs") and "has_result" in store_columns(
+        store, "jobs"
+    )
     text = Transcript("echo", job, "first")
     store.set_final(job, JobStatus(JobState.SUCCEEDED), text)
     assert store.get(job).has_result and store.result(job) == text
@@ -98,9 +110,11 @@ def test_results_live_in_their_own_table(tmp_path: Path) -> None:
     handle = store.get(other).handle.with_vendor({"job": "v2"})
     store.mark_submitted(handle, JobStatus(JobState.SUCCEEDED), answer)
     assert store.get(other).has_result and store.result(other).text == "at once"  # type: ignore[union-attr]
-    with sqlite3.connect(store.path) as conn:
-        assert conn.execute("SELECT job_id FROM results ORDER BY job_id").fetchall() == [(other,)]
-        flags = dict(conn.execute("SELECT job_id, has_result FROM jobs").fetchall())
+    conn = store._db.reader()
+    assert [tuple(r) for r in conn.execute("SELECT job_id FROM results ORDER BY job_id")] == [
+        (other,)
+    ]
+    flags = dict(tuple(r) for r in conn.execute("SELECT job_id, has_result FROM jobs"))
     assert flags == {job: 0, other: 1}
 
 
@@ -182,25 +196,25 @@ def test_a_newer_schema_is_refused_by_listings(tmp_path: Path) -> None:
 # --- the shown state ---------------------------------------------------------------------------
 
 
-def test_the_shown_column_and_shown_state_agree_on_every_combination(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_the_shown_column_and_shown_state_agree_on_every_combination(
+    store_at: Path | str,
+) -> None:
+    store = Store(store_at)
     job = add(store)
     combos = list(itertools.product([p.value for p in Phase],
                                     [None, *(s.value for s in JobState)],
                                     [None, "", "boom"]))  # fmt: skip
-    with sqlite3.connect(store.path) as conn:
-        for phase, state, error in combos:
-            conn.execute("UPDATE jobs SET phase=?, state=?, error=? WHERE job_id=?",
-                         (phase, state, error, job))  # fmt: skip
-            conn.commit()
-            (shown,) = conn.execute("SELECT shown FROM jobs").fetchone()
-            assert shown == shown_state(phase, state, error), (phase, state, error)
-            assert shown in SHOWN_STATES
+    for phase, state, error in combos:
+        store._db.write(lambda conn, values=(phase, state, error, job): conn.execute(
+            "UPDATE jobs SET phase=?, state=?, error=? WHERE job_id=?", values))  # fmt: skip
+        (shown,) = store._db.reader().execute("SELECT shown FROM jobs").fetchone()
+        assert shown == shown_state(phase, state, error), (phase, state, error)
+        assert shown in SHOWN_STATES
     assert set(SHOWN_STATES) == {*(s.value for s in JobState), *(p.value for p in Phase)}
 
 
-def test_a_job_shows_each_state_of_its_life(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_job_shows_each_state_of_its_life(store_at: Path | str) -> None:
+    store = Store(store_at)
     job = add(store)
     seen = []
 
@@ -231,10 +245,19 @@ def test_a_job_shows_each_state_of_its_life(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def many(tmp_path: Path) -> Store:
+def many(store_at: Path | str) -> Store:
     """30 jobs a second apart (three share one timestamp), over two providers and batches."""
-    clock = FakeClock(start=1_000_000.0)
-    store = Store(tmp_path / "many.db", clock=clock)
+    return fill(Store(store_at, clock=FakeClock(start=1_000_000.0)))
+
+
+@pytest.fixture
+def many_sqlite(tmp_path: Path) -> Store:
+    """:func:`many` on SQLite alone (for its query plans)."""
+    return fill(Store(tmp_path / "many.db", clock=FakeClock(start=1_000_000.0)))
+
+
+def fill(store: Store) -> Store:
+    clock: Any = store.clock
     for i in range(30):
         job = add(store, i, provider="echo" if i % 3 else "other", batch=f"b{i % 2}")
         if i % 5 == 0:
@@ -326,8 +349,9 @@ def plans(store: Store, run: Any) -> list[str]:
     ({"provider": "other"}, "jobs_provider"), ({"batch": "b1"}, "jobs_batch"),
 ])  # fmt: skip
 def test_listings_read_an_index_in_order(
-    many: Store, monkeypatch: pytest.MonkeyPatch, where: dict[str, str], index: str
+    many_sqlite: Store, monkeypatch: pytest.MonkeyPatch, where: dict[str, str], index: str
 ) -> None:
+    many = many_sqlite
     monkeypatch.setattr(listing, "CHUNK", 2)  # the keyset continuation is planned too
     found = plans(many, lambda: (list(many.listing.lines(JobFilter(**where))),
                                  many.listing.count(JobFilter(**where))))  # fmt: skip
@@ -341,8 +365,8 @@ def test_listings_read_an_index_in_order(
 # --- secrets -----------------------------------------------------------------------------------
 
 
-def test_listings_never_show_secrets(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_listings_never_show_secrets(store_at: Path | str) -> None:
+    store = Store(store_at)
     job = add(store)
     submit(store, job, ids={"task": "t-1", "builder_token": VENDOR_SECRET, "api-key": "k-9876543"})
     registered = "reg1stered-" + new_job_id()
@@ -367,7 +391,7 @@ def test_listings_never_show_secrets(tmp_path: Path) -> None:
 # --- voxhub jobs, the real command ---------------------------------------------------------
 
 
-def voxhub(store: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def voxhub(store: Path | str, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([VOXHUB, "--store", str(store), "jobs", *args], capture_output=True,
                           text=True, timeout=60)  # fmt: skip
     if ok:
@@ -396,8 +420,8 @@ def test_state_accepts_only_real_states(tmp_path: Path) -> None:
     assert both.returncode == 2 and "exclude each other" in both.stderr
 
 
-def test_pages_with_a_footer_and_closed_jobs_shown_closed(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db", clock=FakeClock(start=2_000_000.0))
+def test_pages_with_a_footer_and_closed_jobs_shown_closed(store_at: Path | str) -> None:
+    store = Store(store_at, clock=FakeClock(start=2_000_000.0))
     jobs = []
     for i in range(60):
         jobs.append(add(store, i))
@@ -407,7 +431,7 @@ def test_pages_with_a_footer_and_closed_jobs_shown_closed(tmp_path: Path) -> Non
     store.set_final(closed, JobStatus(JobState.SUCCEEDED), Transcript("echo", closed, "hi"))
     store.mark_closed(closed)
     store.close()
-    done = voxhub(store.path)
+    done = voxhub(store_at)
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["JOB", "PROVIDER", "STATE", "VENDOR", "ID", "CREATED", "MEDIA"]
     assert len(lines) == 51 and lines[1].split()[:4] == [closed, "echo", "closed", "v-closed"]
@@ -415,27 +439,27 @@ def test_pages_with_a_footer_and_closed_jobs_shown_closed(tmp_path: Path) -> Non
     assert done.stderr.strip() == (
         "1-50 of 60 jobs, newest first; 10 more: --offset 50 for the next page, --limit 0 for all"
     )
-    rest = voxhub(store.path, "--offset", "50")
+    rest = voxhub(store_at, "--offset", "50")
     assert [line.split()[0] for line in rest.stdout.splitlines()[1:]] == jobs[::-1][50:]
     assert rest.stderr == ""
-    assert len(voxhub(store.path, "--limit", "0").stdout.splitlines()) == 61
-    everything = json.loads(voxhub(store.path, "--json").stdout)
+    assert len(voxhub(store_at, "--limit", "0").stdout.splitlines()) == 61
+    everything = json.loads(voxhub(store_at, "--json").stdout)
     assert [r["job_id"] for r in everything] == jobs[::-1]  # every job unless --limit
     assert everything[0]["state"] == "closed" and everything[0]["phase"] == "closed"
     assert everything[0]["has_result"] is True and everything[0]["vendor_ids"]["job"] == "v-closed"
-    first = voxhub(store.path, "--jsonl", "--limit", "5", "--oldest-first", "--state", "recorded")
+    first = voxhub(store_at, "--jsonl", "--limit", "5", "--oldest-first", "--state", "recorded")
     assert [json.loads(line)["job_id"] for line in first.stdout.splitlines()] == jobs[:5]
     assert "5 of 59 jobs matching --state recorded, oldest first; 54 more" in first.stderr
-    only = json.loads(voxhub(store.path, "--json", "--state", "closed").stdout)
+    only = json.loads(voxhub(store_at, "--json", "--state", "closed").stdout)
     assert [r["job_id"] for r in only] == [closed]
-    outputs = "".join(voxhub(store.path, *a).stdout for a in ([], ["--json"], ["--jsonl"]))
+    outputs = "".join(voxhub(store_at, *a).stdout for a in ([], ["--json"], ["--jsonl"]))
     assert VENDOR_SECRET not in outputs and "s3cr3t-sig" not in outputs
-    show = voxhub(store.path, "show", closed)
+    show = voxhub(store_at, "show", closed)
     shown = json.loads(show.stdout)
     assert shown["state"] == "closed" and shown["status"]["state"] == "succeeded"
     assert [e["type"] for e in shown["events"]][-1] == "closed"
     assert VENDOR_SECRET not in show.stdout
-    missing = voxhub(store.path, "show", "vx_nope", ok=False)
+    missing = voxhub(store_at, "show", "vx_nope", ok=False)
     assert missing.returncode == 4 and "no job 'vx_nope'" in missing.stderr
 
 

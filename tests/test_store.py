@@ -1,4 +1,5 @@
-"""The SQLite job store: phases, leases, migrations, and several processes at once."""
+"""The job store on both backends (SQLite, PostgreSQL): phases, leases, migrations, and
+several processes at once; and SQLite's single writer."""
 
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def make(store: Store, key: str = "k1") -> JobHandle:
     return handle
 
 
-def test_phases_and_events(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_phases_and_events(store_at: Path | str) -> None:
+    store = Store(store_at)
     handle = make(store)
     assert store.get(handle.job_id).phase == Phase.RECORDED
     assert store.claim(handle.job_id) is not None
@@ -55,19 +56,19 @@ def test_phases_and_events(tmp_path: Path) -> None:
     assert types == ["recorded", "sending", "submitted", "status", "status", "status", "result"]
 
 
-def test_phases_are_a_str_enum_stored_as_their_values(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_phases_are_a_str_enum_stored_as_their_values(store_at: Path | str) -> None:
+    store = Store(store_at)
     handle = make(store)
     record = store.get(handle.job_id)
     assert record.phase is Phase.RECORDED and record.phase == "recorded"
     assert record.state == "recorded" and type(record.state) is str
-    with sqlite3.connect(tmp_path / "s.db") as conn:
-        assert conn.execute("SELECT phase FROM jobs").fetchall() == [("recorded",)]
+    rows = store._db.reader().execute("SELECT phase FROM jobs").fetchall()
+    assert [tuple(row) for row in rows] == [("recorded",)]
     assert store.jobs(phase=Phase.RECORDED) == [record]
 
 
-def test_writes_return_what_a_read_returns(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_writes_return_what_a_read_returns(store_at: Path | str) -> None:
+    store = Store(store_at)
     request = JobRequest(
         provider="echo",
         media=RemoteUrl("http://x/a", {"Authorization": "Bearer s3cr3t-value"}),
@@ -90,8 +91,8 @@ def test_writes_return_what_a_read_returns(tmp_path: Path) -> None:
     assert claimed.phase is Phase.SENDING and claimed.owner == store.owner
 
 
-def test_a_job_can_be_recorded_and_claimed_in_one_transaction(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_job_can_be_recorded_and_claimed_in_one_transaction(store_at: Path | str) -> None:
+    store = Store(store_at)
     request = JobRequest(provider="echo", kind=JobKind.TRANSCRIPTION, profile="echo",
                          idempotency_key="k")
     handle = JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo", idempotency_key="k")
@@ -113,8 +114,8 @@ def same_input(handle: JobHandle) -> JobHandle:
                      idempotency_key=handle.idempotency_key)
 
 
-def test_a_submit_answer_is_stored_in_one_transaction(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_submit_answer_is_stored_in_one_transaction(store_at: Path | str) -> None:
+    store = Store(store_at)
     handle = make(store)
     store.claim(handle.job_id)
     before = store.write_stats()
@@ -132,8 +133,8 @@ def test_a_submit_answer_is_stored_in_one_transaction(tmp_path: Path) -> None:
     assert types == ["recorded", "sending", "submitted", "status", "result"]
 
 
-def test_an_unchanged_status_writes_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_an_unchanged_status_writes_nothing(store_at: Path | str) -> None:
+    store = Store(store_at)
     handle = make(store)
     assert store.set_status(handle.job_id, JobStatus(JobState.RUNNING, progress=0.5))
     before = store.write_stats()
@@ -144,14 +145,14 @@ def test_an_unchanged_status_writes_nothing(tmp_path: Path) -> None:
         store.set_status("vx_missing", JobStatus(JobState.RUNNING))
 
 
-def test_a_status_stored_by_another_process_meanwhile_is_respected(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_status_stored_by_another_process_meanwhile_is_respected(store_at: Path | str) -> None:
+    store = Store(store_at)
     handle = make(store)
     store.set_status(handle.job_id, JobStatus(JobState.RUNNING))
     # Another process finishes the job between this store's read and its write (the
     # wrapper below lets it in exactly there); the write must see that and leave the
     # final state alone.
-    other = Store(tmp_path / "s.db")
+    other = Store(store_at)
     read = store._status_seen
 
     def other_process_writes_after_the_read(job_id: str, status: Any) -> Any:
@@ -175,8 +176,8 @@ def test_the_database_file_is_checkpointed(tmp_path: Path) -> None:
         assert conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] >= CHECKPOINT_EVERY - 1
 
 
-def test_same_key_returns_the_stored_job(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_same_key_returns_the_stored_job(store_at: Path | str) -> None:
+    store = Store(store_at)
     first = make(store, "same")
     request = JobRequest(
         provider="echo", kind=JobKind.TRANSCRIPTION, profile="echo", idempotency_key="same"
@@ -199,21 +200,20 @@ def test_secrets_never_reach_the_database_file(tmp_path: Path) -> None:
     assert b"s3cr3t-value" not in raw
 
 
-def test_a_dead_owners_claim_can_be_taken_over(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_dead_owners_claim_can_be_taken_over(store_at: Path | str) -> None:
+    store = Store(store_at)
     handle = make(store)
     store.claim(handle.job_id)
-    other = Store(tmp_path / "s.db")
+    other = Store(store_at)
     assert other.take_over(handle.job_id) is None  # the owner (this process) is alive
     store.owner = "localhost-other:999999999:x"
     # Same host, pid that does not exist: the claim is dead.
     import socket
 
-    with sqlite3.connect(tmp_path / "s.db") as conn:
-        conn.execute(
-            "UPDATE jobs SET owner=? WHERE job_id=?",
-            (f"{socket.gethostname()}:999999999:x", handle.job_id),
-        )
+    store._db.write(lambda conn: conn.execute(
+        "UPDATE jobs SET owner=? WHERE job_id=?",
+        (f"{socket.gethostname()}:999999999:x", handle.job_id),
+    ))
     assert other.take_over(handle.job_id) is not None
 
 
@@ -270,8 +270,8 @@ def spawn(code: str, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_several_processes_write_without_losing_anything(tmp_path: Path) -> None:
-    path = str(tmp_path / "s.db")
+def test_several_processes_write_without_losing_anything(store_at: Path | str) -> None:
+    path = str(store_at)
     Store(path)
     procs = [spawn(WRITER, path, str(w), "25") for w in range(4)]
     for proc in procs:
@@ -285,8 +285,8 @@ def test_several_processes_write_without_losing_anything(tmp_path: Path) -> None
     assert all(len(store.events(j.job_id)) == 5 for j in jobs)
 
 
-def test_only_one_process_wins_a_claim(tmp_path: Path) -> None:
-    path = str(tmp_path / "s.db")
+def test_only_one_process_wins_a_claim(store_at: Path | str) -> None:
+    path = str(store_at)
     handle = make(Store(path))
     procs = [spawn(CLAIMER, path, handle.job_id) for _ in range(4)]
     outcomes = sorted(proc.communicate(timeout=120)[0].strip() for proc in procs)
@@ -388,8 +388,8 @@ def test_waiting_for_the_writer_is_counted(tmp_path: Path) -> None:
     assert stats.wait_seconds >= 0.04 and stats.held_seconds >= 0.04
 
 
-def test_threads_sharing_a_store_lose_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_threads_sharing_a_store_lose_nothing(store_at: Path | str) -> None:
+    store = Store(store_at)
     errors: list[BaseException] = []
 
     def worker(w: int) -> None:
@@ -420,8 +420,8 @@ def test_threads_sharing_a_store_lose_nothing(tmp_path: Path) -> None:
     assert store.write_stats().transactions == 1 + 160 * 5  # the migration, then 5 a job
 
 
-def test_a_final_status_and_its_result_are_one_write(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_final_status_and_its_result_are_one_write(store_at: Path | str) -> None:
+    store = Store(store_at)
     handle = make(store)
     store.claim(handle.job_id)
     store.mark_submitted(handle.with_vendor({"job": "v1"}), JobStatus(JobState.RUNNING))
@@ -440,8 +440,8 @@ def test_a_final_status_and_its_result_are_one_write(tmp_path: Path) -> None:
     assert store.result(handle.job_id) == again
 
 
-def test_set_final_decides_against_a_status_another_process_stored(tmp_path: Path) -> None:
-    mine, other = Store(tmp_path / "s.db"), Store(tmp_path / "s.db")
+def test_set_final_decides_against_a_status_another_process_stored(store_at: Path | str) -> None:
+    mine, other = Store(store_at), Store(store_at)
     handle = make(mine)
     mine.claim(handle.job_id)
     mine.mark_submitted(handle.with_vendor({"job": "v1"}), JobStatus(JobState.RUNNING))

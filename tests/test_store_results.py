@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -49,25 +48,24 @@ RAW = {
 }
 
 
-def store_and_read(tmp_path: Path, result: Any) -> tuple[Any, str]:
-    store = Store(tmp_path / "s.db")
+def store_and_read(store_at: Path | str, result: Any) -> tuple[Any, str]:
+    store = Store(store_at)
     request = JobRequest(provider="echo", media=RemoteUrl("http://x/a"), kind=JobKind.TRANSCRIPTION)
     handle = JobHandle(new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo")
     store.record(request, handle)
     store.set_final(handle.job_id, JobStatus(JobState.SUCCEEDED), result)
     back = store.result(handle.job_id)
+    (text,) = store._db.reader().execute(
+        "SELECT result FROM results WHERE job_id=?", (handle.job_id,)
+    ).fetchone()
     store.close()
-    with sqlite3.connect(tmp_path / "s.db") as conn:
-        (text,) = conn.execute(
-            "SELECT result FROM results WHERE job_id=?", (handle.job_id,)
-        ).fetchone()
     return back, text
 
 
 @pytest.mark.parametrize("raw", [None, RAW, ["a", 1], "plain text"])
-def test_a_transcript_reads_back_exactly(tmp_path: Path, raw: Any) -> None:
+def test_a_transcript_reads_back_exactly(store_at: Path | str, raw: Any) -> None:
     result = transcript(raw)
-    back, text = store_and_read(tmp_path, result)
+    back, text = store_and_read(store_at, result)
     assert back == result  # words, speakers, confidences, unicode
     assert back.raw == json.loads(slow_text(result))["raw"]  # raw is not compared by ==
     assert json.loads(text) == json.loads(slow_text(result))
@@ -89,13 +87,13 @@ def test_the_fast_text_is_the_slow_one_for_plain_transcripts() -> None:
         transcript({"at": datetime(2026, 1, 1, tzinfo=UTC)}),  # raw only cattrs can dump
     ],
 )
-def test_other_results_keep_the_cattrs_path(tmp_path: Path, result: Any) -> None:
-    back, text = store_and_read(tmp_path, result)
+def test_other_results_keep_the_cattrs_path(store_at: Path | str, result: Any) -> None:
+    back, text = store_and_read(store_at, result)
     assert json.loads(text) == json.loads(slow_text(result))
     assert back == result
 
 
-def test_secret_values_and_keys_are_masked_as_before(tmp_path: Path) -> None:
+def test_secret_values_and_keys_are_masked_as_before(store_at: Path | str) -> None:
     secret = "tr4nscr1pt-s3cret-" + new_job_id()
     Secret(secret)
     cases = [
@@ -110,17 +108,17 @@ def test_secret_values_and_keys_are_masked_as_before(tmp_path: Path) -> None:
         text = result_text(result)
         assert json.loads(text) == json.loads(slow_text(result))
         assert secret not in text and "short" not in text and "another-s3cret" not in text
-    back, text = store_and_read(tmp_path, cases[1])
+    back, text = store_and_read(store_at, cases[1])
     assert secret not in text
     assert back.segments[0].words[1].text == MASK
 
 
-def test_stores_written_the_slow_way_still_read(tmp_path: Path) -> None:
+def test_stores_written_the_slow_way_still_read(store_at: Path | str) -> None:
     result = transcript(RAW)
-    _, _ = store_and_read(tmp_path, result)
-    with sqlite3.connect(tmp_path / "s.db") as conn:
-        conn.execute("UPDATE results SET result=?", (json.dumps(redact(dump(result))),))
-    store = Store(tmp_path / "s.db")
+    _, _ = store_and_read(store_at, result)
+    slow = json.dumps(redact(dump(result)))
+    store = Store(store_at)
+    store._db.write(lambda conn: conn.execute("UPDATE results SET result=?", (slow,)))
     (record,) = store.jobs()
     assert store.result(record.job_id) == result
     store.close()
@@ -151,15 +149,15 @@ def test_handles_and_statuses_are_written_as_cattrs_writes_them() -> None:
 
 @pytest.mark.parametrize("vendor_state", [{"seq": 1, "ids": ["a"]}, {"pair": (1, 2)}])
 def test_a_written_handle_is_what_another_process_reads(
-    tmp_path: Path, vendor_state: dict[str, Any]
+    store_at: Path | str, vendor_state: dict[str, Any]
 ) -> None:
-    store = Store(tmp_path / "s.db")
+    store = Store(store_at)
     request = JobRequest(provider="echo", media=RemoteUrl("http://x/a"), kind=JobKind.TRANSCRIPTION)
     handle = JobHandle(
         new_job_id(), "echo", JobKind.TRANSCRIPTION, "echo", vendor_state=vendor_state
     )
     record, _ = store.record(request, handle)
-    fresh = Store(tmp_path / "s.db")
+    fresh = Store(store_at)
     assert record.handle == fresh.get(handle.job_id).handle
     store.mark_submitted(handle.with_vendor({"job": "v-9"}), JobStatus(JobState.RUNNING))
     found = store.get(handle.job_id)

@@ -1,4 +1,5 @@
-"""Crash and resume: ``voxhub transcribe --batch`` killed with SIGKILL, again and again.
+"""Crash and resume: ``voxhub transcribe --batch`` killed with SIGKILL, again and again,
+on each store backend (a SQLite file, a PostgreSQL database).
 
 The Rev.ai sandbox runs in its own process (``voxhub sandbox revai``), so it outlives
 every client killed here. Kills land at seeded random moments — before anything is
@@ -50,7 +51,7 @@ def _inputs(tmp_path: Path) -> list[str]:
     return [str(wav)] + [f"https://media.voxhub.invalid/crash-{i}.wav" for i in range(URLS)]
 
 
-def _keys(inputs: list[str], store_path: Path) -> list[str]:
+def _keys(inputs: list[str], store_path: Path | str) -> list[str]:
     """The idempotency key the CLI derives for each input (what the sandbox counts)."""
     orch = Orchestrator(store=store_path, config=Config.from_profiles({"revai": {"token": "x"}}))
     try:
@@ -62,7 +63,7 @@ def _keys(inputs: list[str], store_path: Path) -> list[str]:
         orch.close_resources()
 
 
-def _phases(store_path: Path) -> dict[str, int]:
+def _phases(store_path: Path | str) -> dict[str, int]:
     """How far each stored job got: recorded / sending / submitted / done."""
     store = Store(store_path)
     try:
@@ -77,11 +78,11 @@ def _phases(store_path: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_batch_killed_repeatedly_then_resumed_has_one_job_and_one_result_per_input(
-    tmp_path: Path,
+    tmp_path: Path, store_at: Path | str
 ) -> None:
     rng = random.Random(20240610)  # seeded: the same kill schedule on every run
     inputs = _inputs(tmp_path)
-    store_path = tmp_path / "jobs.db"
+    store_path = store_at  # a SQLite file, or a PostgreSQL database shared the same way
     out_dir = tmp_path / "out"
     with SandboxProcess("revai", env=cli_env(tmp_path)) as sandbox:
         env = cli_env(tmp_path, VOXHUB_STORE=str(store_path), **sandbox.env("revai"))
@@ -173,7 +174,9 @@ def test_batch_killed_repeatedly_then_resumed_has_one_job_and_one_result_per_inp
     assert len(written) == len(inputs) and all(p.endswith(".txt") for p in written)
 
 
-def test_resume_waits_for_a_submission_still_in_flight(tmp_path: Path) -> None:
+def test_resume_waits_for_a_submission_still_in_flight(
+    tmp_path: Path, store_at: Path | str
+) -> None:
     """A client killed after its submit reached the vendor, whose answer was still pending.
 
     The vendor creates the job a moment later. Resuming must not send the input again
@@ -185,7 +188,7 @@ def test_resume_waits_for_a_submission_still_in_flight(tmp_path: Path) -> None:
     from voxhub.transport import HttpClient
 
     url = "https://media.voxhub.invalid/in-flight.wav"
-    store_path = tmp_path / "jobs.db"
+    store_path = store_at
     slow_submits = {"slow": 1.0, "slow_seconds": 2.0}
     with SandboxProcess("revai", env=cli_env(tmp_path), faults=slow_submits) as sandbox:
         env = cli_env(tmp_path, VOXHUB_STORE=str(store_path), **sandbox.env("revai"))

@@ -1,13 +1,12 @@
 """The batch store's reading side: counts, listings and pages of items, in SQL.
 
-Listings and counts are paged and filtered in SQL on the thread's reader (counts by
+Listings and counts are paged and filtered in SQL on the database's reader (counts by
 ``GROUP BY`` on the ``(batch_id, state, stage)`` index), so a batch of 100,000
 inputs is never loaded whole.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from ._records import owner_alive
 from .errors import NotFoundError
 
 if TYPE_CHECKING:
-    from ._sqlite import Database
+    from ._database import Database, Row
     from .store import Store
 
 __all__ = ["CHUNK", "BatchReads", "PendingItem"]
@@ -177,7 +176,7 @@ class BatchReads:
         )
         return [r[0] for r in rows]
 
-    def _info(self, row: sqlite3.Row) -> BatchInfo:
+    def _info(self, row: Row) -> BatchInfo:
         settings = BatchSettings.from_json(row["settings"])
         owner = row["owner"]
         now = self._store.clock.time()
@@ -238,7 +237,7 @@ class BatchReads:
                 remaining -= len(rows)
 
 
-def _pending(row: sqlite3.Row) -> PendingItem:
+def _pending(row: Row) -> PendingItem:
     return PendingItem(
         seq=row["seq"],
         input=row["input"],

@@ -1,12 +1,13 @@
 """The batch store's writes: recording a batch whole, claiming it, finishing its items.
 
-Every write goes through the store's one writer (``Database.write``), each one
-transaction; the reads are in :mod:`voxhub._batch_reads`.
+Every write goes through the store's ``Database.write``, each one transaction; the
+reads are in :mod:`voxhub._batch_reads`. A write that decides on what it read locks it
+first (``Database.for_update``, ``Database.lock_keys``): on PostgreSQL another machine
+may be writing the same batch.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from ._records import Phase, dumps, owner_alive
 from .errors import BatchBusyError, NotFoundError
 
 if TYPE_CHECKING:
+    from ._database import Connection
     from .store import Store
 
 __all__ = ["BatchRows", "NewJob", "Plan", "PlannedItem", "new_batch_id"]
@@ -84,13 +86,14 @@ class BatchRows(BatchReads):
         store = self._store
         now = store.clock.time()
 
-        def write(conn: sqlite3.Connection) -> int:
+        def write(conn: Connection) -> int:
             conn.execute(
                 "INSERT INTO batches (batch_id, created_at, updated_at, settings, total) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (plan.batch_id, now, now, plan.settings.to_json(), len(plan.items)),
             )
             created = 0
+            self._db.lock_keys(conn)
             for start in range(0, len(plan.items), CHUNK):
                 chunk = plan.items[start : start + CHUNK]
                 created += self._record_chunk(conn, plan.batch_id, chunk, now)
@@ -99,7 +102,7 @@ class BatchRows(BatchReads):
         return self._db.write(write)
 
     def _record_chunk(
-        self, conn: sqlite3.Connection, batch_id: str, chunk: Sequence[PlannedItem], now: float
+        self, conn: Connection, batch_id: str, chunk: Sequence[PlannedItem], now: float
     ) -> int:
         jobs = [item.job for item in chunk if item.job is not None]
         existing = _stored_jobs(conn, jobs)
@@ -150,10 +153,12 @@ class BatchRows(BatchReads):
         me = self._store.owner
         clock = self._store.clock
 
-        def write(conn: sqlite3.Connection) -> str | int:
+        def write(conn: Connection) -> str | int:
             now = clock.time()
             row = conn.execute(
-                "SELECT owner, lease_until, runs FROM batches WHERE batch_id=?", (batch_id,)
+                "SELECT owner, lease_until, runs FROM batches WHERE batch_id=?"  # noqa: S608
+                + self._db.for_update,
+                (batch_id,),
             ).fetchone()
             if row is None:
                 raise NotFoundError(f"no batch {batch_id!r} in the store", operation="lookup")
@@ -197,7 +202,7 @@ class BatchRows(BatchReads):
         """Give the batch up (``interrupted``: stopped before it was finished)."""
         me, clock = self._store.owner, self._store.clock
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             now = clock.time()
             conn.execute(
                 "UPDATE batches SET owner=NULL, lease_until=NULL, updated_at=?, "
@@ -240,7 +245,7 @@ class BatchRows(BatchReads):
         pending again (stopped)."""
         now = self._store.clock.time()
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             conn.execute(
                 "UPDATE batch_items SET state=?, stage=?, error=?, updated_at=? "
                 "WHERE batch_id=? AND seq=?",
@@ -255,8 +260,9 @@ class BatchRows(BatchReads):
         returns the new job's id (another item of the input may have made it first)."""
         store = self._store
 
-        def write(conn: sqlite3.Connection) -> str:
+        def write(conn: Connection) -> str:
             now = store.clock.time()
+            self._db.lock_keys(conn)
             stored = _stored_jobs(conn, [new]).get((new.provider, new.profile, new.key))
             if stored is not None and stored[0] != old_job:
                 job_id = stored[0]  # someone already made the new attempt
@@ -274,7 +280,7 @@ class BatchRows(BatchReads):
 
 
 def _stored_jobs(
-    conn: sqlite3.Connection, jobs: Sequence[NewJob]
+    conn: Connection, jobs: Sequence[NewJob]
 ) -> dict[tuple[str, str, str], tuple[str, str | None]]:
     """``(provider, profile, key) -> (job id, shown state)`` of the jobs already stored
     for these inputs (read inside the write, so the answer holds until it commits)."""
@@ -297,7 +303,7 @@ def _stored_jobs(
     return found
 
 
-def _supersede(conn: sqlite3.Connection, job_ids: Sequence[str], now: float) -> None:
+def _supersede(conn: Connection, job_ids: Sequence[str], now: float) -> None:
     """Free failed jobs' idempotency keys: their inputs run again as new jobs (as
     ``Store.supersede`` does, many at once)."""
     if not job_ids:
@@ -314,7 +320,7 @@ def _supersede(conn: sqlite3.Connection, job_ids: Sequence[str], now: float) -> 
 
 
 def _insert_jobs(
-    conn: sqlite3.Connection, batch_id: str, jobs: Sequence[NewJob], now: float
+    conn: Connection, batch_id: str, jobs: Sequence[NewJob], now: float
 ) -> None:
     """New jobs (phase ``recorded``) of the batch, their first event and callback tokens."""
     if not jobs:
@@ -334,6 +340,7 @@ def _insert_jobs(
         [(j.job_id, now, dumps({"provider": j.provider, "batch": batch_id})) for j in jobs],
     )
     conn.executemany(
-        "INSERT OR REPLACE INTO callback_tokens (job_id, token_hash) VALUES (?, ?)",
+        "INSERT INTO callback_tokens (job_id, token_hash) VALUES (?, ?) "
+        "ON CONFLICT (job_id) DO UPDATE SET token_hash=excluded.token_hash",
         [(j.job_id, j.token_hash) for j in jobs if j.token_hash is not None],
     )

@@ -1,15 +1,15 @@
-"""The job store's reading side: records, results and events, on the thread's reader.
+"""The job store's reading side: records, results and events, on the database's reader.
 
-In WAL mode a reader never waits for the writer and sees every committed write.
+A reader never waits for a writer (SQLite in WAL mode, PostgreSQL's MVCC) and sees
+every committed write.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
+from ._database import Database, Row
 from ._records import RECORD_COLUMNS, Decoded, Event, JobRecord, record_from_row
-from ._sqlite import Database
 from .listing import JobListing, batch_clause
 from .models import JobState, Result
 
@@ -38,8 +38,8 @@ class StoreReads:
         row = self._read("SELECT token_hash FROM callback_tokens WHERE job_id=?", job_id)
         return None if row is None else str(row["token_hash"])
 
-    def _read(self, sql: str, *args: Any) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._db.reader().execute(sql, args).fetchone()
+    def _read(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = self._db.reader().execute(sql, args).fetchone()
         return row
 
     def get(self, job_id: str) -> JobRecord:
@@ -107,7 +107,7 @@ class StoreReads:
     def listing(self) -> JobListing:
         """This store's listings (:mod:`voxhub.listing`: filtered, sorted and paged in
         SQL, only the shown columns read, nothing decoded), on this store's connections."""
-        return JobListing(self._db.path, database=self._db)
+        return JobListing(self._db.location, database=self._db)
 
     def events(self, job_id: str, after: int = 0) -> list[Event]:
         """The job's events after sequence ``after``, oldest first."""
@@ -136,21 +136,10 @@ class StoreReads:
     ) -> list[Event]:
         """Block until the job has events after ``after`` (from any process) or ``timeout``.
 
-        Polls SQLite's cheap ``data_version`` so idle waiting does not scan tables, and
-        sleeps on ``clock`` in ``interval`` steps: a test clock makes the wait instant,
-        a real one wakes shortly after another process's write.
+        Sleeps on ``clock`` (a test clock makes the wait instant) and reads the events
+        only once something may have changed: SQLite's ``data_version`` is polled every
+        ``interval``; PostgreSQL wakes the waiter by ``LISTEN``/``NOTIFY``.
         """
-        conn = self._db.reader()
-        deadline = clock.monotonic() + timeout
-        seen_version = -1
-        while True:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version != seen_version:
-                seen_version = version
-                found = self.events(job_id, after)
-                if found:
-                    return found
-            remaining = deadline - clock.monotonic()
-            if remaining <= 0:
-                return []
-            clock.sleep(min(interval, remaining))
+        return self._db.wait_for_events(
+            job_id, lambda: self.events(job_id, after), timeout, clock=clock, interval=interval
+        )

@@ -8,12 +8,12 @@ import json
 import os
 import secrets
 import socket
-import sqlite3
 import threading
 from typing import Any, TypeVar
 
 import attrs
 
+from ._database import Row
 from .listing import shown_state
 from .models import JobHandle, JobRequest, JobStatus
 from .redact import redact
@@ -62,7 +62,7 @@ class Event:
     data: dict[str, Any]
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Event:
+    def from_row(cls, row: Row) -> Event:
         return cls(row["seq"], row["job_id"], row["at"], row["type"], json.loads(row["data"]))
 
 
@@ -173,7 +173,7 @@ RECORD_COLUMNS = (
 )
 
 
-def record_from_row(row: sqlite3.Row, decoded: Decoded) -> JobRecord:
+def record_from_row(row: Row, decoded: Decoded) -> JobRecord:
     """The :class:`JobRecord` of a row of :data:`RECORD_COLUMNS`."""
     (job_id, provider, profile, phase, request, handle, status, has_result, created_at,
      updated_at, batch, owner, lease_until, error) = row  # fmt: skip

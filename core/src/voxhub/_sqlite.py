@@ -18,16 +18,21 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ._database import Connection, Database, StoreTarget, store_target
 from ._writer import Writer, WriteStats
 from .errors import StoreError
+
+if TYPE_CHECKING:
+    from ._records import Event
+    from .clock import Clock
 
 T = TypeVar("T")
 
 __all__ = [
     "SCHEMA_VERSION",
-    "Database",
+    "SqliteDatabase",
     "Unchecked",
     "WriteStats",
     "create_private",
@@ -190,17 +195,20 @@ BUSY_TIMEOUT_MS = 60_000
 CHECKPOINT_EVERY = 200
 
 
-def default_store_path() -> Path:
-    """``$VOXHUB_STORE``, else ``$XDG_DATA_HOME/voxhub/jobs.db`` (``~/.local/share``)."""
+def default_store_path() -> StoreTarget:
+    """``$VOXHUB_STORE`` (a file or a ``postgresql://`` URL), else
+    ``$XDG_DATA_HOME/voxhub/jobs.db`` (``~/.local/share``)."""
     env = os.environ.get("VOXHUB_STORE")
     if env:
-        return Path(env).expanduser()
+        return store_target(env)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "voxhub" / "jobs.db"
 
 
-class Database:
+class SqliteDatabase(Database):
     """Connections to one SQLite file: a reader per thread and the process's one writer."""
+
+    dialect = "sqlite"
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -237,6 +245,19 @@ class Database:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         return conn
 
+    @property
+    def location(self) -> Path:
+        return self.path
+
+    @property
+    def state_dir(self) -> Path:
+        """The database file's folder."""
+        return self.path.parent
+
+    @property
+    def key_path(self) -> Path:
+        return key_path(self.path)
+
     def reader(self) -> sqlite3.Connection:
         """This thread's connection for reads (autocommit: each statement sees the latest)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -247,9 +268,41 @@ class Database:
                 self._readers.append(conn)
         return conn
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn(connection)`` in a write transaction; its result once committed."""
         return self._writer.run(fn)
+
+    def schema_version(self) -> int:
+        """``PRAGMA user_version``."""
+        return int(self.reader().execute("PRAGMA user_version").fetchone()[0])
+
+    def wait_for_events(
+        self,
+        job_id: str,
+        fetch: Callable[[], list[Event]],
+        timeout: float,
+        *,
+        clock: Clock,
+        interval: float,
+    ) -> list[Event]:
+        """Polls SQLite's cheap ``data_version`` (it changes when another connection
+        commits), so idle waiting does not scan tables; sleeps on ``clock`` in
+        ``interval`` steps: a test clock makes the wait instant, a real one wakes shortly
+        after another process's write."""
+        conn = self.reader()
+        deadline = clock.monotonic() + timeout
+        seen_version = -1
+        while True:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != seen_version:
+                seen_version = version
+                found = fetch()
+                if found:
+                    return found
+            remaining = deadline - clock.monotonic()
+            if remaining <= 0:
+                return []
+            clock.sleep(min(interval, remaining))
 
     def _maybe_checkpoint(self, transactions: int) -> None:
         """Copy the WAL into the database file every ``CHECKPOINT_EVERY`` transactions.
@@ -293,7 +346,7 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema up to :data:`SCHEMA_VERSION` (``user_version``), in one transaction."""
 
-        def upgrade(conn: sqlite3.Connection) -> None:
+        def upgrade(conn: Connection) -> None:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(
@@ -359,7 +412,7 @@ class Unchecked(enum.Enum):
 
 
 def update_job(
-    conn: sqlite3.Connection,
+    conn: Connection,
     job_id: str,
     columns: dict[str, Any],
     *,
@@ -385,7 +438,7 @@ def _update_sql(columns: tuple[str, ...], check_status: bool) -> str:
     return f"UPDATE jobs SET {sets} WHERE job_id=?{check}"  # noqa: S608
 
 
-def put_result(conn: sqlite3.Connection, job_id: str, text: str) -> None:
+def put_result(conn: Connection, job_id: str, text: str) -> None:
     """Store (or replace) the job's result text; the caller sets ``jobs.has_result``."""
     conn.execute(
         "INSERT INTO results (job_id, result) VALUES (?, ?) "

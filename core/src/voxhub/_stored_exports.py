@@ -8,12 +8,12 @@ when a retry drops the result); without a stored result nothing is kept.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from .redact import redact_text
 
 if TYPE_CHECKING:
+    from ._database import Connection
     from .store import Store
 
 __all__ = ["keep_export", "stored_export"]
@@ -39,7 +39,7 @@ def keep_export(store: Store, job_id: str, fmt: str, text: str) -> str:
     masked = redact_text(text)
     now = store.clock.time()
 
-    def write(conn: sqlite3.Connection) -> str | None:
+    def write(conn: Connection) -> str | None:
         conn.execute(
             "INSERT INTO exports (job_id, format, text, created_at) "
             "SELECT job_id, ?, ?, ? FROM results WHERE job_id=? "

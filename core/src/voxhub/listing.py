@@ -32,7 +32,8 @@ from typing import Any
 
 import attrs
 
-from ._sqlite import SCHEMA_VERSION, Database
+from ._database import Connection, Database, PostgresUrl, open_database, store_target
+from ._sqlite import SCHEMA_VERSION
 from .errors import InvalidInputError, StoreError
 from .models import JobState
 from .redact import redact, redact_text
@@ -113,7 +114,7 @@ _OBJECT = (
 )
 
 
-def batch_clause(conn: sqlite3.Connection, batch: str) -> tuple[str, list[str]]:
+def batch_clause(conn: Connection, batch: str) -> tuple[str, list[str]]:
     """The SQL condition (and its values) for the jobs of ``batch``: a batch id, or a name
     (``--batch NAME`` labels a batch, and may label several). One batch is ``batch=?``,
     so a listing still reads the ``(batch, created_at)`` index in order."""
@@ -146,7 +147,7 @@ class JobFilter:
                 field="state",
             )
 
-    def where(self, conn: sqlite3.Connection) -> tuple[list[str], list[Any]]:
+    def where(self, conn: Connection) -> tuple[list[str], list[Any]]:
         """SQL conditions and their bound values (a batch name is looked up on ``conn``)."""
         clauses: list[str] = []
         args: list[Any] = []
@@ -189,7 +190,7 @@ class JobRow:
         return {name: getattr(self, name) for name, _ in _FIELDS}
 
 
-def count_jobs(conn: sqlite3.Connection, where: JobFilter | None = None) -> int:
+def count_jobs(conn: Connection, where: JobFilter | None = None) -> int:
     """How many stored jobs match (counted on an index)."""
     clauses, args = (where or JobFilter()).where(conn)
     where_sql = " WHERE " + " AND ".join(clauses) if clauses else ""
@@ -198,7 +199,7 @@ def count_jobs(conn: sqlite3.Connection, where: JobFilter | None = None) -> int:
 
 
 def _pages(
-    conn: sqlite3.Connection,
+    conn: Connection,
     select: str,
     where: JobFilter | None,
     newest_first: bool,
@@ -242,7 +243,7 @@ def _pages(
 
 
 def job_rows(
-    conn: sqlite3.Connection,
+    conn: Connection,
     where: JobFilter | None = None,
     *,
     newest_first: bool = True,
@@ -255,7 +256,7 @@ def job_rows(
             yield _row(row)
 
 
-def job_row(conn: sqlite3.Connection, job_id: str) -> JobRow | None:
+def job_row(conn: Connection, job_id: str) -> JobRow | None:
     """One job as a listing shows it, or ``None``."""
     found = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE job_id=?", (job_id,))  # noqa: S608
     row = found.fetchone()
@@ -283,7 +284,7 @@ def _row(row: Any) -> JobRow:
 
 
 def job_lines(
-    conn: sqlite3.Connection,
+    conn: Connection,
     where: JobFilter | None = None,
     *,
     newest_first: bool = True,
@@ -291,7 +292,17 @@ def job_lines(
     offset: int = 0,
 ) -> Iterator[str]:
     """Each matching job as one line of compact JSON (the keys of :meth:`JobRow.as_dict`),
-    written by SQLite, secrets masked; streamed in chunks."""
+    written by SQLite, secrets masked; streamed in chunks.
+
+    On PostgreSQL the lines are written from the rows in Python: its JSON functions
+    space and order keys their own way.
+    """
+    if getattr(conn, "dialect", "sqlite") != "sqlite":
+        for rows in _pages(conn, _COLUMNS, where, newest_first, limit, offset):
+            for row in rows:
+                text = json.dumps(_row(row).as_dict(), ensure_ascii=False, separators=(",", ":"))
+                yield text
+        return
     for rows in _pages(conn, _OBJECT, where, newest_first, limit, offset):
         yield from _masked([row[0] for row in rows])
 
@@ -318,21 +329,23 @@ def _masked(lines: list[str]) -> list[str]:
 
 
 class JobListing:
-    """The listings of one job store file, opened for reading alone.
+    """The listings of one job store (a file or a PostgreSQL URL), opened for reading alone.
 
     A missing file lists no jobs (and is not created); a store of an older schema is
     upgraded first, as :class:`voxhub.store.Store` would. Rows are read on this
     thread's connection.
     """
 
-    def __init__(self, path: str | Path, *, database: Database | None = None) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: str | Path | PostgresUrl, *, database: Database | None = None
+    ) -> None:
+        self.path = store_target(path)
         self._db: Database | None = database  # a store's own (``Store.listing``)
-        if database is not None or not self.path.exists():
+        if database is not None or (isinstance(self.path, Path) and not self.path.exists()):
             return
         try:
-            db = Database(self.path)
-            version = db.reader().execute("PRAGMA user_version").fetchone()[0]
+            db = open_database(self.path)
+            version = db.schema_version()
             if version != SCHEMA_VERSION:
                 db.migrate()  # refuses a newer schema with a StoreError
         except (OSError, sqlite3.Error) as exc:

@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from ._batch_steps import BatchSteps
+from ._database import PostgresUrl
 from ._status_steps import JobRef, StatusSteps, accepted
 from ._stored_exports import keep_export, stored_export
 from .batches import Batches, BatchInfo, BatchRun, BatchSettings, ClosePolicy, Outcome
@@ -88,7 +89,7 @@ class Orchestrator(StatusSteps, BatchSteps):
     def __init__(
         self,
         *,
-        store: Store | str | Path | None = None,
+        store: Store | str | Path | PostgresUrl | None = None,
         config: Config | None = None,
         plugins: PluginManager | None = None,
         clock: Clock | None = None,
@@ -176,7 +177,7 @@ class Orchestrator(StatusSteps, BatchSteps):
                 log=log.bind(provider=provider, profile=profile),
                 callback_url_for=self.callback_tokens.url_builder(provider),
                 callback_events=self._callback_payloads,
-                state_dir=self.store.path.parent,
+                state_dir=self.store.state_dir,
             )
             # Authenticated before anyone can use it: every hook call gets ``ctx.auth``.
             ctx.auth = self.plugins.calls(provider).authenticate(ctx)

@@ -1,7 +1,10 @@
-"""The job store: every job, its handle, its state history and its result, in SQLite.
+"""The job store: every job, its handle, its state history and its result.
 
-Why SQLite: embedded, crash-safe (WAL + synchronous=NORMAL), shared safely by
-threads and processes on one machine, and inspectable with any SQLite tool.
+Two backends behind one interface (:mod:`voxhub._database`). SQLite is the default:
+embedded, crash-safe (WAL + synchronous=NORMAL), shared safely by threads and
+processes on one machine, and inspectable with any SQLite tool. PostgreSQL, chosen by
+a ``postgresql://`` URL, is shared by processes on several machines (the
+``voxhub[postgres]`` extra, :mod:`voxhub._postgres`).
 
 A job's *phase* says how far its submission got, which is what makes resuming
 after a crash safe:
@@ -18,8 +21,8 @@ Normalized states (queued, running, succeeded...) live beside the phase; every
 change is appended to the ``events`` table, which is also how waiters in other
 processes learn about callbacks.
 
-Each state change is one write transaction, run by the process's single writer
-(see :mod:`voxhub._writer`); methods return what they wrote instead of reading
+Each state change is one write transaction (on SQLite run by the process's single
+writer, see :mod:`voxhub._writer`); methods return what they wrote instead of reading
 the job back.
 """
 
@@ -32,9 +35,9 @@ from typing import Any
 
 import attrs
 
+from ._database import Connection, PostgresUrl, Row, open_database, store_target
 from ._reads import StoreReads
 from ._records import (
-    RECORD_COLUMNS,
     Decoded,
     Event,
     JobRecord,
@@ -51,35 +54,20 @@ from ._records import (
 from ._sqlite import _MIGRATIONS as _MIGRATIONS  # re-exported: tests build old stores
 from ._sqlite import (
     SCHEMA_VERSION,
-    Database,
     WriteStats,
     default_store_path,
     key_file,
     put_result,
     update_job,
 )
+from ._store_sql import CLAIM, INSERT_EVENTS, SELECT, TAKE_OVER, handle_columns
+from ._store_sql import status_columns as _set
 from ._store_text import handle_text, reads_back_as_itself, result_text
 from .clock import Clock, SystemClock
 from .errors import StoreError
 from .models import JobHandle, JobRequest, JobStatus, Result
 from .secrets_at_rest import sealer_for
 from .serialization import dump
-
-# Built from a constant column list only; every value is bound.
-_INSERT_EVENTS = [
-    "INSERT INTO events (job_id, at, type, data) VALUES "  # noqa: S608
-    + ", ".join(["(?, ?, ?, ?)"] * count)
-    for count in range(4)
-]
-_SELECT = f"SELECT {RECORD_COLUMNS} FROM jobs"  # noqa: S608
-_CLAIM = (
-    "UPDATE jobs SET phase=?, owner=?, lease_until=?, updated_at=?, error=NULL "  # noqa: S608
-    f"WHERE job_id=? AND phase=? RETURNING {RECORD_COLUMNS}"
-)
-_TAKE_OVER = (
-    "UPDATE jobs SET owner=?, lease_until=?, updated_at=? "  # noqa: S608
-    f"WHERE job_id=? RETURNING {RECORD_COLUMNS}"
-)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -93,27 +81,39 @@ __all__ = [
 
 
 class Store(StoreReads):
-    """A SQLite job store, safe for several threads and processes.
+    """A job store, safe for several threads and processes: a SQLite file (the default)
+    or a PostgreSQL database (``postgresql://user:password@host:port/dbname``).
 
-    Reads use a connection per thread. Writes of all threads go through one
+    On SQLite, reads use a connection per thread. Writes of all threads go through one
     writer connection, one transaction at a time: threads queue in Python, so no
     thread sleeps in SQLite's busy handler; other processes sharing the file wait
-    for it through SQLite's own lock.
+    for it through SQLite's own lock. On PostgreSQL, reads and write transactions use
+    a connection pool, and rows a write decides on are locked (``FOR UPDATE``).
+
+    :attr:`path` is the file, or the :class:`~voxhub._database.PostgresUrl` (which
+    prints masked).
     """
 
     #: How long a claim on a submission stays valid without renewal (seconds).
     LEASE_SECONDS = 300.0
 
-    def __init__(self, path: str | Path | None = None, *, clock: Clock | None = None) -> None:
-        self.path = Path(path) if path is not None else default_store_path()
+    def __init__(
+        self, path: str | Path | PostgresUrl | None = None, *, clock: Clock | None = None
+    ) -> None:
+        self.path: Path | PostgresUrl = (
+            store_target(path) if path is not None else default_store_path()
+        )
         self.clock = clock or SystemClock()
         self.owner = new_owner_id()
         self._callback_key: bytes | None = None
-        self._db = Database(self.path)
+        self._db = open_database(self.path)
         self._decoded = Decoded()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(self.path, Path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db.migrate()
+        except StoreError:
+            raise
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the job store at {self.path}: {exc}") from exc
 
@@ -123,7 +123,15 @@ class Store(StoreReads):
 
     @property
     def schema_version(self) -> int:
-        return int(self._db.reader().execute("PRAGMA user_version").fetchone()[0])
+        """The schema version stored in the database."""
+        return self._db.schema_version()
+
+    @property
+    def state_dir(self) -> Path:
+        """This machine's folder for state shared by every process of this store (plugins
+        get it as ``ProviderContext.state_dir``): the file's folder, or for PostgreSQL
+        ``$XDG_DATA_HOME/voxhub/postgresql/HOST-PORT-DB``."""
+        return self._db.state_dir
 
     def write_stats(self) -> WriteStats:
         """Write transactions so far and how long threads waited for the writer."""
@@ -135,11 +143,17 @@ class Store(StoreReads):
 
     # --- writing ------------------------------------------------------------------
 
-    def _append(self, conn: sqlite3.Connection, job_id: str, *events: tuple[str, str]) -> int:
-        """Append ``(type, JSON text)`` events in one statement; the last one's sequence."""
+    def _append(self, conn: Connection, job_id: str, *events: tuple[str, str]) -> int:
+        """Append ``(type, JSON text)`` events in one statement; the last one's sequence.
+
+        Called after the write changed (so locked) the job's row: on PostgreSQL sequences
+        are taken before commit, and the row lock makes one job's events commit in their
+        order, so a reader that saw sequence N never misses a later-committed N-1.
+        """
         at = self.clock.time()
         values = [v for type_, text in events for v in (job_id, at, type_, text)]
-        return int(conn.execute(_INSERT_EVENTS[len(events)], values).lastrowid or 0)
+        rows = conn.execute(INSERT_EVENTS[len(events)], values).fetchall()
+        return max((int(row[0]) for row in rows), default=0)
 
     def record(
         self,
@@ -173,7 +187,8 @@ class Store(StoreReads):
         media = request.media.describe() if request.media is not None else None
         ids = vendor_ids_text(handle.vendor_ids)
 
-        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def write(conn: Connection) -> Row | None:
+            self._db.lock_keys(conn, shared=True)
             inserted = conn.execute(
                 """INSERT INTO jobs (job_id, provider, profile, kind, idempotency_key, phase,
                        owner, lease_until, request, handle, batch, created_at, updated_at, media,
@@ -184,10 +199,10 @@ class Store(StoreReads):
             if inserted == 1:
                 self._append(conn, handle.job_id, *events)
                 return None
-            existing: sqlite3.Row | None = (
-                conn.execute(_SELECT + " WHERE job_id=?", (handle.job_id,)).fetchone()
+            existing: Row | None = (
+                conn.execute(SELECT + " WHERE job_id=?", (handle.job_id,)).fetchone()
                 or conn.execute(
-                    _SELECT + " WHERE provider=? AND profile=? AND idempotency_key=?",
+                    SELECT + " WHERE provider=? AND profile=? AND idempotency_key=?",
                     (handle.provider, handle.profile, key),
                 ).fetchone()
             )
@@ -219,7 +234,7 @@ class Store(StoreReads):
     def supersede(self, job_id: str) -> None:
         """Free a finished job's idempotency key so the same input can run as a new job."""
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             conn.execute(
                 "UPDATE jobs SET idempotency_key = idempotency_key || '#superseded:' || job_id, "
                 "updated_at=? WHERE job_id=?",
@@ -238,16 +253,16 @@ class Store(StoreReads):
         owner = self.owner
         sending = dumps({"owner": owner})
 
-        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def write(conn: Connection) -> Row | None:
             now = self.clock.time()
             rows = conn.execute(
-                _CLAIM,
+                CLAIM,
                 (Phase.SENDING.value, owner, now + self.LEASE_SECONDS, now, job_id, "recorded"),
             ).fetchall()
             if not rows:
                 return None
             self._append(conn, job_id, ("sending", sending))
-            claimed: sqlite3.Row = rows[0]  # RETURNING: the row as updated
+            claimed: Row = rows[0]  # RETURNING: the row as updated
             return claimed
 
         row = self._db.write(write)
@@ -257,10 +272,10 @@ class Store(StoreReads):
         """Claim an in-doubt job (``sending`` whose owner is gone or whose lease ran out)."""
         me = self.owner
 
-        def write(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        def write(conn: Connection) -> Row | None:
             now = self.clock.time()
-            row: sqlite3.Row | None = conn.execute(
-                _SELECT + " WHERE job_id=?", (job_id,)
+            row: Row | None = conn.execute(
+                SELECT + " WHERE job_id=?" + self._db.for_update, (job_id,)
             ).fetchone()
             if row is None or row["phase"] != Phase.SENDING:
                 return None
@@ -269,8 +284,8 @@ class Store(StoreReads):
                 return row
             if owner_alive(owner) and (row["lease_until"] or 0) > now:
                 return None
-            taken: sqlite3.Row = conn.execute(  # RETURNING: the row as updated
-                _TAKE_OVER,
+            taken: Row = conn.execute(  # RETURNING: the row as updated
+                TAKE_OVER,
                 (me, now + self.LEASE_SECONDS, now, job_id),
             ).fetchall()[0]
             self._append(conn, job_id, ("taken-over", event_text({"previous_owner": owner})))
@@ -284,7 +299,7 @@ class Store(StoreReads):
         phase = Phase.RECORDED if unsent else Phase.SENDING
         event = event_text({"error": error, "unsent": unsent})
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             conn.execute(
                 """UPDATE jobs SET phase=?, owner=NULL, lease_until=?, error=?, updated_at=?
                    WHERE job_id=? AND phase='sending'""",
@@ -302,7 +317,7 @@ class Store(StoreReads):
         job_id = handle.job_id
         columns: dict[str, Any] = {
             "phase": Phase.SUBMITTED.value,
-            **_handle_columns(handle),
+            **handle_columns(handle),
             "owner": None,
             "lease_until": None,
             "error": None,
@@ -315,7 +330,7 @@ class Store(StoreReads):
         # Decided against the status as last seen; the write checks that it still holds.
         seen, change = self._status_seen(job_id, status)
 
-        def write(conn: sqlite3.Connection) -> str | None:
+        def write(conn: Connection) -> str | None:
             decided, stored, now = change, seen, {"updated_at": self.clock.time()}
             if stored_result is not None:
                 put_result(conn, job_id, stored_result)
@@ -343,10 +358,10 @@ class Store(StoreReads):
 
     def update_handle(self, handle: JobHandle) -> None:
         """Store a handle whose vendor ids or vendor state changed (e.g. a retried task)."""
-        columns = _handle_columns(handle)
+        columns = handle_columns(handle)
         event = event_text({"vendor_ids": handle.vendor_ids})
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             update_job(conn, handle.job_id, {**columns, "updated_at": self.clock.time()})
             self._append(conn, handle.job_id, ("handle", event))
 
@@ -368,11 +383,14 @@ class Store(StoreReads):
         return seen, status_change(seen, status, self._decoded)
 
     def _status_stored(
-        self, conn: sqlite3.Connection, job_id: str, status: JobStatus | None
+        self, conn: Connection, job_id: str, status: JobStatus | None
     ) -> tuple[str | None, StatusChange | None]:
         """The stored status text and what ``status`` changes over it, inside a write
-        (where nobody else can change it)."""
-        row = conn.execute("SELECT status FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        (where nobody else can change it: the row is locked until the write ends)."""
+        row = conn.execute(
+            "SELECT status FROM jobs WHERE job_id=?" + self._db.for_update,  # noqa: S608
+            (job_id,),
+        ).fetchone()
         if row is None:
             raise KeyError(job_id)
         stored: str | None = row["status"]
@@ -390,7 +408,7 @@ class Store(StoreReads):
             return False
         found: StatusChange = change
 
-        def write(conn: sqlite3.Connection) -> tuple[bool, str | None]:
+        def write(conn: Connection) -> tuple[bool, str | None]:
             now = {"updated_at": self.clock.time()}
             if update_job(conn, job_id, {**now, **_set(found)}, status_was=seen):  # as a rule
                 self._append(conn, job_id, ("status", found.event))
@@ -414,7 +432,7 @@ class Store(StoreReads):
         stored = result_text(result)
         result_event = ("result", dumps({"type": type(result).__name__}))
 
-        def write(conn: sqlite3.Connection) -> tuple[bool, str | None]:
+        def write(conn: Connection) -> tuple[bool, str | None]:
             put_result(conn, job_id, stored)
             columns = {"has_result": 1, "updated_at": self.clock.time()}
             decided, text = change, seen
@@ -441,10 +459,10 @@ class Store(StoreReads):
             "error": None,
         }
         if handle is not None:
-            columns.update(_handle_columns(handle))
+            columns.update(handle_columns(handle))
         event = event_text({"status": data, "vendor_ids": handle.vendor_ids if handle else None})
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             conn.execute("DELETE FROM results WHERE job_id=?", (job_id,))
             update_job(conn, job_id, {**columns, "updated_at": self.clock.time()})
             self._append(conn, job_id, ("reopened", event))
@@ -456,7 +474,7 @@ class Store(StoreReads):
         text = result_text(result)
         event = dumps({"type": type(result).__name__})
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             put_result(conn, job_id, text)
             update_job(conn, job_id, {"has_result": 1, "updated_at": self.clock.time()})
             self._append(conn, job_id, ("result", event))
@@ -466,7 +484,7 @@ class Store(StoreReads):
     def mark_closed(self, job_id: str) -> None:
         """The job was closed (deleted / stopped) at its provider."""
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: Connection) -> None:
             update_job(conn, job_id, {"phase": Phase.CLOSED.value, "updated_at": self.clock.time()})
             self._append(conn, job_id, ("closed", "{}"))
 
@@ -476,19 +494,19 @@ class Store(StoreReads):
         """Append a provider event (e.g. a verified callback's payload); returns its sequence."""
         text = event_text(data)
 
-        def write(conn: sqlite3.Connection) -> int:
-            seq = self._append(conn, job_id, (type_, text))
-            update_job(conn, job_id, {"updated_at": self.clock.time()})
-            return seq
+        def write(conn: Connection) -> int:
+            update_job(conn, job_id, {"updated_at": self.clock.time()})  # first: see _append
+            return self._append(conn, job_id, (type_, text))
 
         return self._db.write(write)
 
     def callback_key(self) -> bytes:
         """The secret that callback tokens are derived from, shared by every process of this
-        store: a file beside it (mode 0600), never inside the database."""
+        store: a file (mode 0600) beside a SQLite store, for PostgreSQL in
+        :attr:`state_dir` or ``$VOXHUB_STORE_KEY_FILE``; never inside the database."""
         if self._callback_key is not None:
             return self._callback_key
-        key = key_file(self.path.with_name(self.path.name + ".callback-key"))
+        key = key_file(self._db.key_path)
         self._callback_key = key  # read once per store: it never changes
         return key
 
@@ -496,18 +514,9 @@ class Store(StoreReads):
         """Store the hash of the job's callback token (the token is derived, never stored)."""
         self._db.write(
             lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO callback_tokens (job_id, token_hash) VALUES (?, ?)",
+                "INSERT INTO callback_tokens (job_id, token_hash) VALUES (?, ?) "
+                "ON CONFLICT (job_id) DO UPDATE SET token_hash=excluded.token_hash",
                 (job_id, token_hash),
             )
         )
 
-
-def _handle_columns(handle: JobHandle) -> dict[str, Any]:
-    """The ``jobs`` columns a handle sets (the handle and what listings show of its ids)."""
-    ids = vendor_ids_text(handle.vendor_ids)
-    return {"handle": handle_text(handle), "vendor_id": handle.vendor_id, "vendor_ids": ids}
-
-
-def _set(change: StatusChange | None) -> dict[str, Any]:
-    """The ``jobs`` columns a status change sets (none without a change)."""
-    return {} if change is None else {"state": change.state, "status": change.text}

@@ -6,6 +6,12 @@ Fixtures:
     a :class:`~voxhub.clock.FakeClock`: waits and back-offs return at once.
 ``voxhub_store``
     a job store in a temporary directory.
+``voxhub_postgres``
+    a PostgreSQL server (:class:`voxhub.pg_server.PostgresServer`) on loopback with a
+    fresh data directory, started once per test session on first use and removed after.
+``voxhub_postgres_url``
+    the URL of a new database on it holding the job store's schema, for one test;
+    every store of the process on it is closed and the database dropped after.
 ``voxhub_sandbox``
     ``voxhub_sandbox("revai", **options)`` starts an installed sandbox on an
     ephemeral loopback port and returns the running server; every sandbox
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import structlog
@@ -43,12 +49,17 @@ from .sandbox import FaultPlan, RunningSandbox, serve
 from .store import Store
 from .transport import HttpClient, RetryPolicy, Timeouts
 
+if TYPE_CHECKING:
+    from .pg_server import PostgresServer
+
 __all__ = [
     "ProviderConformance",
     "voxhub_clock",
     "voxhub_context",
     "voxhub_orchestrator",
     "voxhub_plugins",
+    "voxhub_postgres",
+    "voxhub_postgres_url",
     "voxhub_sandbox",
     "voxhub_store",
 ]
@@ -66,6 +77,27 @@ def voxhub_store(tmp_path: Path) -> Iterator[Store]:
     store = Store(tmp_path / "voxhub-jobs.db")
     yield store
     store.close()
+
+
+@pytest.fixture(scope="session")
+def voxhub_postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the session (needs the server binaries)."""
+    from .pg_server import PostgresServer
+
+    server = PostgresServer.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def voxhub_postgres_url(voxhub_postgres: PostgresServer) -> Iterator[str]:
+    """A new database with the job store's schema (its URL, password included)."""
+    from ._postgres import close_all
+
+    url = voxhub_postgres.new_database()
+    yield url
+    close_all()
+    voxhub_postgres.drop_database(url)
 
 
 @pytest.fixture(scope="session")

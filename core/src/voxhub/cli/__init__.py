@@ -121,7 +121,8 @@ CORE_COMMANDS = (
     "--store",
     type=click.Path(dir_okay=False),
     envvar="VOXHUB_STORE",
-    help="Job store (SQLite file). Default: $XDG_DATA_HOME/voxhub/jobs.db.",
+    help="Job store: a SQLite file, or postgresql://user:password@host:port/dbname. "
+    "Default: $XDG_DATA_HOME/voxhub/jobs.db.",
 )
 @click.option(
     "--config",

@@ -65,12 +65,14 @@ def config_show() -> None:
 @config.command("path")
 def config_path() -> None:
     """Print the config file and job store locations."""
+    from .._database import store_target
     from ..config import default_config_path
     from ..store import default_store_path
 
     run = current()
     click.echo(f"config: {run.config or default_config_path()}")
-    click.echo(f"store:  {run.store or default_store_path()}")
+    # A PostgreSQL URL prints with its password masked.
+    click.echo(f"store:  {store_target(run.store) if run.store else default_store_path()}")
 
 
 # --- sandbox ----------------------------------------------------------------------------

@@ -56,11 +56,16 @@ def resume_command(batch_id: str) -> str:
     if root is not None:
         from click.core import ParameterSource
 
+        from .._database import PostgresUrl, is_postgres_url
+
         for name, flag in (("store", "--store"), ("config_path", "--config")):
             value = root.params.get(name)
             # From the environment it is there again next time; from the command line not.
             if value and root.get_parameter_source(name) is ParameterSource.COMMANDLINE:
-                parts += [flag, str(Path(value).resolve())]
+                if name == "store" and is_postgres_url(value):
+                    parts += [flag, str(PostgresUrl(value))]  # the password stays masked
+                else:
+                    parts += [flag, str(Path(value).resolve())]
     parts += ["batches", "resume", batch_id]
     return shlex.join(parts)
 

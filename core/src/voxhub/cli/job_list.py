@@ -27,15 +27,17 @@ from .state import _named_store, current
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from .._database import PostgresUrl
+
 __all__ = ["DEFAULT_LIMIT", "list_jobs", "store_path"]
 
 #: Rows of the table when ``--limit`` is not given (JSON output lists every job).
 DEFAULT_LIMIT = 50
 
 
-def store_path() -> Path:
-    """The run's job store file: ``--store`` (or ``$VOXHUB_STORE``), the config's
-    ``store``, or the XDG default, as the orchestrator would open it."""
+def store_path() -> Path | PostgresUrl:
+    """The run's job store (a file or a URL): ``--store`` (or ``$VOXHUB_STORE``), the
+    config's ``store``, or the XDG default, as the orchestrator would open it."""
     from .._sqlite import default_store_path
 
     state = current()

@@ -18,6 +18,7 @@ import click
 from ..errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from .._database import PostgresUrl
     from ..orchestrator import Orchestrator
     from ..plugins import PluginManager
 
@@ -108,8 +109,13 @@ class State:
             self._orch.close_resources()
 
 
-def _named_store(value: str, source: str) -> Path:
-    """A store path someone named: its folder must exist (a typo must not create folders)."""
+def _named_store(value: str, source: str) -> Path | PostgresUrl:
+    """A store someone named: a ``postgresql://`` URL, or a file whose folder must exist
+    (a typo must not create folders)."""
+    from .._database import PostgresUrl, is_postgres_url
+
+    if is_postgres_url(value):
+        return PostgresUrl(value)
     path = Path(value).expanduser()
     if not path.parent.is_dir():
         raise InvalidInputError(
