@@ -1,7 +1,8 @@
 """voxhub-local's overhead on short clips: ``Orchestrator.run`` vs faster-whisper called directly.
 
-The four spoken samples of ``docs/samples`` (about 7 s each) are transcribed
-through voxhub (warm workers; ``run`` = submit, wait, fetch) and by
+The four spoken samples of ``docs/samples`` (about 7 s each) and, with
+``espeak-ng`` on the PATH, eight sentences of ``local_wer.py``'s clean set
+(3-5 s each) are transcribed through voxhub (warm workers; ``run`` = submit, wait, fetch) and by
 faster-whisper's ``WhisperModel.transcribe`` in this process with the same
 model and settings, three rounds each, alternating. Every round uses fresh
 copies of the files, so voxhub's store never answers from an earlier job.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import local_wer
+import soundfile
 
 SAMPLES = Path(__file__).resolve().parents[1] / "docs" / "samples"
 CLIPS = ("hello.wav", "meeting.flac", "weather.flac", "office.flac")
@@ -35,11 +37,17 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="voxhub-overhead-"))
 
+    sources = [SAMPLES / name for name in CLIPS]
+    if shutil.which("espeak-ng"):
+        sources += [local_wer.espeak(text, "en-us", work / f"spoken{i}.wav")
+                    for i, text in enumerate(local_wer.SENTENCES[:8])]
+    seconds = sum(soundfile.info(str(p)).duration for p in sources)
+
     def copies(tag: str) -> list[Path]:
         made = []
-        for name in CLIPS:
-            target = work / f"{tag}-{name}"
-            shutil.copy(SAMPLES / name, target)
+        for source in sources:
+            target = work / f"{tag}-{source.name}"
+            shutil.copy(source, target)
             made.append(target)
         return made
 
@@ -59,8 +67,8 @@ def main() -> None:
     close()
     shutil.rmtree(work, ignore_errors=True)
     ours, theirs = statistics.median(times["voxhub"]), statistics.median(times["direct"])
-    print("### voxhub-local overhead on short clips (4 samples of ~7 s, median of "
-          f"{args.rounds} rounds)\n")
+    print(f"### voxhub-local overhead on short clips ({len(sources)} clips of 3-8 s, "
+          f"{seconds:.0f} s in all, median of {args.rounds} rounds)\n")
     print("| client | seconds per round | range |\n| --- | ---: | ---: |")
     for name, label in (("direct", "faster-whisper called directly"),
                         ("voxhub", "voxhub Orchestrator.run")):

@@ -24,9 +24,13 @@ voxhub's windows and worker are compared with (``--no-direct`` skips it,
 e.g. for an hour of audio, where it needs several GiB).
 ``--jobs N`` submits N copies at once (up to one worker per CPU) and reports
 the aggregate real-time factor, wall time / (N x audio length).
+``--chunking pauses,windows`` measures the whisper engine with each way of
+cutting long audio (option ``chunking``), repeats interleaved, one column each:
+the earlier method is the same-run baseline of the default.
 
     python bench/local_rtf.py [--minutes 3] [--repeats 3] [--jobs 1]
                               [--engine whisper|pocketsphinx] [--no-direct]
+                              [--chunking pauses[,windows]]
 
 No network. Needs ``voxhub-local`` installed. Results are recorded in
 ``plugins/local/README.md``.
@@ -98,7 +102,10 @@ def direct(path: str) -> dict[str, Any]:
 
 
 def child(mode: str, path: str, jobs: int, engine: str) -> dict[str, Any]:
-    """Run in a fresh process: ``baseline`` only imports; ``provider`` transcribes."""
+    """Run in a fresh process: ``baseline`` only imports; ``provider`` transcribes.
+
+    ``engine`` is ``whisper``, ``pocketsphinx`` or ``whisper:<chunking>``.
+    """
     if mode == "direct":
         return direct(path)
     _imports(mode)
@@ -109,6 +116,10 @@ def child(mode: str, path: str, jobs: int, engine: str) -> dict[str, Any]:
     from voxhub.plugins import PluginManager
     from voxhub_local.provider import LocalProvider
 
+    engine, _, chunking = engine.partition(":")
+    options: dict[str, Any] = {"engine": engine}
+    if chunking:
+        options["chunking"] = chunking
     plugins = PluginManager.load(env={"VOXHUB_LOAD_PLUGINS": "voxhub-local"})
     provider = plugins.provider("local").provider
     assert isinstance(provider, LocalProvider)
@@ -118,7 +129,7 @@ def child(mode: str, path: str, jobs: int, engine: str) -> dict[str, Any]:
         started = time.perf_counter()
         handles = [
             orch.submit(JobRequest(provider="local", media=LocalFile(path),
-                                   options={"engine": engine},
+                                   options=options,
                                    idempotency_key=f"bench-{i}"))
             for i in range(jobs)
         ]
@@ -164,9 +175,14 @@ def main() -> None:
     parser.add_argument("--engine", choices=("whisper", "pocketsphinx"), default="whisper")
     parser.add_argument("--no-direct", action="store_true",
                         help="skip the faster-whisper baseline (whole file in memory)")
+    parser.add_argument("--chunking", default="",
+                        help="whisper: comma-separated values of the chunking option "
+                             "(pauses, windows), each measured in the same run")
     args = parser.parse_args()
     if args.minutes <= 0 or args.repeats < 1 or args.jobs < 1:
         parser.error("--minutes must be positive, --repeats and --jobs at least 1")
+    chunkings = [c for c in args.chunking.split(",") if c] if args.engine == "whisper" else []
+    variants = [f"whisper:{c}" for c in chunkings] or [args.engine]
 
     with tempfile.TemporaryDirectory(prefix="voxhub-bench-") as tmp:
         audio = Path(tmp) / "speech.wav"
@@ -177,21 +193,37 @@ def main() -> None:
         if args.engine == "whisper" and not args.no_direct:
             base = run_child("direct", audio, 1)
             print(f"direct faster-whisper: {base['seconds']:.1f} s", file=sys.stderr)
-        runs = []
+        runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
         for index in range(args.repeats):
-            run = run_child("provider", audio, args.jobs, args.engine)
-            runs.append(run)
-            print(f"run {index + 1}/{args.repeats}: {run['seconds']:.1f} s", file=sys.stderr)
+            for variant in variants:  # interleaved: load changes hit each alike
+                run = run_child("provider", audio, args.jobs, variant)
+                runs[variant].append(run)
+                print(f"{variant} run {index + 1}/{args.repeats}: {run['seconds']:.1f} s",
+                      file=sys.stderr)
+    print(f"## local provider ({args.engine}), {sys.platform}, "
+          f"Python {sys.version.split()[0]}\n")
+    columns = [_rows(runs[v], duration, args.jobs, baseline, worker_baseline, base)
+               for v in variants]
+    heads = [f"chunking {v.partition(':')[2]}" for v in variants] if chunkings else ["value"]
+    print("| measure | " + " | ".join(heads) + " |")
+    print("|---" * (len(heads) + 1) + "|")
+    for index, (name, _) in enumerate(columns[0]):
+        print(f"| {name} | " + " | ".join(column[index][1] for column in columns) + " |")
+
+
+def _rows(runs: list[dict[str, Any]], duration: float, jobs: int, baseline: dict[str, Any],
+          worker_baseline: dict[str, Any], base: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The table's rows for one variant's runs."""
 
     def median(key: str) -> float:
         return float(statistics.median(r[key] for r in runs))
 
     seconds = [r["seconds"] for r in runs]
-    rtf = median("seconds") / (duration * args.jobs)
+    rtf = median("seconds") / (duration * jobs)
     cpu = os.cpu_count() or 1
     rows = [
-        ("audio", f"{duration / 60:.1f} min ({duration:.0f} s) x {args.jobs} job(s)"),
-        ("repeats", f"{args.repeats} (median shown)"),
+        ("audio", f"{duration / 60:.1f} min ({duration:.0f} s) x {jobs} job(s)"),
+        ("repeats", f"{len(runs)} (median shown)"),
         ("wall time, submit to transcript", f"{median('seconds'):.1f} s "
                                             f"(min {min(seconds):.1f}, max {max(seconds):.1f})"),
         ("real-time factor", f"{rtf:.3f} ({1 / rtf:.1f}x faster than real time)"),
@@ -213,12 +245,7 @@ def main() -> None:
             ("faster-whisper called directly: peak RSS", f"{base['peak_rss_mib']:.0f} MiB"),
             ("voxhub / direct wall time", f"{median('seconds') / base['seconds']:.2f}x"),
         ]
-    print(f"## local provider ({args.engine}), {sys.platform}, "
-          f"Python {sys.version.split()[0]}\n")
-    print("| measure | value |")
-    print("|---|---|")
-    for name, value in rows:
-        print(f"| {name} | {value} |")
+    return rows
 
 
 if __name__ == "__main__":

@@ -14,6 +14,13 @@ Sets of clips, each with its exact transcript:
 * ``long``: the clean and real clips, each followed by half a second of
   silence, repeated up to ``--long-minutes`` (one file; the target is that
   ``tiny.en`` does no worse on it than on the short clips).
+* ``long, shuffled``: the same, but every repetition in another order
+  (seeded): a clip meets other neighbours each time, so the figure depends
+  less on where the cuts of one fixed order happen to fall.
+
+The long files are transcribed through voxhub twice: with the default
+``chunking=pauses`` and with ``chunking=windows`` (the earlier method), the
+same-run baseline of the default.
 
 Each clip is transcribed through voxhub (an :class:`voxhub.Orchestrator`, the
 ``local`` provider, warm workers: ``run`` = submit, wait, fetch) with engine
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -159,11 +167,20 @@ def real_set(sdist: Path, folder: Path) -> list[Clip]:
     return clips
 
 
-def long_clip(clips: list[Clip], minutes: float, target: Path) -> Clip:
+def long_clip(clips: list[Clip], minutes: float, target: Path,
+              seed: int | None = None) -> Clip:
+    """The clips in turn, each with 0.5 s of silence, repeated to ``minutes``.
+
+    With ``seed``, every repetition is in its own random order.
+    """
     pause = np.zeros(8000, dtype=np.float32)
     parts, texts, seconds = [], [], 0.0
+    shuffler = random.Random(seed)
     while seconds < minutes * 60:
-        for path, text in clips:
+        order = list(clips)
+        if seed is not None:
+            shuffler.shuffle(order)
+        for path, text in order:
             audio, _ = soundfile.read(str(path), dtype="float32")
             parts += [audio, pause]
             texts.append(text)
@@ -174,7 +191,8 @@ def long_clip(clips: list[Clip], minutes: float, target: Path) -> Clip:
 # --- the recognisers ------------------------------------------------------------------------
 
 
-def voxhub_runner(engine: str) -> tuple[Callable[[Path], str], Callable[[], None]]:
+def voxhub_runner(engine: str, **options: Any) -> tuple[Callable[[Path], str],
+                                                        Callable[[], None]]:
     from voxhub import Config, JobRequest, LocalFile, Orchestrator, Transcript
     from voxhub.plugins import PluginManager
 
@@ -184,7 +202,7 @@ def voxhub_runner(engine: str) -> tuple[Callable[[Path], str], Callable[[], None
 
     def run(path: Path) -> str:
         outcome = orch.run(JobRequest(provider="local", media=LocalFile(path),
-                                      options={"engine": engine}))
+                                      options={"engine": engine, **options}))
         assert outcome.ok and isinstance(outcome.result, Transcript), outcome
         return outcome.result.text
 
@@ -248,6 +266,7 @@ def main() -> None:
     parser.add_argument("--sdist", type=Path, help="the pocketsphinx sdist (.tar.gz)")
     parser.add_argument("--long-minutes", type=float, default=10.0)
     parser.add_argument("--engines", default="whisper,pocketsphinx")
+    parser.add_argument("--seed", type=int, default=1, help="order of the shuffled long file")
     args = parser.parse_args()
     engines = args.engines.split(",")
     with tempfile.TemporaryDirectory(prefix="voxhub-wer-") as tmp:
@@ -258,21 +277,33 @@ def main() -> None:
         base = sets["clean"] + sets.get("real", [])
         if args.long_minutes > 0:
             sets["long"] = [long_clip(base, args.long_minutes, folder / "long.wav")]
+            sets["long, shuffled"] = [long_clip(base, args.long_minutes,
+                                                folder / "shuffled.wav", seed=args.seed)]
         rows = []
         for engine in engines:
             direct = direct_whisper() if engine == "whisper" else direct_sphinx()
             via, close = voxhub_runner(engine)
-            via(SAMPLES / "hello.wav")  # a warm worker, as in a long-lived application
-            direct(SAMPLES / "hello.wav")
+            # The earlier way of cutting long audio, measured in the same run.
+            windows, close_windows = voxhub_runner(engine, chunking="windows") \
+                if engine == "whisper" else (via, close)
+            for warm in (via, windows, direct):  # warm workers, as in a long-lived application
+                warm(SAMPLES / "hello.wav")
             for name, clips in sets.items():
-                if name == "long" and engine != "whisper":
+                if name.startswith("long") and engine != "whisper":
                     continue  # the pocketsphinx figures on long audio are in local_rtf.py
                 mine, theirs = measure(via, clips), measure(direct, clips)
                 print(f"{engine} {name}: WER {mine['wer']:.3f} RTF {mine['rtf']:.3f} "
                       f"(direct WER {theirs['wer']:.3f} RTF {theirs['rtf']:.3f})",
                       file=sys.stderr)
                 rows.append((engine, name, len(clips), mine, theirs))
+                if name.startswith("long"):
+                    old = measure(windows, clips)
+                    print(f"{engine} {name}, chunking windows: WER {old['wer']:.3f} "
+                          f"RTF {old['rtf']:.3f}", file=sys.stderr)
+                    rows.append((engine, f"{name} (chunking windows)", len(clips), old, theirs))
             close()
+            if windows is not via:
+                close_windows()
     print(f"## voxhub-local WER and RTF, {sys.platform}, Python {sys.version.split()[0]}, "
           f"{len(os.sched_getaffinity(0))} CPUs\n")
     print("| engine | set | clips (audio) | WER via voxhub | WER called directly | "
@@ -282,6 +313,20 @@ def main() -> None:
         print(f"| {engine} | {name} | {count} ({mine['audio']:.0f} s, {mine['words']} words) | "
               f"{mine['wer']:.1%} | {theirs['wer']:.1%} | {mine['rtf']:.3f} | "
               f"{theirs['rtf']:.3f} | {mine['wall'] / theirs['wall']:.2f}x |")
+    short = [mine for engine, name, _, mine, _ in rows
+             if engine == "whisper" and name in ("clean", "real")]
+    longs = [(name, mine) for engine, name, _, mine, _ in rows
+             if engine == "whisper" and name.startswith("long")]
+    if short and longs:
+        edits = sum(round(m["wer"] * m["words"]) for m in short)
+        words = sum(m["words"] for m in short)
+        print(f"\n- whisper, the long files' clips one by one (clean + real): "
+              f"{edits / words:.1%} ({edits} errors in {words} words)")
+        for name, mine in longs:
+            errors_ = round(mine["wer"] * mine["words"])
+            verdict = "no worse" if mine["wer"] <= edits / words else "worse"
+            print(f"- whisper, {name}: {mine['wer']:.1%} ({errors_} errors in "
+                  f"{mine['words']} words): {verdict}")
 
 
 if __name__ == "__main__":

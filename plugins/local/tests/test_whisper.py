@@ -119,12 +119,15 @@ def test_stereo_44k_flac_is_resampled(tmp_path: Path, hello: Recognition) -> Non
 # --- long audio: windows ---------------------------------------------------------------
 
 
-def test_windows_lose_no_text_at_the_joins(six_sentences: tuple[Path, list[int]]) -> None:
+@pytest.mark.parametrize("chunking", ["pauses", "windows"])
+def test_pieces_lose_no_text_at_the_joins(six_sentences: tuple[Path, list[int]],
+                                          chunking: str) -> None:
     path, order = six_sentences
     shares: list[float] = []
-    result = engine.transcribe(path, WhisperConfig(window=15, segment_gap=0.4),
+    result = engine.transcribe(path, WhisperConfig(chunking=chunking, window=15,
+                                                   segment_gap=0.4),
                                progress=shares.append)
-    assert result.windows >= 4  # ~47 s in windows of 15 s
+    assert result.windows >= 4  # ~47 s in pieces or windows of at most 15 s
     reference = " ".join((SAMPLES / TEXTS[i]).read_text(encoding="utf-8") for i in order)
     # tiny.en's own mistakes (e.g. "meetings start set" for "meeting starts at") stay;
     # what joins could add, a lost or doubled sentence, is checked next.
@@ -135,7 +138,7 @@ def test_windows_lose_no_text_at_the_joins(six_sentences: tuple[Path, list[int]]
     # Times keep increasing across the joins and stay inside the audio.
     starts = [w.start for w in result.words]
     assert starts == sorted(starts) and result.words[-1].end <= result.duration
-    # Progress after every window (and chunk), monotonic.
+    # Progress after every piece or window (and segment), monotonic.
     assert len(shares) >= result.windows and shares == sorted(shares) and shares[-1] == 1.0
 
 
@@ -169,6 +172,9 @@ def test_cancel_stops_between_chunks(six_sentences: tuple[Path, list[int]]) -> N
         ({"language": "xx"}, "language"),
         ({"window": 5}, "window"),
         ({"window": float("nan")}, "window"),
+        ({"window": 31}, "window"),  # pieces cut at pauses: at most Whisper's 30 s
+        ({"chunking": "windows", "window": 3601}, "window"),
+        ({"chunking": "vad"}, "chunking"),
         ({"segment_gap": 0}, "segment_gap"),
     ],
 )
@@ -176,6 +182,14 @@ def test_config_validation_names_field(kwargs: dict[str, Any], field: str) -> No
     with pytest.raises(ConfigError) as caught:
         WhisperConfig(**kwargs)
     assert caught.value.field == field and f"EngineConfig.{field}" in str(caught.value)
+
+
+def test_window_defaults_to_the_chunking_s_own() -> None:
+    assert WhisperConfig().window_seconds == 30.0
+    assert WhisperConfig(chunking="windows").window_seconds == 180.0
+    assert WhisperConfig(chunking="windows", window=600).window_seconds == 600.0
+    assert engine.config_from_options({"chunking": "windows"}) == WhisperConfig(
+        chunking="windows")
 
 
 def test_cuda_is_refused_without_a_gpu_before_anything_runs() -> None:

@@ -69,7 +69,7 @@ SPHINX_OPTIONS: Final = frozenset({"model_dir", "dictionary", "language_model", 
                                    "kws_threshold", "grammar"})
 #: Options only the Whisper engine takes.
 WHISPER_OPTIONS: Final = frozenset({"model", "device", "compute_type", "threads", "beam_size",
-                                    "word_timestamps", "vad", "window"})
+                                    "word_timestamps", "vad", "chunking", "window"})
 #: Options both engines take.
 SHARED_OPTIONS: Final = frozenset({"segment_gap"})
 

@@ -110,13 +110,23 @@ def _looks_like_path(model: str) -> bool:
             or Path(model).is_dir())
 
 
+_VOCABULARY_SIZES: dict[tuple[str, int, int], int] = {}
+
+
 def _english_only(folder: Path, name: str) -> bool:
     # Whisper's English-only vocabularies have 51864 tokens, multilingual ones more.
     vocabulary = folder / "vocabulary.txt"
-    if vocabulary.is_file():
+    if not vocabulary.is_file():
+        return name.endswith(".en")
+    stat = vocabulary.stat()
+    # Counting its lines takes ~8 ms, and every job resolves its model twice
+    # (validation, then the worker): remember the count for an unchanged file.
+    key = (str(vocabulary), stat.st_size, stat.st_mtime_ns)
+    size = _VOCABULARY_SIZES.get(key)
+    if size is None:
         with vocabulary.open("rb") as handle:
-            return sum(1 for _ in handle) < 51865
-    return name.endswith(".en")
+            size = _VOCABULARY_SIZES[key] = sum(1 for _ in handle)
+    return size < 51865
 
 
 _VERIFIED: dict[tuple[str, int, int], str] = {}

@@ -41,8 +41,14 @@ OPTIONS: Final = (
                "confidences).", default=True),
     OptionSpec("vad", bool, "Skip non-speech with faster-whisper's Silero VAD first.",
                default=False),
-    OptionSpec("window", float, "Seconds of audio decoded at a time: bounds memory on long "
-               "files.", min=10, max=3600, default=180.0),
+    OptionSpec("chunking", str,
+               "How long audio is cut: pauses (pieces of at most 30 s ending in a pause, "
+               "each decoded on its own, like short clips) or windows (long windows joined "
+               "between decoded words, the earlier method).",
+               choices=("pauses", "windows"), default="pauses"),
+    OptionSpec("window", float, "Longest piece decoded at a time (bounds memory): 10-30 s "
+               "with chunking pauses (default 30), 10-3600 s with windows (default 180).",
+               min=10, max=3600),
     # --- pocketsphinx
     OptionSpec("model_dir", str,
                "PocketSphinx acoustic model directory (contains mdef). "

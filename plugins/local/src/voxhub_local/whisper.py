@@ -2,16 +2,20 @@
 
 Bounded memory on long audio: faster-whisper holds the whole decoded file
 and its features in memory (about 57 MiB a minute). Here the file is
-streamed (:func:`voxhub_local.common.iter_pcm`) and decoded in windows of
-``WhisperConfig.window`` seconds, so memory holds one window at a time.
+streamed (:func:`voxhub_local.common.iter_pcm`) and decoded a piece at a
+time, so memory holds one piece. How the pieces are cut is
+``WhisperConfig.chunking`` (see :mod:`voxhub_local.windows`):
 
-Joins: the text of a window's last seconds may be cut mid-word, so only the
-segments that end at least ``_GUARD_SECONDS`` before the window's end are
-kept, and the next window starts exactly where the last kept segment ended
-(Whisper's own way of moving from one 30-second chunk to the next). Nothing
-between two windows is skipped and nothing is decoded twice into the result.
-Decoding is not conditioned on earlier text (no prompt), within a window or
-across windows: with it, ``tiny.en`` skips sentences that resemble what it
+* ``pauses`` (default): pieces of at most 30 s, each ending in the longest
+  pause of its last 10 s, found from the signal's energy
+  (:mod:`voxhub_local.pauses`), each decoded on its own like a short clip,
+  its times shifted back. Nothing is decoded twice and no text is dropped
+  at the joins: every sample belongs to exactly one piece.
+* ``windows``: windows of ``WhisperConfig.window`` seconds, joined in the
+  longest pause between decoded words (the earlier method, kept to compare).
+
+Decoding is not conditioned on earlier text (no prompt), within a piece or
+across pieces: with it, ``tiny.en`` skips sentences that resemble what it
 already wrote on long files.
 
 The model is loaded once per process (a worker keeps it for every job it
@@ -23,8 +27,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Final
 
 import attrs
@@ -45,18 +48,32 @@ from .common import (
     split_at_pauses,
 )
 from .models import ResolvedModel, resolve_model
+from .pauses import Levels
+from .windows import (
+    GUARD_SECONDS,
+    PAUSE_PIECE_SECONDS,
+    PAUSE_SEARCH_SECONDS,
+    Buffer,
+    keep_until_pause,
+)
 
-__all__ = ["COMPUTE_TYPES", "DEVICES", "LANGUAGES", "WhisperConfig", "transcribe"]
+__all__ = ["CHUNKINGS", "COMPUTE_TYPES", "DEVICES", "LANGUAGES", "WhisperConfig", "transcribe"]
 
 StrPath = str | os.PathLike[str]
 Float32Array = npt.NDArray[np.float32]
 
 SAMPLE_RATE: Final = 16000
-#: Text ending less than this before a window's end is decoded again in the next one.
-_GUARD_SECONDS: Final = 3.0
-#: The cut between two windows is looked for in this many seconds before the guard
-#: (or the window's second half, if shorter): late enough that little is decoded twice.
-_CUT_SEARCH_SECONDS: Final = 15.0
+#: How long audio is cut (see the module docstring); the first is the default.
+CHUNKINGS: Final = ("pauses", "windows")
+_DEFAULT_WINDOW: Final = {"pauses": PAUSE_PIECE_SECONDS, "windows": 180.0}
+#: A stretch of a piece no segment covers is decoded again when it is this long...
+_GAP_SECONDS: Final = 1.0
+#: ...and this much of it is louder than the piece's pauses.
+_GAP_LOUD_SECONDS: Final = 0.75
+#: A piece's decoding ends when less sound than this is left after a segment.
+_TAIL_LOUD_SECONDS: Final = 0.2
+#: A segment's edges left out when looking for sound inside it.
+_EDGE_SECONDS: Final = 0.1
 
 DEVICES: Final = ("cpu", "cuda", "auto")
 COMPUTE_TYPES: Final = ("int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
@@ -97,7 +114,12 @@ class WhisperConfig:
         word_timestamps: Word times and probabilities (for SRT/VTT and
             word-level confidences); turning them off is ~10 % faster.
         vad: Skip non-speech with faster-whisper's Silero VAD first.
-        window: Seconds of audio decoded at a time (bounds memory).
+        chunking: How long audio is cut: ``pauses`` (pieces of at most
+            ``window`` seconds, cut in pauses, each decoded alone) or
+            ``windows`` (windows of ``window`` seconds joined between words).
+        window: Longest piece (``pauses``: 10-30 s, default 30) or window
+            (``windows``: 10-3600 s, default 180) decoded at a time; ``None``
+            means the default of ``chunking``.
         segment_gap: Also start a new segment where two words are more
             than this many seconds apart (``None``: Whisper's segments as they are).
     """
@@ -110,7 +132,8 @@ class WhisperConfig:
     language: str | None = None
     word_timestamps: bool = True
     vad: bool = False
-    window: float = attrs.field(default=180.0, converter=float)
+    chunking: str = "pauses"
+    window: float | None = attrs.field(default=None, converter=_optional_float)
     segment_gap: float | None = attrs.field(default=None, converter=_optional_float)
 
     def __attrs_post_init__(self) -> None:
@@ -131,12 +154,23 @@ class WhisperConfig:
             raise ConfigError("beam_size", "must be between 1 and 20")
         if self.language is not None and self.language not in LANGUAGES:
             raise ConfigError("language", f"{self.language!r} is not a Whisper language code")
-        if not (math.isfinite(self.window) and 10.0 <= self.window <= 3600.0):
-            raise ConfigError("window", "must be between 10 and 3600 seconds")
+        if self.chunking not in CHUNKINGS:
+            raise ConfigError("chunking", f"{self.chunking!r} is not one of "
+                              f"{', '.join(CHUNKINGS)}")
+        if self.window is not None:
+            longest = PAUSE_PIECE_SECONDS if self.chunking == "pauses" else 3600.0
+            if not (math.isfinite(self.window) and 10.0 <= self.window <= longest):
+                raise ConfigError("window", f"must be between 10 and {longest:g} seconds "
+                                  f"with chunking {self.chunking}")
         if self.segment_gap is not None and not (
             math.isfinite(self.segment_gap) and self.segment_gap > 0
         ):
             raise ConfigError("segment_gap", "must be a positive number of seconds")
+
+    @property
+    def window_seconds(self) -> float:
+        """``window``, or the default of ``chunking`` when it is ``None``."""
+        return self.window if self.window is not None else _DEFAULT_WINDOW[self.chunking]
 
     def resolve(self) -> ResolvedModel:
         """The model this configuration runs, checked against ``language`` and ``device``.
@@ -225,40 +259,7 @@ def _seed() -> None:
 
 
 # --------------------------------------------------------------------------
-# Windows
-
-
-class _Buffer:
-    """Streamed 16 kHz samples, of which the first ``window`` are looked at."""
-
-    def __init__(self, blocks: Any) -> None:
-        self._blocks = blocks
-        self._parts: deque[Float32Array] = deque()
-        self.size = 0
-        self.base = 0  # absolute sample offset of the first buffered sample
-        self.exhausted = False
-
-    def fill(self, wanted: int) -> None:
-        while self.size < wanted and not self.exhausted:
-            block = next(self._blocks, None)
-            if block is None:
-                self.exhausted = True
-            elif len(block.samples):
-                self._parts.append(block.samples)
-                self.size += len(block.samples)
-
-    def head(self, count: int) -> Float32Array:
-        joined = np.concatenate(list(self._parts)) if self._parts else np.zeros(0, np.float32)
-        self._parts = deque([joined]) if len(joined) else deque()
-        return joined[:count]
-
-    def drop(self, count: int) -> None:
-        count = min(count, self.size)
-        joined = self.head(self.size)
-        rest = joined[count:]
-        self._parts = deque([rest]) if len(rest) else deque()
-        self.size -= count
-        self.base += count
+# Results of one piece or window
 
 
 def _words(segment: Any, offset: float, limit: float) -> list[WordTiming]:
@@ -289,62 +290,20 @@ def _segment(segment: Any, offset: float, limit: float) -> Segment | None:
     return Segment(tuple(_words(segment, offset, limit)), text, start, end, confidence)
 
 
-def _keep(found: Sequence[Any], limit: float) -> tuple[list[Any], float | None]:
-    """Segments of a non-final window to keep, and where the next window starts.
+def _converted(found: list[Any], offset: float, end: float) -> list[Segment]:
+    """faster-whisper's segments of audio starting at ``offset``, on the file's clock."""
+    return [segment for item in found
+            if (segment := _segment(item, offset, end)) is not None]
 
-    ``limit`` is the window's length less the guard. The cut goes in the
-    longest pause between two words in the last ``_CUT_SEARCH_SECONDS`` before
-    ``limit`` (the next window then starts in silence, not mid-word, and what
-    follows the cut, decoded again by the next window, is short), taking the
-    kept words' segments whole and the segment it falls in partly. Without
-    word times, whole segments ending by ``limit`` are kept. ``None``: nothing
-    was kept, start again at ``limit``.
+
+def _heard(segment: Segment, levels: Levels, offset: float) -> bool:
+    """Whether the piece measured by ``levels`` (from ``offset``) has sound inside ``segment``.
+
+    Its edges are left out (word times are not exact), but never all of it.
     """
-    timed = [(index, word) for index, segment in enumerate(found)
-             for word in (segment.words or ())]
-    if timed:
-        best: tuple[float, int] | None = None  # (pause, position in timed)
-        earliest = limit - min(_CUT_SEARCH_SECONDS, limit / 2)
-        for position in range(len(timed) - 1):
-            word, following = timed[position][1], timed[position + 1][1]
-            if earliest <= word.end <= limit:
-                pause = float(following.start) - float(word.end)
-                if best is None or pause > best[0]:
-                    best = (pause, position)
-        if best is None:  # no word ends in the search span: the last one ending by the limit
-            ending = [p for p, (_, w) in enumerate(timed) if w.end <= limit]
-            best = (0.0, ending[-1]) if ending else None
-        if best is not None:
-            pause, position = best
-            index, last = timed[position]
-            words = [w for i, w in timed[: position + 1] if i == index]
-            kept = list(found[:index])
-            if words:
-                kept.append(_Part.of(found[index], words))
-            return kept, float(last.end) + max(0.0, pause) / 2
-    kept = [s for s in found if s.end <= limit]
-    if kept:
-        return kept, float(kept[-1].end)
-    return [], None
-
-
-@attrs.frozen
-class _Part:
-    """The parts of a faster-whisper segment this module reads (to keep part of one)."""
-
-    start: float
-    end: float
-    text: str
-    avg_logprob: float
-    words: Sequence[Any]
-
-    @classmethod
-    def of(cls, segment: Any, words: Sequence[Any]) -> _Part:
-        """``segment`` up to the last of ``words`` (a prefix of its words)."""
-        if len(words) == len(segment.words or ()):
-            return cls(segment.start, segment.end, segment.text, segment.avg_logprob, words)
-        return cls(segment.start, words[-1].end, "".join(w.word for w in words),
-                   segment.avg_logprob, words)
+    start, end = segment.start - offset, segment.end - offset
+    margin = min(_EDGE_SECONDS, (end - start) / 4)
+    return levels.loud_seconds(start + margin, end - margin) > 0.0
 
 
 def transcribe(
@@ -354,17 +313,17 @@ def transcribe(
     progress: Callable[[float], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> Recognition:
-    """Recognise the speech in an audio file with Whisper, window by window.
+    """Recognise the speech in an audio file with Whisper, piece by piece.
 
     Args:
         path: WAV, FLAC, OGG/Vorbis or (see ``supported_formats``) MP3 file.
         config: Model and decoding options; ``None`` means ``WhisperConfig()``
             (``tiny.en`` on the CPU).
         progress: Called with the share of the audio decoded so far, in
-            ``[0, 1)`` and never decreasing (after every decoded chunk of a
-            window), then once with ``1.0``. Called in the calling thread.
-        cancel: When set (from any thread), decoding stops at the next chunk
-            (30 s of audio) and :class:`~voxhub_local.common.Cancelled` is raised.
+            ``[0, 1)`` and never decreasing (after every decoded segment of a
+            piece or window), then once with ``1.0``. Called in the calling thread.
+        cancel: When set (from any thread), decoding stops at the next
+            segment (at most 30 s of audio) and :class:`~voxhub_local.common.Cancelled` is raised.
 
     Raises:
         AudioError: The file is missing, unreadable or not a supported format.
@@ -382,7 +341,7 @@ def transcribe(
         model = load_model(resolved, config)
         _seed()
         state = _Decoding(model, config, duration, progress, cancel)
-        state.run(_Buffer(iter_pcm(handle, name, SAMPLE_RATE, cancel)))
+        state.run(Buffer(iter_pcm(handle, name, SAMPLE_RATE, cancel)))
     segments = tuple(state.segments)
     if config.segment_gap is not None:
         segments = tuple(p for s in segments for p in split_at_pauses(s, config.segment_gap))
@@ -403,7 +362,7 @@ def transcribe(
 
 
 class _Decoding:
-    """One file's decoding, window after window."""
+    """One file's decoding, piece (or window) after piece."""
 
     def __init__(self, model: Any, config: WhisperConfig, duration: float,
                  progress: Callable[[float], None] | None,
@@ -419,52 +378,100 @@ class _Decoding:
         self.segments: list[Segment] = []
         self.windows = 0
 
-    def run(self, buffer: _Buffer) -> None:
-        window = int(self._config.window * SAMPLE_RATE)
+    def run(self, buffer: Buffer) -> None:
+        """Decode the whole stream, one piece (or window) after another."""
+        seconds = self._config.window_seconds
+        window = int(seconds * SAMPLE_RATE)
+        pauses = self._config.chunking == "pauses"
         while True:
-            buffer.fill(window)
+            buffer.fill(window + 1)  # one sample more tells a last piece from a full one
             audio = buffer.head(window)
             if len(audio) == 0:
                 return
             final = buffer.exhausted and buffer.size <= window
             offset = buffer.base / SAMPLE_RATE
-            length = len(audio) / SAMPLE_RATE
-            found = self._decode(audio, offset)
-            if final:
-                kept, cut = list(found), length
+            if pauses:
+                levels = Levels.of(audio, SAMPLE_RATE)
+                if not final:
+                    search = min(PAUSE_SEARCH_SECONDS, seconds / 2)
+                    audio = audio[: levels.find_cut(seconds, search)]
+                self.segments += self._piece(audio, offset, levels)
+                cut = len(audio) / SAMPLE_RATE
             else:
-                kept, stop = _keep(found, length - _GUARD_SECONDS)
-                cut = stop if stop is not None and stop > 0 else length - _GUARD_SECONDS
-            for item in kept:
-                segment = _segment(item, offset, self._duration)
-                if segment is not None:
-                    self.segments.append(segment)
+                length = len(audio) / SAMPLE_RATE
+                found = self._decode(audio, offset)
+                self.windows += 1
+                if final:
+                    kept, cut = found, length
+                else:
+                    kept, stop = keep_until_pause(found, length - GUARD_SECONDS)
+                    cut = stop if stop is not None and stop > 0 else length - GUARD_SECONDS
+                self.segments += _converted(kept, offset, min(self._duration, offset + length))
             if final:
                 return
             buffer.drop(round(cut * SAMPLE_RATE))
+            self._report(buffer.base / SAMPLE_RATE / self._duration if self._duration else 0.0)
 
-    def _decode(self, audio: Float32Array, offset: float) -> list[Any]:
-        config = self._config
+    def _piece(self, audio: Float32Array, offset: float, levels: Levels) -> list[Segment]:
+        """A piece's segments, less any made up over silence, plus any speech left out.
+
+        Whisper sometimes writes a stock phrase over the silence at a piece's
+        end, or starts its text a sentence late. A segment without a loud
+        frame inside is dropped; a stretch of at least ``_GAP_SECONDS`` that
+        no segment covers but that holds ``_GAP_LOUD_SECONDS`` of sound is
+        decoded again on its own (once: what that finds is kept as it is).
+        """
+        length = len(audio) / SAMPLE_RATE
+        end = min(self._duration, offset + length)
         self.windows += 1
+        found = [s for s in _converted(self._decode(audio, offset, levels), offset, end)
+                 if _heard(s, levels, offset)]
+        if not found:
+            return found  # nothing at all: decoding the same audio again would not help
+        edges = [offset, *(t for s in found for t in (s.start, s.end)), end]
+        for start, stop in zip(edges[0::2], edges[1::2], strict=True):
+            if (stop - start >= _GAP_SECONDS
+                    and levels.loud_seconds(start - offset, stop - offset) >= _GAP_LOUD_SECONDS):
+                part = audio[round((start - offset) * SAMPLE_RATE):
+                             round((stop - offset) * SAMPLE_RATE)]
+                found += [s for s in _converted(self._decode(part, start), start, stop)
+                          if _heard(s, levels, offset)]
+        return sorted(found, key=lambda s: s.start)
+
+    def _decode(self, audio: Float32Array, offset: float,
+                levels: Levels | None = None) -> list[Any]:
+        """faster-whisper's segments of ``audio``, which starts at ``offset`` in the file.
+
+        With ``levels`` (those of ``audio``), decoding stops once what is
+        left after a segment holds less than ``_TAIL_LOUD_SECONDS`` of sound:
+        faster-whisper would otherwise decode that rest (often a fraction of
+        a second of silence) in a pass of its own, which costs as much as a
+        full 30-second one and tends to make text up.
+        """
+        config = self._config
+        length = len(audio) / SAMPLE_RATE
         try:
             found, info = self._model.transcribe(
                 audio, language=self.language, beam_size=config.beam_size,
                 word_timestamps=config.word_timestamps, vad_filter=config.vad,
-                # No conditioning on earlier text, within or across windows: with it,
+                # No conditioning on earlier text, within or across pieces: with it,
                 # tiny.en skips sentences that resemble what it already wrote (WER 22 %
                 # instead of 5 % on 6 minutes of the samples in turn; bench/RESULTS.md).
                 condition_on_previous_text=False,
             )
             if self.language is None:
-                # Detected once, on the first window, and kept for the rest of the file.
+                # Detected once, on the first piece, and kept for the rest of the file.
                 self.language = str(info.language)
                 self.language_probability = float(info.language_probability)
             segments: list[Any] = []
-            for segment in found:  # a generator: each 30-second chunk is decoded here
+            for segment in found:  # a generator: each 30-second step is decoded here
                 check_cancel(self._cancel)
                 segments.append(segment)
-                self._report((offset + min(float(segment.end), len(audio) / SAMPLE_RATE))
-                             / self._duration if self._duration else 0.0)
+                end = min(float(segment.end), length)
+                self._report((offset + end) / self._duration if self._duration else 0.0)
+                if levels is not None and levels.loud_seconds(end, length) < _TAIL_LOUD_SECONDS:
+                    found.close()
+                    break
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"faster-whisper failed: {reason(exc)}") from exc
         return segments
