@@ -153,4 +153,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, format)
     );
     """,
+    """
+    CREATE TABLE limits (
+        key         TEXT PRIMARY KEY,
+        next_at     DOUBLE PRECISION NOT NULL,
+        holders     TEXT NOT NULL,
+        updated_at  DOUBLE PRECISION NOT NULL
+    );
+    """,
 )

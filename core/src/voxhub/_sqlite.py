@@ -185,6 +185,17 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, format)
     ) WITHOUT ROWID;
     """,
+    # 6: (issue 13, limits across machines) one row per shared limit (voxhub.shared_limits):
+    # a rate's next allowed time, or a turn's earliest next start and the leases of its
+    # holders (JSON: holder -> lease end), read and changed in one write transaction.
+    """
+    CREATE TABLE limits (
+        key         TEXT PRIMARY KEY,
+        next_at     REAL NOT NULL,
+        holders     TEXT NOT NULL,
+        updated_at  REAL NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

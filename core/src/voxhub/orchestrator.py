@@ -31,6 +31,7 @@ import structlog
 
 from ._batch_steps import BatchSteps
 from ._database import PostgresUrl
+from ._provider_limits import store_limits
 from ._status_steps import JobRef, StatusSteps, accepted
 from ._stored_exports import keep_export, stored_export
 from .batches import Batches, BatchInfo, BatchRun, BatchSettings, ClosePolicy, Outcome
@@ -178,6 +179,7 @@ class Orchestrator(StatusSteps, BatchSteps):
                 callback_url_for=self.callback_tokens.url_builder(provider),
                 callback_events=self._callback_payloads,
                 state_dir=self.store.state_dir,
+                limits=store_limits(self.store, self.clock, entry.info, settings),
             )
             # Authenticated before anyone can use it: every hook call gets ``ctx.auth``.
             ctx.auth = self.plugins.calls(provider).authenticate(ctx)

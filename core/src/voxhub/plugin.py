@@ -7,7 +7,8 @@ into five groups:
 * **the contract** — :data:`hookimpl`, :class:`Provider`, :class:`ProviderInfo`,
   :class:`OptionSpec`, :class:`CredentialField`, :class:`Capability`,
   :class:`PollingHints`, :class:`ProviderContext`, :class:`Submitted`,
-  :class:`CallbackRequest`, :class:`CallbackEvent`;
+  :class:`CallbackRequest`, :class:`CallbackEvent`, :class:`Limit` (a vendor limit
+  shared by every worker of a store, see ``ctx.limits``);
 * **the models** jobs are made of — :class:`JobRequest`, :class:`JobHandle`,
   :class:`JobStatus`, :class:`JobState`, :class:`JobKind`, the media types and
   the result types;
@@ -95,6 +96,7 @@ if TYPE_CHECKING:
         Submitted,
     )
     from .sandbox import SandboxSpec
+    from .shared_limits import Limit
     from .transport import MultipartBody, Part, RawBody, Response, parse_retry_after
 
 # name -> module that defines it, imported on first access (PEP 562).
@@ -115,6 +117,7 @@ _LAZY = {
     "ProviderSettings": "provider",
     "Submitted": "provider",
     "SandboxSpec": "sandbox",
+    "Limit": "shared_limits",
     "MultipartBody": "transport",
     "Part": "transport",
     "RawBody": "transport",
@@ -146,6 +149,7 @@ __all__ = [
     "JobRequest",
     "JobState",
     "JobStatus",
+    "Limit",
     "LocalFile",
     "Media",
     "ModerationFinding",

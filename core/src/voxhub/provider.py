@@ -30,6 +30,8 @@ from .redact import Secret, register_secret
 if TYPE_CHECKING:
     import structlog
 
+    from ._provider_limits import ProviderLimits
+    from .shared_limits import Limit
     from .transport import ProviderHttp
 
 __all__ = [
@@ -212,7 +214,8 @@ class ProviderInfo:
     plugin's ``register_providers`` returns this object instead of an instance, and
     the class is imported only when the provider is first used (see
     :func:`voxhub.hookspecs.register_providers`). This module imports no HTTP
-    library, so declaring metadata stays cheap.
+    library, so declaring metadata stays cheap. ``limits`` are the vendor's published
+    limits (:class:`~voxhub.shared_limits.Limit`), shared by every worker of a store.
     """
 
     name: str
@@ -225,6 +228,7 @@ class ProviderInfo:
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     polling: PollingHints = attrs.field(factory=PollingHints)
     requests_per_second: float | None = None
+    limits: tuple[Limit, ...] = ()
     export_formats: frozenset[str] = frozenset()  # formats ``export`` renders natively
     # Media types (patterns such as ``audio/*``) a local file must be, by its magic
     # bytes, before it is recorded: see :mod:`voxhub.media_checks`. ``{"*/*"}`` takes any.
@@ -304,7 +308,8 @@ class ProviderContext:
     every verified callback stored for a job, oldest first — what providers
     whose results arrive only by callback build their results from.
     ``state_dir`` is a directory beside the job store that every process sharing
-    the store also shares (for cross-process locks).
+    the store also shares (for cross-process locks). ``limits`` are the limits shared
+    by every process and machine of the store (:mod:`voxhub._provider_limits`).
     """
 
     provider: str
@@ -317,11 +322,20 @@ class ProviderContext:
     callback_url_for: Callable[[str], str | None] = lambda _job_id: None
     callback_events: Callable[[str], list[Mapping[str, Any]]] = lambda _job_id: []
     state_dir: Path | None = None
+    limits: ProviderLimits = attrs.field(
+        default=attrs.Factory(lambda ctx: _limits_beside(ctx), takes_self=True)
+    )
 
     @property
     def base_url(self) -> str:
         """The profile's base URL (config ``base_url``) or the provider's default."""
         return (self.settings.base_url or "").rstrip("/")
+
+
+def _limits_beside(ctx: ProviderContext) -> ProviderLimits:
+    from ._provider_limits import limits_beside  # here: only contexts built by hand need it
+
+    return limits_beside(ctx)
 
 
 @attrs.frozen

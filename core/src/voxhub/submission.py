@@ -63,6 +63,8 @@ log = structlog.get_logger("voxhub.submission")
 Progress = Callable[[int, int], None]
 
 _DONE = (Phase.SUBMITTED, Phase.CLOSED)
+#: Longest wait for a shared limit under a claim (half its lease: nobody takes it over).
+_LIMIT_WAIT = Store.LEASE_SECONDS / 2
 
 
 @attrs.define
@@ -284,7 +286,9 @@ class Submission:
         job.attempts += 1
         ctx.log.info("submit.sending", job_id=job.job_id, media=_describe(request))
         try:
-            with upload_progress(job.progress):
+            # The vendor's declared limits, shared by every worker of the store; waited
+            # for under the claim, so never longer than half its lease.
+            with upload_progress(job.progress), ctx.limits.around("submit", max_wait=_LIMIT_WAIT):
                 answer = self._plugins.calls(ctx.provider).submit(ctx, request, record.handle)
         except VoxhubError as exc:
             self._failed([(job, record)], exc)
@@ -309,7 +313,8 @@ class Submission:
             job.attempts += 1
         log.info("submit.sending_batch", provider=ctx.provider, jobs=len(items))
         try:
-            answers = self._plugins.calls(ctx.provider).submit_batch(ctx, items)
+            with ctx.limits.around("submit", times=len(items), max_wait=_LIMIT_WAIT):
+                answers = self._plugins.calls(ctx.provider).submit_batch(ctx, items)
         except VoxhubError as exc:
             self._failed(jobs, exc)
             # In doubt: resolve each job alone (recover it, or send it alone if never created).

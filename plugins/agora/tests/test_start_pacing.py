@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from voxhub.sandbox import RunningSandbox
-from voxhub_agora.locks import StartPacer
+from voxhub.shared_limits import SharedLimits
 from voxhub_agora.stt import AgoraSttProvider
 
 pytestmark = pytest.mark.real_start_interval
@@ -49,13 +49,14 @@ def test_processes_sharing_nothing_are_not_paced(tmp_path: Path,
 
 
 def test_waiting_starts_wait_for_the_previous_answer(tmp_path: Path) -> None:
-    pacer = StartPacer(tmp_path, interval=0.3)
-    with pacer.turn("app") as first:
+    # The start turn is the store's (here the store-less fallback beside a state_dir).
+    limits = SharedLimits.beside(tmp_path)
+    with limits.turn("agora-stt:app:start", 0.3) as first:
         time.sleep(0.2)  # the request in flight
     ended = time.time()
-    with pacer.turn("app") as second:
+    with limits.turn("agora-stt:app:start", 0.3) as second:
         began = time.time()
-    with pacer.turn("other-app") as other:
+    with limits.turn("agora-stt:other-app:start", 0.3) as other:
         pass
     assert first == 0.0 and other == 0.0
     assert second > 0.2 and began - ended >= 0.3 - 0.005

@@ -13,12 +13,9 @@ serialises threads and processes. The record is ``<key-hash>.json`` next to
 it, replaced atomically. The directory defaults to the job store's directory,
 so every process sharing a store shares the locks.
 
-The seed also asks for no more than one start per second from one app:
-:class:`StartPacer` keeps, per App ID, a ``flock``ed file and the time the last start
-*ended*, in the same directory. A start waits for its turn and holds it while its
-request is in flight, so the next start is sent at least one second after the previous
-one's answer (or failure) — hence at least a second after it reached Agora. Clients
-that share no directory cannot be paced by it (see the README).
+The seed also asks for no more than one start per second from one app: that turn lives
+in the job store, so it holds across machines too (``ctx.limits.turn``, see
+:meth:`voxhub_agora.provider.AgoraProvider.paced`).
 """
 
 from __future__ import annotations
@@ -40,7 +37,7 @@ if sys.platform != "win32":
 
 from voxhub.plugin import ConfigurationError, ProviderUnavailableError
 
-__all__ = ["Slot", "StartPacer", "TaskRegistry"]
+__all__ = ["Slot", "TaskRegistry"]
 
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
@@ -125,63 +122,6 @@ class TaskRegistry:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.1)
-
-
-class StartPacer:
-    """At most one start per ``interval`` seconds per key, across threads and processes.
-
-    Every process using the same ``directory`` takes part. Waiting uses the wall clock
-    (``time.time``/``time.sleep``), not a job clock: the constraint is between processes
-    and in real time.
-    """
-
-    def __init__(self, directory: Path, *, interval: float = 1.0, timeout: float = 120.0) -> None:
-        self.directory = directory
-        self.interval = interval
-        self.timeout = timeout
-
-    def _paths(self, key: str) -> tuple[Path, Path]:
-        digest = hashlib.sha256(f"starts|{key}".encode()).hexdigest()[:40]
-        return self.directory / f"{digest}.lock", self.directory / f"{digest}.last"
-
-    @contextlib.contextmanager
-    def turn(self, key: str) -> Iterator[float]:
-        """Wait until ``interval`` after the last start of ``key`` ended; hold the turn.
-
-        Yields the seconds waited. On leaving (normally or by an exception: a failed
-        start may still have reached the vendor) the end time is recorded.
-        """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        lock_path, stamp_path = self._paths(key)
-        with _thread_lock(str(lock_path)), lock_path.open("a+b") as handle:
-            TaskRegistry(self.directory, timeout=self.timeout)._flock(handle.fileno(), lock_path)
-            try:
-                waited = self._wait(stamp_path)
-                try:
-                    yield waited
-                finally:
-                    _write_stamp(stamp_path, time.time())
-            finally:
-                if sys.platform != "win32":
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-    def _wait(self, stamp_path: Path) -> float:
-        try:
-            last = float(stamp_path.read_text(encoding="ascii"))
-        except (OSError, ValueError):
-            return 0.0
-        # Capped at one interval: a wall clock stepped back must not stall starts.
-        wait = min(last + self.interval - time.time(), self.interval)
-        if wait > 0:
-            time.sleep(wait)
-        return max(wait, 0.0)
-
-
-def _write_stamp(path: Path, value: float) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".last")
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(repr(value))
-    Path(tmp).replace(path)
 
 
 @contextlib.contextmanager

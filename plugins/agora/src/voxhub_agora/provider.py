@@ -36,7 +36,7 @@ from ._checks import INSTANCE_ID_RE, FieldError
 from .api import DEFAULT_HOSTS, AgoraApi, HostPreference
 from .auth import AgoraAuth
 from .errors import retry_delays
-from .locks import Slot, StartPacer, TaskRegistry
+from .locks import Slot, TaskRegistry
 from .schema import BuilderTokenAnswer
 
 __all__ = [
@@ -214,14 +214,16 @@ class AgoraProvider(Provider):
         return BuilderToken(name, instance_id, ctx.clock.monotonic() - age)
 
     @contextlib.contextmanager
-    def paced(self, ctx: ProviderContext, lock_dir: str | None, product: str,
-              interval: float) -> Iterator[float]:
-        """Hold the start turn of this App ID (see :class:`~.locks.StartPacer`).
+    def paced(self, ctx: ProviderContext, product: str, interval: float) -> Iterator[float]:
+        """Hold the start turn of this App ID: one start at a time, each sent ``interval``
+        seconds after the previous one's answer (or failure).
 
-        Yields the seconds waited for it; logged when a start had to wait.
+        The turn lives in the job store (``ctx.limits``, see :mod:`voxhub.shared_limits`),
+        so it holds across every thread, process and machine sharing the store. Yields
+        the seconds waited for it; logged when a start had to wait.
         """
-        pacer = StartPacer(self.registry(ctx, lock_dir).directory, interval=interval)
-        with pacer.turn(f"{product}|{self.auth(ctx).app_id.lower()}") as waited:
+        scope = f"app-{self.auth(ctx).app_id.lower()}"
+        with ctx.limits.turn("start", interval, scope=scope, operation="submit") as waited:
             if waited:
                 ctx.log.info("agora.stt.start_paced" if product == "agora-stt"
                              else "agora.start_paced", waited=round(waited, 3))

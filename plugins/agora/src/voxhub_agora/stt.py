@@ -190,10 +190,10 @@ class AgoraSttProvider(AgoraProvider):
     def start_turn(self, ctx: ProviderContext, plan: StartPlan) -> ContextManager[float]:
         """Hold this App ID's start turn (seed 000: no more than one start a second).
 
-        Shared by every thread and process using the same lock directory, in addition
-        to the channel lock (which only keeps one channel from being started twice).
+        Shared by every thread, process and machine using the same job store, in
+        addition to the channel lock (which only keeps one channel from being started twice).
         """
-        return self.paced(ctx, plan.lock_dir, "agora-stt", self.start_interval)
+        return self.paced(ctx, "agora-stt", self.start_interval)
 
     def _channel_key(self, ctx: ProviderContext, plan: StartPlan | str) -> str:
         channel = plan if isinstance(plan, str) else plan.channel

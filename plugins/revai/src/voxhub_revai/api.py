@@ -32,6 +32,7 @@ from voxhub.plugin import (
 )
 
 from .errors import error_from_response
+from .options import UPLOADS
 from .schema import TRANSCRIPT_JSON, Account, RevJob, RevTranscript, converter
 
 __all__ = ["API_PATH", "EU_URL", "US_URL", "RevApi", "region"]
@@ -124,10 +125,13 @@ class RevApi(ApiClient):
         self.ctx.log.debug("revai.uploading", bytes=multipart.content_length,
                            content_type=multipart.parts[0].content_type)
         timeouts = self.ctx.http.timeouts
-        response = self.request(
-            "POST", "/jobs", operation="submit", body=multipart,
-            timeouts=attrs.evolve(timeouts, read=max(timeouts.read, UPLOAD_READ_TIMEOUT)),
-        )
+        # Rev serves a few uploads per user at once: a place among them is held for the
+        # whole upload, by every worker of the store using this token.
+        with self.ctx.limits.hold(UPLOADS, operation="submit"):
+            response = self.request(
+                "POST", "/jobs", operation="submit", body=multipart,
+                timeouts=attrs.evolve(timeouts, read=max(timeouts.read, UPLOAD_READ_TIMEOUT)),
+            )
         return self._created(response)
 
     def job(self, vendor_id: str, *, operation: str = "status") -> RevJob:

@@ -25,6 +25,7 @@ from voxhub.plugin import (
     InvalidInputError,
     JobKind,
     JobRequest,
+    Limit,
     LocalFile,
     OptionSpec,
     PollingHints,
@@ -53,6 +54,8 @@ __all__ = [
     "METADATA_PREFIX",
     "NOT_FOR_HUMAN",
     "OPTIONS",
+    "SUBMISSIONS",
+    "UPLOADS",
     "US_URL",
     "build_options",
     "check",
@@ -67,6 +70,13 @@ EU_URL = "https://ec1.api.rev.ai"
 
 #: Largest multipart upload Rev accepts (its documented "2 GB"; read as 10^9 bytes to be safe).
 MAX_UPLOAD_BYTES = 2_000_000_000
+#: Rev's published submission limit ("Rate limits", per user): 10,000 jobs per 10 minutes.
+#: The core waits for it before each ``submit``, shared by every worker of the store that
+#: uses the same token; up to 100 at once, then evenly spaced (~61 ms apart).
+SUBMISSIONS = Limit("submit", 10_000, per=600.0, burst=100)
+#: Rev's concurrent multipart uploads per user: its docs say 5 (its 2021 spec said 10):
+#: the lower one. Held by ``RevApi.create_job`` around each file upload.
+UPLOADS = Limit("uploads", 5)
 
 TRANSCRIBERS = ("machine", "low_cost", "fusion", "human", "machine_v2", "machine_v3")
 TRANSLATION_LANGUAGES = (
@@ -160,6 +170,7 @@ INFO = ProviderInfo(
     retry=RetryPolicy(max_attempts=5, retry_statuses=frozenset({502, 503, 504}),
                       rate_limit_statuses=frozenset({429})),
     polling=PollingHints(first_poll=2.0, typical_duration=30.0, max_interval=15.0),
+    limits=(SUBMISSIONS, UPLOADS),
     export_formats=frozenset({"srt", "vtt"}),
     docs_url="https://docs.rev.ai/api/asynchronous/reference/",
 )
