@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import attrs
 import pytest
@@ -320,10 +320,15 @@ def test_no_secret_in_debug_cli_output(provider: str, tmp_path: Path) -> None:
     assert _leaks(setup.secrets, output="\n".join(outputs), store=store) == []
 
 
-def test_callback_receiver_never_prints_callback_tokens(tmp_path: Path) -> None:
-    """``voxhub callbacks serve`` (debug logs) receiving Rev.ai's webhook for a CLI job."""
+def test_callback_receiver_never_prints_callback_tokens(
+    tmp_path: Path, store_at: Path | str
+) -> None:
+    """``voxhub callbacks serve`` (debug logs) receiving Rev.ai's webhook for a CLI job,
+    on each store backend (a PostgreSQL URL's password is a secret too)."""
     setup = _sandbox("revai", tmp_path)
-    env = cli_env(tmp_path, VOXHUB_STORE=str(tmp_path / "cb.db"),
+    if isinstance(store_at, str):
+        setup.secrets.add(urlsplit(store_at).password or "")
+    env = cli_env(tmp_path, VOXHUB_STORE=str(store_at),
                   VOXHUB_REVAI_BASE_URL=setup.settings["base_url"],
                   VOXHUB_REVAI_TOKEN=setup.settings["token"])
     receiver = subprocess.Popen(

@@ -23,7 +23,9 @@ the waiting orchestrator confirms the state with one status call. Signed ones
 callback — the same delivery for the same job, by meaning: the provider's
 ``CallbackEvent.delivery_id`` (Rev.ai: job id and status; Tupu: the verified
 payload, canonicalized), else the body's canonical JSON — is acknowledged and
-recorded only once.
+recorded only once: the store checks and inserts in one transaction (see
+:meth:`voxhub.store.Store.add_event`), so this holds across any number of receiver
+processes on one store, e.g. behind a load balancer (docs/scale.md).
 """
 
 from __future__ import annotations
@@ -175,14 +177,7 @@ class CallbackHandler:
             bound.warning("callback.rejected", reason="callback names another vendor job")
             return _answer(409, "callback is for another job")
         digest = delivery_digest(event, body)
-        if any(
-            e.data.get("_digest") == digest
-            for e in store.events(job_id)
-            if e.type in ("callback", "callback-hint")
-        ):
-            bound.info("callback.replayed")
-            return self._reply(event)
-        data = {**dict(event.data), "_digest": digest}
+        data = dict(event.data)
         if event.status is not None:
             data["_status"] = {
                 "state": event.status.state.value,
@@ -190,13 +185,16 @@ class CallbackHandler:
                 "reason": event.status.reason,
                 "detail": event.status.detail,
             }
-        if event.status is not None and event.confirm:
-            # Unsigned: the waiter confirms with one status call before trusting it.
-            store.add_event(job_id, "callback-hint", data)
-        else:
-            store.add_event(job_id, "callback", data)
-            if event.status is not None:
-                self.orchestrator.record_status(job_id, event.status)
+        # Unsigned: the waiter confirms with one status call before trusting it.
+        hint = event.status is not None and event.confirm
+        # The store decides whether the delivery is new, in the insert's transaction: two
+        # receivers (processes, machines) given the same delivery at once store it once.
+        stored = store.add_event(job_id, "callback-hint" if hint else "callback", data, once=digest)
+        if not stored:
+            bound.info("callback.replayed")
+            return self._reply(event)
+        if not hint and event.status is not None:
+            self.orchestrator.record_status(job_id, event.status)
         bound.info(
             "callback.recorded",
             hint=event.confirm,

@@ -56,11 +56,11 @@ from ._sqlite import (
     SCHEMA_VERSION,
     WriteStats,
     default_store_path,
-    key_file,
     put_result,
     update_job,
 )
-from ._store_sql import CLAIM, INSERT_EVENTS, SELECT, TAKE_OVER, handle_columns
+from ._store_events import EventWrites
+from ._store_sql import CLAIM, SELECT, TAKE_OVER, handle_columns
 from ._store_sql import status_columns as _set
 from ._store_text import handle_text, reads_back_as_itself, result_text
 from .clock import Clock, SystemClock
@@ -80,7 +80,7 @@ __all__ = [
 ]
 
 
-class Store(StoreReads):
+class Store(StoreReads, EventWrites):
     """A job store, safe for several threads and processes: a SQLite file (the default)
     or a PostgreSQL database (``postgresql://user:password@host:port/dbname``).
 
@@ -142,18 +142,6 @@ class Store(StoreReads):
         self._db.trace(callback)
 
     # --- writing ------------------------------------------------------------------
-
-    def _append(self, conn: Connection, job_id: str, *events: tuple[str, str]) -> int:
-        """Append ``(type, JSON text)`` events in one statement; the last one's sequence.
-
-        Called after the write changed (so locked) the job's row: on PostgreSQL sequences
-        are taken before commit, and the row lock makes one job's events commit in their
-        order, so a reader that saw sequence N never misses a later-committed N-1.
-        """
-        at = self.clock.time()
-        values = [v for type_, text in events for v in (job_id, at, type_, text)]
-        rows = conn.execute(INSERT_EVENTS[len(events)], values).fetchall()
-        return max((int(row[0]) for row in rows), default=0)
 
     def record(
         self,
@@ -489,34 +477,3 @@ class Store(StoreReads):
             self._append(conn, job_id, ("closed", "{}"))
 
         self._db.write(write)
-
-    def add_event(self, job_id: str, type_: str, data: Any) -> int:
-        """Append a provider event (e.g. a verified callback's payload); returns its sequence."""
-        text = event_text(data)
-
-        def write(conn: Connection) -> int:
-            update_job(conn, job_id, {"updated_at": self.clock.time()})  # first: see _append
-            return self._append(conn, job_id, (type_, text))
-
-        return self._db.write(write)
-
-    def callback_key(self) -> bytes:
-        """The secret that callback tokens are derived from, shared by every process of this
-        store: a file (mode 0600) beside a SQLite store, for PostgreSQL in
-        :attr:`state_dir` or ``$VOXHUB_STORE_KEY_FILE``; never inside the database."""
-        if self._callback_key is not None:
-            return self._callback_key
-        key = key_file(self._db.key_path)
-        self._callback_key = key  # read once per store: it never changes
-        return key
-
-    def set_callback_token_hash(self, job_id: str, token_hash: str) -> None:
-        """Store the hash of the job's callback token (the token is derived, never stored)."""
-        self._db.write(
-            lambda conn: conn.execute(
-                "INSERT INTO callback_tokens (job_id, token_hash) VALUES (?, ?) "
-                "ON CONFLICT (job_id) DO UPDATE SET token_hash=excluded.token_hash",
-                (job_id, token_hash),
-            )
-        )
-

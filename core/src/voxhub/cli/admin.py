@@ -263,7 +263,12 @@ def callbacks() -> None:
     "VOXHUB_CALLBACK_URL: set it there too.",
 )
 def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
-    """Run the callback receiver until interrupted; prints one JSON line when listening."""
+    """Run the callback receiver until interrupted; prints one JSON line when listening.
+
+    Several receivers may share one store (behind a load balancer, on a PostgreSQL store
+    when on several machines): any of them takes any job's callbacks, and a delivery
+    given to two at once is stored once (see docs/scale.md).
+    """
     from werkzeug.serving import make_server
 
     from ..callbacks import CallbackHandler, wsgi_app
@@ -279,7 +284,9 @@ def callbacks_serve(host: str, port: int, public_url: str | None) -> None:
         request_handler=QuietRequestHandler,
     )
     listening = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
-    click.echo(json.dumps({"listening": listening, "public_url": orch.callback_url or listening}))
+    # The store shows masked: a receiver's operator checks every receiver uses the same one.
+    click.echo(json.dumps({"listening": listening, "public_url": orch.callback_url or listening,
+                           "store": str(orch.store.path)}))
     sys.stdout.flush()
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
