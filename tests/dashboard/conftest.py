@@ -2,7 +2,11 @@
 ``voxhub dashboard`` processes over it (read-only, and with actions), and Debian's
 Chromium driven by Playwright.
 
-Everything is built once per session (the browser tests stay well under a minute):
+There is a world on each store backend: a SQLite file, and a database on the session's
+throwaway PostgreSQL server (its processes get the URL and the key file in their
+environment, as an operator's would). A test runs on SQLite; one marked
+``@pytest.mark.both_stores`` runs on both (``store_kind`` says which). Each world is
+built once per session, on first use (the browser tests stay well under a minute):
 
 * ``nightly`` (echo): four inputs done, two failed by the provider, one failed its
   check (a missing file);
@@ -34,6 +38,7 @@ from voxhub import JobRequest, LocalFile, Orchestrator, RemoteUrl
 from voxhub.batches import BatchSettings
 from voxhub.clock import FakeClock
 from voxhub.config import Config
+from voxhub.pg_server import PostgresServer
 from voxhub.plugin import OptionSpec, hookimpl
 from voxhub.plugins import PluginManager
 from voxhub.sandbox import RunningSandbox, serve
@@ -65,6 +70,26 @@ OPTION_SECRET = "vocab-SECRET-4242abcd"
 ECHO_API_KEY = "echo-test-key-0123456789"
 REVAI_TOKEN = "revai-sandbox-token"
 SECRETS = (URL_SIGNATURE, URL_CREDENTIAL, MEDIA_KEY, OPTION_SECRET, ECHO_API_KEY, REVAI_TOKEN)
+
+#: The store backends a ``both_stores`` test runs on.
+STORES = ("sqlite", "postgresql")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_stores: run this dashboard test on a SQLite and a PostgreSQL store"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores"):
+        metafunc.parametrize("store_kind", STORES)
+
+
+@pytest.fixture
+def store_kind() -> str:
+    """The store backend of this test's world (``both_stores`` tests get each in turn)."""
+    return "sqlite"
 
 
 class KeyedEcho(EchoProvider):
@@ -127,15 +152,13 @@ class Dashboard:
                 self.proc.stdout.close()
 
 
-def start_dashboard(world: World, *args: str) -> Dashboard:
-    """``voxhub --store S --config C dashboard --port 0 ARGS``, once its URL is printed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXHUB_")}
-    env["XDG_CONFIG_HOME"] = str(world.root / "xdg-config")
-    env["XDG_DATA_HOME"] = str(world.root / "xdg-data")
+def start_dashboard(world: World, *args: str, store_option: bool = False) -> Dashboard:
+    """``voxhub --config C dashboard --port 0 ARGS`` on the world's store (``$VOXHUB_STORE``,
+    or the dashboard's own ``--store`` with ``store_option``), once its URL is printed."""
+    store = ["--store", world.store] if store_option else []
     proc = subprocess.Popen(
-        [VOXHUB, "--store", str(world.store), "--config", str(world.config),
-         "dashboard", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [VOXHUB, "--config", str(world.config), "dashboard", *store, "--port", "0", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=world.process_env(),
     )  # fmt: skip
     assert proc.stdout is not None
     lines: list[str] = []
@@ -161,15 +184,31 @@ def start_dashboard(world: World, *args: str) -> Dashboard:
 
 @attrs.define
 class World:
+    """A store filled by real runs (on ``kind``), and what its processes need."""
+
+    kind: str
     root: Path
-    store: Path
+    #: The SQLite file, or the PostgreSQL URL (password included: never print it).
+    store: str
     config: Path
     media: Path
     orch: Orchestrator
     echo: RunningSandbox
     revai: RunningSandbox
+    #: What every process on this store needs in its environment.
+    store_env: dict[str, str]
+    #: Values that must show nowhere (the database's password too, on PostgreSQL).
+    secrets: tuple[str, ...] = SECRETS
     batches: dict[str, str] = attrs.Factory(dict)
     jobs: dict[str, str] = attrs.Factory(dict)
+
+    def process_env(self) -> dict[str, str]:
+        """The environment of a ``voxhub`` process on this store: none of the test run's
+        own ``VOXHUB_*`` variables, the world's XDG folders, the store and its key."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VOXHUB_")}
+        env["XDG_CONFIG_HOME"] = str(self.root / "xdg-config")
+        env["XDG_DATA_HOME"] = str(self.root / "xdg-data")
+        return {**env, **self.store_env}
 
 
 class _Quiet(WSGIRequestHandler):
@@ -212,11 +251,13 @@ def _toml(profiles: dict[str, dict[str, str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-@pytest.fixture(scope="session")
-def world(
-    tmp_path_factory: pytest.TempPathFactory, voxhub_plugins: PluginManager
+def _world(
+    root: Path, kind: str, store: str, voxhub_plugins: PluginManager, secrets: tuple[str, ...]
 ) -> Iterator[World]:
-    root = tmp_path_factory.mktemp("dashboard")
+    store_env = {"VOXHUB_STORE": store}
+    if kind == "postgresql":
+        # The key that seals the store's secrets, shared by every process on the store.
+        store_env["VOXHUB_STORE_KEY_FILE"] = str(root / "store.key")
     media = root / "media"
     media.mkdir()
     hello = media / "hello.wav"
@@ -235,12 +276,17 @@ def world(
     config = root / "config.toml"
     # The dashboard's own process loads no test plugin: echo-keyed is read, never run.
     config.write_text(_toml({k: v for k, v in profiles.items() if k != "echo-keyed"}))
-    store = root / "jobs.db"
     plugins = PluginManager.load(env={}, extra=[("keyed", KeyedPlugin())])
-    orch = Orchestrator(store=store, config=Config.from_profiles(profiles), plugins=plugins,
-                        clock=FakeClock())  # fmt: skip
-    w = World(root=root, store=store, config=config, media=media, orch=orch, echo=echo,
-              revai=revai)  # fmt: skip
+    with pytest.MonkeyPatch.context() as env:
+        # The key file is read when the store opens and on its first record (then kept):
+        # both here, while this process has the variables its dashboards will have.
+        for name, value in store_env.items():
+            env.setenv(name, value)
+        orch = Orchestrator(store=store, config=Config.from_profiles(profiles),
+                            plugins=plugins, clock=FakeClock())  # fmt: skip
+        orch.store.callback_key()
+    w = World(kind=kind, root=root, store=store, config=config, media=media, orch=orch,
+              echo=echo, revai=revai, store_env=store_env, secrets=secrets)  # fmt: skip
 
     files = [write_wav(media / f"call-{i}.wav") for i in range(6)]
     nightly = [JobRequest(provider="echo", media=LocalFile(p)) for p in files[:4]]
@@ -283,28 +329,86 @@ def world(
               for i in range(3)]  # fmt: skip
     w.batches["to-resume"] = orch.record_batch(
         resume, settings=BatchSettings(name="to-resume")).batch_id  # fmt: skip
-    yield w
-    orch.close_resources()
-    stop_media()
-    echo.stop()
-    revai.stop()
+    try:
+        yield w
+    finally:
+        orch.close_resources()
+        stop_media()
+        echo.stop()
+        revai.stop()
 
 
 @pytest.fixture(scope="session")
-def dashboard(world: World) -> Iterator[Dashboard]:
-    """The read-only dashboard."""
-    running = start_dashboard(world)
-    yield running
-    running.stop()
+def sqlite_world(
+    tmp_path_factory: pytest.TempPathFactory, voxhub_plugins: PluginManager
+) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("dashboard")
+    yield from _world(root, "sqlite", str(root / "jobs.db"), voxhub_plugins, SECRETS)
 
 
 @pytest.fixture(scope="session")
-def acting(world: World) -> Iterator[Dashboard]:
-    """A dashboard started with ``--allow-actions``."""
-    running = start_dashboard(world, "--allow-actions")
-    assert running.token
-    yield running
-    running.stop()
+def postgresql_world(
+    tmp_path_factory: pytest.TempPathFactory,
+    voxhub_plugins: PluginManager,
+    voxhub_postgres: PostgresServer,
+) -> Iterator[World]:
+    root = tmp_path_factory.mktemp("dashboard-pg")
+    url = voxhub_postgres.new_database()
+    try:
+        secrets = (*SECRETS, voxhub_postgres.password)
+        yield from _world(root, "postgresql", url, voxhub_plugins, secrets)
+    finally:
+        voxhub_postgres.drop_database(url)
+
+
+@pytest.fixture
+def world(store_kind: str, request: pytest.FixtureRequest) -> World:
+    """This test's world, on its store backend."""
+    found: World = request.getfixturevalue(f"{store_kind}_world")
+    return found
+
+
+def _serving(world: World, *args: str) -> Iterator[Dashboard]:
+    running = start_dashboard(world, *args)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_dashboard(sqlite_world: World) -> Iterator[Dashboard]:
+    yield from _serving(sqlite_world)
+
+
+@pytest.fixture(scope="session")
+def postgresql_dashboard(postgresql_world: World) -> Iterator[Dashboard]:
+    yield from _serving(postgresql_world)
+
+
+@pytest.fixture(scope="session")
+def sqlite_acting(sqlite_world: World) -> Iterator[Dashboard]:
+    yield from _serving(sqlite_world, "--allow-actions")
+
+
+@pytest.fixture(scope="session")
+def postgresql_acting(postgresql_world: World) -> Iterator[Dashboard]:
+    yield from _serving(postgresql_world, "--allow-actions")
+
+
+@pytest.fixture
+def dashboard(store_kind: str, request: pytest.FixtureRequest) -> Dashboard:
+    """The read-only dashboard on this test's world."""
+    found: Dashboard = request.getfixturevalue(f"{store_kind}_dashboard")
+    return found
+
+
+@pytest.fixture
+def acting(store_kind: str, request: pytest.FixtureRequest) -> Dashboard:
+    """A dashboard started with ``--allow-actions`` on this test's world."""
+    found: Dashboard = request.getfixturevalue(f"{store_kind}_acting")
+    assert found.token
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -326,16 +430,19 @@ def page(browser: Any) -> Iterator[Any]:
     context.close()
 
 
-@pytest.fixture(scope="session")
-def shots() -> Path:
-    """Where screenshots go: ``$TMPDIR/voxhub-dashboard`` (CI keeps it as an artefact)."""
+@pytest.fixture
+def shots(store_kind: str) -> Path:
+    """Where screenshots go: ``$TMPDIR/voxhub-dashboard`` (CI keeps it as an artefact),
+    those of the PostgreSQL world in its ``postgresql`` folder."""
     folder = Path(tempfile.gettempdir()) / "voxhub-dashboard"
+    if store_kind != "sqlite":
+        folder /= store_kind
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
 
-def assert_no_secret(text: str, where: str) -> None:
-    for secret in SECRETS:
+def assert_no_secret(text: str, where: str, secrets: tuple[str, ...] = SECRETS) -> None:
+    for secret in secrets:
         assert secret not in text, f"a secret shows in {where}"
 
 

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 
 def _wait(check: Any, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
@@ -26,6 +28,7 @@ def test_a_read_only_dashboard_refuses_every_action(world: Any, dashboard: Any) 
     assert world.orch.store.get(job_id).phase != "closed"
 
 
+@pytest.mark.both_stores
 def test_actions_need_the_token_and_csrf_and_then_work(
     world: Any, acting: Any, page: Any, shots: Path
 ) -> None:
@@ -75,6 +78,7 @@ def test_actions_need_the_token_and_csrf_and_then_work(
     assert world.orch.store.get(failed.job_id).status.state.value == "failed"
 
 
+@pytest.mark.both_stores
 def test_a_script_resumes_a_batch_with_the_token(world: Any, acting: Any) -> None:
     batch_id = world.batches["to-resume"]
     assert world.orch.batch(batch_id).counts.done == 0

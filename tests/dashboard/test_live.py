@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from voxhub.batches import ItemState
 
 
+@pytest.mark.both_stores
 def test_a_running_batch_updates_the_open_page_without_a_reload(
     world: Any, dashboard: Any, page: Any, shots: Path
 ) -> None:
@@ -30,12 +31,11 @@ def test_a_running_batch_updates_the_open_page_without_a_reload(
 
     # An operator's `voxhub batches resume` in another process (the real clock: each
     # echo job takes a few status polls, so the run lasts seconds).
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOXHUB_")}
     voxhub = dashboard.proc.args[0]
     run = subprocess.Popen(
-        [voxhub, "--store", str(world.store), "--config", str(world.config),
-         "batches", "resume", batch_id, "--concurrency", "3"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        [voxhub, "--config", str(world.config), "batches", "resume", batch_id,
+         "--concurrency", "3"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=world.process_env(),
     )  # fmt: skip
     try:
         page.wait_for_function(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from voxhub.export import FORMATS, render
 from voxhub.models import Transcript
 
@@ -16,6 +17,7 @@ def _live(page: Any) -> None:
     page.wait_for_function("() => Number(document.body.dataset.polls || 0) >= 1")
 
 
+@pytest.mark.both_stores
 def test_the_batches_page_shows_each_batch_as_the_store_counts_it(
     world: Any, dashboard: Any, page: Any, shots: Path
 ) -> None:
@@ -36,6 +38,7 @@ def test_the_batches_page_shows_each_batch_as_the_store_counts_it(
     page.screenshot(path=str(shots / "batches.png"), full_page=True)
 
 
+@pytest.mark.both_stores
 def test_a_batch_page_shows_counts_failures_by_reason_and_filters(
     world: Any, dashboard: Any, page: Any, shots: Path
 ) -> None:
@@ -60,6 +63,11 @@ def test_a_batch_page_shows_counts_failures_by_reason_and_filters(
         assert cells[2] == item.state.value and cells[3] == (item.job_state or DASH)
         assert cells[4] == ("echo" if item.job_id else DASH)
     assert "no such file" in rows.nth(6).locator("td.error").inner_text()
+    # The chart counts every finished input; the provider table every job, by state.
+    data = dashboard.get(f"api/batches/{batch_id}").json()["batch"]
+    assert sum(data["series"]["bars"]) == info.counts.done + info.counts.failed == 7
+    shown = [world.orch.store.listing.row(i.job_id).state for i in items if i.job_id]
+    assert data["providers"] == {"echo": {s: shown.count(s) for s in set(shown)}}
     page.screenshot(path=str(shots / "batch.png"), full_page=True)
 
     # Filters, by keyboard: choose a state, then submit with Enter.
@@ -89,6 +97,7 @@ def test_a_batch_of_sixty_inputs_is_paged(world: Any, dashboard: Any, page: Any)
     assert rows.nth(0).locator("td").nth(0).inner_text() == "51"
 
 
+@pytest.mark.both_stores
 def test_a_job_page_shows_history_handle_options_and_exports(
     world: Any, dashboard: Any, page: Any, shots: Path
 ) -> None:
@@ -118,6 +127,7 @@ def test_a_job_page_shows_history_handle_options_and_exports(
     assert '"vocabulary_key": "***"' in page.locator("#options").inner_text()
 
 
+@pytest.mark.both_stores
 def test_the_transcript_plays_highlights_the_current_word_and_seeks_on_a_click(
     world: Any, dashboard: Any, page: Any, shots: Path
 ) -> None:

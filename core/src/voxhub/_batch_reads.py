@@ -2,7 +2,8 @@
 
 Listings and counts are paged and filtered in SQL on the database's reader (counts by
 ``GROUP BY`` on the ``(batch_id, state, stage)`` index), so a batch of 100,000
-inputs is never loaded whole.
+inputs is never loaded whole. The dashboard's reads (items with their jobs' providers,
+finish times in buckets, jobs per provider) are single portable statements too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from ._database import Database, Row
     from .store import Store
 
-__all__ = ["CHUNK", "BatchReads", "PendingItem"]
+__all__ = ["CHUNK", "BatchReads", "ItemJob", "PendingItem"]
 
 #: Rows per ``executemany`` call and per page read.
 CHUNK = 500
@@ -47,6 +48,16 @@ class PendingItem:
     stage: Stage | None
     output: str | None
     error: str | None
+
+
+@attrs.frozen
+class ItemJob:
+    """An item with its job's provider and times (``None`` when it has no job)."""
+
+    item: ItemRow
+    provider: str | None
+    created_at: float | None
+    updated_at: float | None
 
 
 class BatchReads:
@@ -219,22 +230,105 @@ class BatchReads:
             rows = self._db.reader().execute(sql, (*args, page, skip)).fetchall()
             skip = 0  # the offset applies to the first page only
             for r in rows:
-                yield ItemRow(
-                    batch_id=batch_id,
-                    seq=r["seq"],
-                    input=r["input"],
-                    job_id=r["job_id"],
-                    state=ItemState(r["state"]),
-                    stage=Stage(r["stage"]) if r["stage"] else None,
-                    output=r["output"],
-                    error=r["error"],
-                    job_state=r["job_state"],
-                )
+                yield _item_row(batch_id, r)
             if len(rows) < page:
                 return
             after = rows[-1]["seq"]
             if remaining is not None:
                 remaining -= len(rows)
+
+    def item_jobs(
+        self,
+        batch_id: str,
+        *,
+        state: ItemState | None,
+        provider: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[ItemJob]:
+        """One page of the batch's items with their jobs' providers and times, filtered
+        by item state and job provider: one ``JOIN``, however deep the page."""
+        where = "i.batch_id=?"
+        args: list[Any] = [batch_id]
+        if state is not None:
+            where += " AND i.state=?"
+            args.append(ItemState(state).value)
+        if provider is not None:
+            where += " AND j.provider=?"  # items without a job have no provider: left out
+            args.append(provider)
+        sql = (
+            f"SELECT i.seq, i.input, i.job_id, i.state, i.stage, i.output, i.error, "  # noqa: S608
+            f"{_JOB_STATE} AS job_state, j.provider, j.created_at AS job_created, "
+            f"j.updated_at AS job_updated FROM batch_items i LEFT JOIN jobs j "
+            f"ON j.job_id=i.job_id WHERE {where} ORDER BY i.seq LIMIT ? OFFSET ?"
+        )
+        args += [max(0, int(limit)), max(0, int(offset))]
+        rows = self._db.reader().execute(sql, args).fetchall()
+        return [
+            ItemJob(_item_row(batch_id, r), r["provider"], r["job_created"], r["job_updated"])
+            for r in rows
+        ]
+
+    def finished_span(self, batch_id: str) -> tuple[int, float | None, float | None]:
+        """How many items are finished (done or failed), and the first and last time one
+        finished."""
+        row = (
+            self._db.reader()
+            .execute(
+                "SELECT COUNT(*), MIN(updated_at), MAX(updated_at) FROM batch_items "
+                "WHERE batch_id=? AND state IN ('done', 'failed')",
+                (batch_id,),
+            )
+            .fetchone()
+        )
+        return int(row[0]), row[1], row[2]
+
+    def finished_buckets(
+        self, batch_id: str, start: float, width: float, since: float
+    ) -> tuple[dict[int, int], int]:
+        """Finished items counted by interval (bucket ``floor((t - start) / width)``,
+        unclamped), and how many finished at ``since`` or later: one ``GROUP BY``."""
+        # floor() in portable SQL: CAST truncates on SQLite and rounds on PostgreSQL, so
+        # step back one where the cast landed above the value.
+        sql = (
+            "SELECT b - CASE WHEN b > x THEN 1 ELSE 0 END, COUNT(*), "
+            "SUM(CASE WHEN t >= ? THEN 1 ELSE 0 END) FROM (SELECT t, x, CAST(x AS BIGINT) AS b "
+            "FROM (SELECT updated_at AS t, (updated_at - ?) / ? AS x FROM batch_items "
+            "WHERE batch_id=? AND state IN ('done', 'failed')) AS f) AS g GROUP BY 1"
+        )
+        args = (float(since), float(start), float(width), batch_id)
+        rows = self._db.reader().execute(sql, args).fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}, sum(int(r[2]) for r in rows)
+
+    def provider_states(self, batch_id: str) -> dict[str, dict[str, int]]:
+        """The batch's jobs (earlier attempts too) counted by provider and shown state:
+        one ``GROUP BY`` on the ``jobs (batch, …)`` index."""
+        rows = (
+            self._db.reader()
+            .execute(
+                "SELECT provider, shown, COUNT(*) FROM jobs WHERE batch=? GROUP BY 1, 2",
+                (batch_id,),
+            )
+            .fetchall()
+        )
+        tally: dict[str, dict[str, int]] = {}
+        for provider, state, count in rows:
+            tally.setdefault(provider, {})[state] = int(count)
+        return tally
+
+
+def _item_row(batch_id: str, r: Row) -> ItemRow:
+    return ItemRow(
+        batch_id=batch_id,
+        seq=r["seq"],
+        input=r["input"],
+        job_id=r["job_id"],
+        state=ItemState(r["state"]),
+        stage=Stage(r["stage"]) if r["stage"] else None,
+        output=r["output"],
+        error=r["error"],
+        job_state=r["job_state"],
+    )
 
 
 def _pending(row: Row) -> PendingItem:

@@ -110,7 +110,12 @@ def serve(host: str, port: int, *, allow_actions: bool) -> None:
     is_flag=True,
     help="Enable resume, retry and close (behind the token printed at start).",
 )
-def dashboard(host: str, port: int, allow_actions: bool) -> None:
+@click.option(
+    "--store",
+    help="The job store to show (a SQLite file or a postgresql:// URL); the same as the "
+    "global --store, which it overrides.",
+)
+def dashboard(host: str, port: int, allow_actions: bool, store: str | None) -> None:
     """Serve a web dashboard of the job store: batches, jobs, transcripts with audio.
 
     Read-only unless --allow-actions. Prints its URL; stops on Ctrl-C or SIGTERM.
@@ -119,7 +124,7 @@ def dashboard(host: str, port: int, allow_actions: bool) -> None:
     \b
     Examples:
       voxhub dashboard
-      voxhub --store jobs.db dashboard --port 0 --allow-actions
+      voxhub dashboard --store jobs.db --port 0 --allow-actions
     """
     try:
         import jinja2  # noqa: F401
@@ -127,6 +132,9 @@ def dashboard(host: str, port: int, allow_actions: bool) -> None:
         raise InvalidInputError(
             "the dashboard needs Jinja2: pip install 'voxhub[dashboard]'", field="dashboard"
         ) from None
+    if store is not None:
+        state = current()
+        state.store, state.store_from = store, "--store"
     try:
         serve(host, port, allow_actions=allow_actions)
     except OSError as exc:

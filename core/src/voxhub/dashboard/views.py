@@ -5,10 +5,11 @@ templates render and the JSON endpoints send as is. Everything read goes through
 :func:`clean`: the store's masks, the registered-value net of :mod:`voxhub.redact`,
 and :func:`voxhub.redact.mask_url` on anything that looks like a URL.
 
-Reads use only public APIs (:meth:`Orchestrator.batches`, :meth:`Orchestrator.batch`,
-:meth:`Orchestrator.batch_items`, :meth:`Orchestrator.record`, ``store.events``,
-``store.result`` and ``store.listing``), so any store backend that provides them serves
-the dashboard too.
+Reads go through the orchestrator (:meth:`Orchestrator.batches`, :meth:`Orchestrator.batch`,
+:meth:`Orchestrator.batch_items`, :meth:`Orchestrator.record`), the store (``events``,
+``result``, ``find``) and the batch store's reads (:class:`voxhub._batch_reads.BatchReads`:
+a page of items joined with their jobs, finish times in buckets, jobs per provider),
+all in portable SQL: the dashboard works the same on a SQLite file and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,17 +17,18 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .._batch_model import ItemState
+from .._batch_reads import ItemJob
+from .._batch_rows import BatchRows
 from ..export import FORMATS, result_to_dict
-from ..listing import JobFilter, JobRow
 from ..models import LocalFile, RemoteUrl, StreamUrl, Transcript
 from ..redact import MASK, mask_url, redact
 from ..serialization import dump
 
 if TYPE_CHECKING:
-    from ..batches import BatchInfo, ItemRow
+    from ..batches import BatchInfo
     from ..orchestrator import Orchestrator
 
 __all__ = [
@@ -89,46 +91,46 @@ def state_text(info: BatchInfo) -> str:
 
 
 class Throughput:
-    """Finish times and per-provider tallies of each batch's jobs, read from the
-    listing (SQL-paged) and kept until the batch's counts change, so an idle batch
-    costs one read however often a page polls."""
+    """Each batch's chart, rate and jobs per provider, read in SQL (a ``GROUP BY`` over
+    its finished items' times, one over its jobs' providers). A batch that no process
+    runs is read again only when its counts change, however often a page polls."""
 
     def __init__(self, orch: Orchestrator) -> None:
-        self._orch = orch
+        self._reads = BatchRows(orch.store)
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
-    def of(self, info: BatchInfo) -> dict[str, Any]:
-        """``{"finished": [times...], "providers": {name: {state: n}}}`` for the batch."""
+    def of(self, info: BatchInfo, now: float) -> dict[str, Any]:
+        """``{"series": chart, "rate": per second or None, "providers": {name: {state:
+        n}}}`` for the batch, ``now`` being the end of a running batch's chart."""
         c = info.counts
         key = (c.total, c.pending, c.running, c.done, c.failed, info.updated_at)
         with self._lock:
             kept = self._cache.get(info.batch_id)
         if kept is not None and kept[0] == key and not info.owner_alive:
             return kept[1]
-        finished: list[float] = []
-        providers: dict[str, dict[str, int]] = {}
-        for row in self._orch.store.listing.rows(JobFilter(batch=info.batch_id)):
-            tally = providers.setdefault(row.provider, {})
-            tally[row.state] = tally.get(row.state, 0) + 1
-            if row.state in FINISHED_STATES:
-                finished.append(row.updated_at)
-        finished.sort()
-        data = {"finished": finished, "providers": providers}
-        with self._lock:
-            self._cache[info.batch_id] = (key, data)
+        count, first, last = self._reads.finished_span(info.batch_id)
+        end = now if info.owner_alive or last is None else max(last, info.updated_at)
+        start = info.created_at
+        width = max(end - start, 1.0) / BUCKETS
+        bars = [0] * BUCKETS
+        rate: float | None = None
+        if count and first is not None:
+            # The rate of the last five minutes of work (or of all of it, if shorter).
+            since = max(start, end - 300.0, first if count > 1 else 0.0)
+            buckets, recent = self._reads.finished_buckets(info.batch_id, start, width, since)
+            for index, n in buckets.items():
+                bars[min(BUCKETS - 1, max(0, index))] += n
+            rate = recent / max(end - since, 1.0)
+        data = {
+            "series": {"start": start, "width": width, "bars": bars},
+            "rate": rate,
+            "providers": self._reads.provider_states(info.batch_id),
+        }
+        if not info.owner_alive and count:
+            with self._lock:  # an idle batch's chart no longer moves with ``now``
+                self._cache[info.batch_id] = (key, data)
         return data
-
-
-def _series(start: float, end: float, times: list[float]) -> dict[str, Any]:
-    """``times`` counted in :data:`BUCKETS` equal bars from ``start`` to ``end``."""
-    span = max(end - start, 1.0)
-    width = span / BUCKETS
-    bars = [0] * BUCKETS
-    for t in times:
-        index = min(BUCKETS - 1, max(0, int((t - start) / width)))
-        bars[index] += 1
-    return {"start": start, "width": width, "bars": bars}
 
 
 def batch_summary(info: BatchInfo, throughput: Throughput | None, now: float) -> dict[str, Any]:
@@ -157,38 +159,23 @@ def batch_summary(info: BatchInfo, throughput: Throughput | None, now: float) ->
     }
     if throughput is None:
         return data
-    seen = throughput.of(info)
-    times: list[float] = seen["finished"]
-    end = now if info.owner_alive or not times else max(times[-1], info.updated_at)
-    data["series"] = _series(info.created_at, end, times)
+    seen = throughput.of(info, now)
+    data["series"] = seen["series"]
     data["providers"] = seen["providers"]
-    if times:
-        # The rate of the last five minutes of work (or of all of it, if shorter).
-        window_start = max(info.created_at, end - 300.0, times[0] if len(times) > 1 else 0.0)
-        recent = sum(1 for t in times if t >= window_start)
-        elapsed = max(end - window_start, 1.0)
-        rate = recent / elapsed
+    rate = seen["rate"]
+    if rate is not None:
         data["rate"] = round(rate * 60.0, 1)  # per minute
         if data["left"] and info.owner_alive and rate > 0:
             data["eta"] = round(data["left"] / rate)
     return data
 
 
-def _job_rows(orch: Orchestrator, items: list[ItemRow]) -> dict[str, JobRow]:
-    rows: dict[str, JobRow] = {}
-    for item in items:
-        if item.job_id is not None and item.job_id not in rows:
-            row = orch.store.listing.row(item.job_id)
-            if row is not None:
-                rows[item.job_id] = row
-    return rows
-
-
-def _item(item: ItemRow, row: JobRow | None, now: float) -> dict[str, Any]:
+def _item(found: ItemJob, now: float) -> dict[str, Any]:
+    item = found.item
     duration: float | None = None
-    if row is not None:
-        end = row.updated_at if row.state in FINISHED_STATES else now
-        duration = round(max(0.0, end - row.created_at), 1)
+    if found.created_at is not None and found.updated_at is not None:
+        end = found.updated_at if item.job_state in FINISHED_STATES else now
+        duration = round(max(0.0, end - found.created_at), 1)
     return clean_dict(
         {
             "seq": item.seq,
@@ -196,7 +183,7 @@ def _item(item: ItemRow, row: JobRow | None, now: float) -> dict[str, Any]:
             "job_id": item.job_id,
             "state": item.state.value,
             "job_state": item.job_state,
-            "provider": None if row is None else row.provider,
+            "provider": found.provider,
             "stage": None if item.stage is None else item.stage.value,
             "duration": duration,
             "error": item.error,
@@ -208,19 +195,6 @@ def _item(item: ItemRow, row: JobRow | None, now: float) -> dict[str, Any]:
     )
 
 
-def _matching(
-    orch: Orchestrator, batch_id: str, state: str | None, provider: str
-) -> Iterator[tuple[ItemRow, JobRow | None]]:
-    """Every item of the batch whose job runs on ``provider`` (a provider filter is not
-    in the item rows, so it reads each item's job row: O(items scanned))."""
-    for item in orch.batch_items(batch_id, state=state):
-        if item.job_id is None:
-            continue
-        row = orch.store.listing.row(item.job_id)
-        if row is not None and row.provider == provider:
-            yield item, row
-
-
 def batch_page(
     orch: Orchestrator,
     info: BatchInfo,
@@ -230,24 +204,16 @@ def batch_page(
     page: int,
     now: float,
 ) -> dict[str, Any]:
-    """One page of a batch's inputs, filtered by item state and provider."""
-    offset = (page - 1) * PAGE
-    if provider is None:
-        items = list(orch.batch_items(info.batch_id, state=state, limit=PAGE + 1, offset=offset))
-        rows = _job_rows(orch, items[:PAGE])
-        shown = [_item(i, rows.get(i.job_id or ""), now) for i in items[:PAGE]]
-        more = len(items) > PAGE
-    else:
-        shown = []
-        more = False
-        for index, (item, row) in enumerate(_matching(orch, info.batch_id, state, provider)):
-            if index < offset:
-                continue
-            if len(shown) == PAGE:
-                more = True
-                break
-            shown.append(_item(item, row, now))
-    return {"items": shown, "page": page, "more": more}
+    """One page of a batch's inputs, filtered by item state and provider (one ``JOIN``
+    of the batch's items with their jobs, paged in SQL)."""
+    found = BatchRows(orch.store).item_jobs(
+        info.batch_id,
+        state=None if state is None else ItemState(state),
+        provider=provider,
+        limit=PAGE + 1,
+        offset=(page - 1) * PAGE,
+    )
+    return {"items": [_item(f, now) for f in found[:PAGE]], "page": page, "more": len(found) > PAGE}
 
 
 def failure_groups(orch: Orchestrator, batch_id: str, limit: int = 10) -> list[dict[str, Any]]:
