@@ -33,6 +33,8 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "listing": ("Job listings on big stores (`voxhub jobs`)",
                 ["listing.py", "--repeats", "5"],
                 ["listing.py", "--sizes", "2000", "10000", "--repeats", "3"]),
+    "scale": ("Scale: threads vs Dask workers, SQLite vs PostgreSQL",
+              ["scale.py"], ["scale.py", "--quick"]),
     "local_rtf": ("Local provider real-time factor",
                   ["local_rtf.py", "--minutes", "1", "--repeats", "3"],
                   ["local_rtf.py", "--minutes", "0.5", "--repeats", "1"]),

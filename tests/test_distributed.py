@@ -1,14 +1,19 @@
 """Batches on a Dask cluster: a real ``LocalCluster`` of worker processes, the Rev.ai
-sandbox on 127.0.0.1 in this process, one SQLite store shared by all of them.
+sandbox on 127.0.0.1 in this process, one store shared by all of them: every test runs
+once on a SQLite file and once on a PostgreSQL database (the session's server).
 
 The workers get their configuration from their own environment (set on the cluster's
-nannies before they start): the store, the sandbox's URL and token. The client sends
-tickets only. Proven here: a batch completes across several worker processes with
+nannies before they start): the store, the sandbox's URL and token, and for PostgreSQL
+the store's key file (``VOXHUB_STORE_KEY_FILE``, as every machine sharing a store is
+given it; the client's process is given the same). The client sends tickets only.
+
+Proven here, on both stores: a batch completes across several worker processes with
 nothing secret in its tasks; a worker SIGKILLed in the middle of submitting loses
 nothing and duplicates no vendor job; texts come back to the client; a worker on
-another store refuses with a clear error and fail-fast stops the rest; Ctrl-C-like
-stop leaves the batch for ``voxhub batches resume --executor dask://…``; the CLI
-takes ``--executor`` and says in one line when the scheduler cannot be reached.
+another store refuses with a clear error and fail-fast stops the rest; a batch the
+CLI starts with ``--executor dask://…`` completes, and one stopped Ctrl-C-like is
+finished from another process by ``voxhub batches resume --executor dask://…``; the
+CLI says in one line when the scheduler cannot be reached.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ import attrs
 import pytest
 from distributed import Client, LocalCluster
 from voxhub import Orchestrator
+from voxhub._postgres import close_all
 from voxhub.batches import ItemState, Outcome
 from voxhub.config import Config
 from voxhub.distributed import Ticket
 from voxhub.errors import ConfigurationError
 from voxhub.media import media_from
 from voxhub.models import JobRequest
+from voxhub.pg_server import PostgresServer
 from voxhub.plugins import PluginManager
 from voxhub.sandbox import FaultPlan, RunningSandbox, serve
 from voxhub.store import Phase, Store
@@ -48,9 +55,10 @@ class Cluster:
     """The module's cluster, its client, the shared store and the sandbox the workers use."""
 
     client: Client
-    store: Path
+    store: Path | str
     sandbox: RunningSandbox
     home: Path
+    key_file: Path | None  # a PostgreSQL store's key file, shared by client and workers
 
     @property
     def scheduler(self) -> str:
@@ -66,24 +74,28 @@ class Cluster:
         pids: dict[str, int] = self.client.run(os.getpid)
         return set(pids.values())
 
-    def orchestrator(self, store: Path | None = None) -> Orchestrator:
+    def orchestrator(self, store: Path | str | None = None) -> Orchestrator:
         """The client's orchestrator (configured in code: the environment is not read)."""
         config = Config.from_profiles({"revai": self.sandbox.settings()})
         return Orchestrator(store=store or self.store, config=config)
 
     def env(self, **extra: str) -> dict[str, str]:
         """The environment of a ``voxhub`` command of this cluster (as its workers')."""
-        return {**_worker_env(self.home, self.store, self.sandbox), **extra}
+        return {**_worker_env(self.home, self.store, self.sandbox, self.key_file), **extra}
 
     def created(self) -> tuple[int, int]:
         counters = self.sandbox.sandbox.counters
         return counters.get("jobs.created"), counters.get("jobs.duplicates")
 
 
-def _worker_env(home: Path, store: Path, sandbox: RunningSandbox) -> dict[str, str]:
+def _worker_env(
+    home: Path, store: Path | str, sandbox: RunningSandbox, key_file: Path | None
+) -> dict[str, str]:
     """What a worker needs to run voxhub: its store and credentials, from its environment."""
     settings = sandbox.settings()
+    shared_key = {} if key_file is None else {"VOXHUB_STORE_KEY_FILE": str(key_file)}
     return {
+        **shared_key,
         "XDG_CONFIG_HOME": str(home / "xdg-config"),
         "XDG_DATA_HOME": str(home / "xdg-data"),
         "VOXHUB_STORE": str(store),
@@ -95,11 +107,20 @@ def _worker_env(home: Path, store: Path, sandbox: RunningSandbox) -> dict[str, s
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def cluster(
-    tmp_path_factory: pytest.TempPathFactory, voxhub_plugins: PluginManager
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    voxhub_plugins: PluginManager,
 ) -> Iterator[Cluster]:
     home = tmp_path_factory.mktemp("dask")
+    server: PostgresServer | None = None
+    store: Path | str = home / "shared.db"
+    key_file = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("voxhub_postgres")
+        store = server.new_database()
+        key_file = home / "store.key"
     sandbox = serve(
         voxhub_plugins.sandboxes["revai"].create(processing_seconds=0.5, use_engine=False)
     )
@@ -107,18 +128,30 @@ def cluster(
         # Workers see only what their nannies give them (and restarted ones likewise).
         for key in [k for k in os.environ if k.startswith("VOXHUB_")]:
             patch.delenv(key)
-        store = home / "shared.db"
         local = LocalCluster(
             n_workers=WORKERS, processes=True, threads_per_worker=2, dashboard_address=None,
-            env=_worker_env(home, store, sandbox),
+            env=_worker_env(home, store, sandbox, key_file),
         )  # fmt: skip
         client = Client(local)
     try:
-        yield Cluster(client, store, sandbox, home)
+        yield Cluster(client, store, sandbox, home, key_file)
     finally:
         client.close()
         local.close()
         sandbox.stop()
+        if server is not None:
+            close_all()
+            server.drop_database(str(store))
+
+
+@pytest.fixture(autouse=True)
+def _client_key_file(
+    isolated_env: None, cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client's process has the key file its workers have (after ``isolated_env``
+    has cleared every ``VOXHUB_*`` variable)."""
+    if cluster.key_file is not None:
+        monkeypatch.setenv("VOXHUB_STORE_KEY_FILE", str(cluster.key_file))
 
 
 def _urls(tag: str, count: int) -> list[str]:

@@ -2,8 +2,10 @@
 
 Six ``voxhub transcribe`` processes start together, each with eight threads; every
 process has its own inputs plus a set of inputs all of them share, and a seventh
-process keeps listing the store meanwhile. Proven: every process exits 0 with
-nothing on stderr (no "database is locked" reaches the user), each input became
+process keeps listing the store meanwhile. Once on a SQLite file, once on a PostgreSQL
+database (the processes share this machine's key file through ``XDG_DATA_HOME``).
+Proven: every process exits 0 with nothing on stderr (no "database is locked" reaches
+the user), each input became
 exactly one vendor job and one stored job whatever process got there first (no
 duplicates across processes), and no update was lost (every job's history has its
 submit recorded once and ends succeeded with its result).
@@ -35,10 +37,10 @@ def _own(process: int) -> list[str]:
 
 @pytest.mark.slow
 def test_processes_sharing_a_store_never_duplicate_or_lose_work(
-    tmp_path: Path, voxhub_sandbox: Callable[..., RunningSandbox]
+    tmp_path: Path, voxhub_sandbox: Callable[..., RunningSandbox], store_at: Path | str
 ) -> None:
     server = voxhub_sandbox("revai", processing_seconds=0.2, use_engine=False)
-    store_path = tmp_path / "shared.db"
+    store_path = store_at
     env = cli_env(tmp_path, VOXHUB_STORE=str(store_path), VOXHUB_REVAI_BASE_URL=server.base_url,
                   VOXHUB_REVAI_TOKEN=server.settings()["token"])
     base = [*voxhub_cli(), "--log-level", "warning"]
