@@ -194,6 +194,20 @@ class BatchInfo:
     owner_alive: bool
     interrupted_at: float | None
 
+    @property
+    def state(self) -> str:
+        """One word for where the batch stands: ``running`` (a live process works on it),
+        ``done``, ``failed`` (every input ended, some failed), ``interrupted`` (stopped by
+        Ctrl-C) or ``unfinished``."""
+        counts = self.counts
+        if self.owner_alive:
+            return "running"
+        if counts.done == counts.total:
+            return "done"
+        if counts.done + counts.failed == counts.total:
+            return "failed"
+        return "interrupted" if self.interrupted_at is not None else "unfinished"
+
 
 @attrs.frozen
 class ItemRow:

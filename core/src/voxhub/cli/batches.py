@@ -78,17 +78,6 @@ def _stream_json_array(rows: Iterable[dict[str, Any]], out: IO[str]) -> None:
     out.flush()
 
 
-def _state_text(info: BatchInfo) -> str:
-    counts = info.counts
-    if info.owner_alive:
-        return "running"
-    if counts.done == counts.total:
-        return "done"
-    if counts.done + counts.failed == counts.total:
-        return "failed"
-    return "interrupted" if info.interrupted_at is not None else "unfinished"
-
-
 @click.group(cls=OrderedGroup, invoke_without_command=True)
 @click.option(
     "--limit",
@@ -131,7 +120,7 @@ def batches(ctx: click.Context, limit: int, as_json: bool) -> None:
             counts = info.counts
             left = counts.total - counts.done - counts.failed
             click.echo(
-                f"{info.batch_id:<30} {_when(info.created_at):<19} {_state_text(info):<11} "
+                f"{info.batch_id:<30} {_when(info.created_at):<19} {info.state:<11} "
                 f"{counts.total:>6} {counts.done:>6} {counts.failed:>6} {left:>6}  "
                 f"{info.name or ''}"
             )
@@ -188,7 +177,7 @@ def batches_show(
     left = counts.total - counts.done - counts.failed
     name = f" ({info.name})" if info.name else ""
     click.echo(
-        f"batch {info.batch_id}{name}: {_state_text(info)}, created {_when(info.created_at)}; "
+        f"batch {info.batch_id}{name}: {info.state}, created {_when(info.created_at)}; "
         f"{counts.total} inputs: {counts.done} done, {counts.failed} failed, {left} left"
     )
     for row in rows:

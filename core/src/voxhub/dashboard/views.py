@@ -78,18 +78,6 @@ def clean(value: Any) -> Any:
 # --- batches -------------------------------------------------------------------------
 
 
-def state_text(info: BatchInfo) -> str:
-    """One word for where a batch stands (the words of ``voxhub batches``)."""
-    counts = info.counts
-    if info.owner_alive:
-        return "running"
-    if counts.done == counts.total:
-        return "done"
-    if counts.done + counts.failed == counts.total:
-        return "failed"
-    return "interrupted" if info.interrupted_at is not None else "unfinished"
-
-
 class Throughput:
     """Each batch's chart, rate and jobs per provider, read in SQL (a ``GROUP BY`` over
     its finished items' times, one over its jobs' providers). A batch that no process
@@ -144,7 +132,7 @@ def batch_summary(info: BatchInfo, throughput: Throughput | None, now: float) ->
         "label": clean(info.name) or info.batch_id,
         "created_at": info.created_at,
         "updated_at": info.updated_at,
-        "state": state_text(info),
+        "state": info.state,
         "total": c.total,
         "pending": c.pending,
         "running": c.running,
