@@ -6,9 +6,11 @@ a write decides on what it read. Against a real server (the ``voxhub_postgres`` 
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,28 @@ def test_only_one_process_claims_a_batch(voxhub_postgres_url: str) -> None:
     finally:
         for proc in procs:
             proc.communicate(timeout=60)
+
+
+def test_a_server_whose_starter_is_killed_stops_by_itself() -> None:
+    # pg_ctl leaves the server running on its own: killed without its clean-up, the
+    # process that started it must still not leave a server (or its data) behind.
+    starter = subprocess.Popen(
+        [sys.executable, "-c",
+         "from voxhub.pg_server import PostgresServer; import time\n"
+         "s = PostgresServer.start(); print(s.port, s.root, flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert starter.stdout is not None
+    port_text, root_text = starter.stdout.readline().split()
+    root = Path(root_text)
+    assert (root / "data").is_dir()
+    with socket.create_connection(("127.0.0.1", int(port_text)), timeout=5):
+        pass  # it serves
+    starter.kill()
+    starter.wait()
+    deadline = time.monotonic() + 60
+    while root.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not root.exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", int(port_text)), timeout=5).close()

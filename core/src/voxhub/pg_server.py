@@ -1,5 +1,9 @@
 """A throwaway PostgreSQL server for tests: a fresh data directory, loopback only.
 
+It stops by itself: a small watchdog process stops it and deletes its data when the
+process that started it ends without calling :meth:`PostgresServer.stop` (a test run
+killed with SIGKILL, say), since ``pg_ctl`` leaves the server running on its own.
+
 :meth:`PostgresServer.start` runs the installed server binaries (``initdb``, ``pg_ctl``:
 Debian's ``postgresql`` package puts them in ``/usr/lib/postgresql/<version>/bin``, or
 name the folder in ``$VOXHUB_PG_BIN``) on ``127.0.0.1`` at a free port, with password
@@ -21,6 +25,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -35,6 +40,23 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 max_connections = 300
+"""
+
+# Run as ``python -c WATCHDOG PARENT_PID ROOT PG_CTL_ARGV...``: waits for the parent to
+# end, then stops the server and removes its folder.
+_WATCHDOG = """
+import os, shutil, subprocess, sys, time
+parent, root, argv = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+while True:
+    try:
+        os.kill(parent, 0)
+    except ProcessLookupError:
+        break
+    except PermissionError:
+        pass
+    time.sleep(0.5)
+subprocess.run(argv, capture_output=True, timeout=60, check=False)
+shutil.rmtree(root, ignore_errors=True)
 """
 
 
@@ -78,6 +100,16 @@ class PostgresServer:
         self.password = password
         self._prefix = prefix  # runuser, as root
         self._count = 0
+        # Its own session: a Ctrl-C to the test run's process group leaves it to do its job.
+        self._watchdog = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(root), *self._stop_argv()],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def _stop_argv(self) -> list[str]:
+        return [*self._prefix, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"),
+                "-m", "immediate", "-w", "stop"]  # fmt: skip
 
     @classmethod
     def start(cls) -> PostgresServer:
@@ -154,12 +186,10 @@ class PostgresServer:
 
     def stop(self) -> None:
         """Stop the server at once and delete its data."""
+        self._watchdog.kill()  # stopped here: nothing left for it to do
+        self._watchdog.wait()
         with contextlib.suppress(subprocess.SubprocessError, OSError):
-            subprocess.run(
-                [*self._prefix, str(self.bindir / "pg_ctl"), "-D", str(self.root / "data"),
-                 "-m", "immediate", "-w", "stop"],
-                capture_output=True, check=False, timeout=60,
-            )  # fmt: skip
+            subprocess.run(self._stop_argv(), capture_output=True, check=False, timeout=60)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
