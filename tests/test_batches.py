@@ -142,6 +142,17 @@ def test_a_batch_is_found_by_its_id_or_its_name(orch: Orchestrator, echo: Runnin
     listed = {r.job_id for r in orch.store.listing.rows(JobFilter(batch="nightly"))}
     assert listed == named and orch.store.listing.count(JobFilter(batch="other")) == 1
     assert orch.store.jobs(batch="no-such-batch") == []
+    # batches show / resume / manifest take a name that labels one batch...
+    (other,) = orch.store.jobs(batch="other")
+    assert orch.batch("other").batch_id == other.batch
+    assert [i.job_id for i in orch.batch_items("other")] == [other.job_id]
+    assert list(orch.run_batch("other")) == []  # nothing left to do, found by its name
+    # ...and refuse one that labels several, naming them.
+    with pytest.raises(InvalidInputError, match="2 batches are named 'nightly'") as named:
+        orch.batch("nightly")
+    assert first.batch_id in str(named.value) and second.batch_id in str(named.value)
+    with pytest.raises(NotFoundError):
+        orch.batch("no-such-batch")
 
 
 def test_a_hundred_inputs_run_through_the_echo_provider_into_files(

@@ -15,7 +15,7 @@ import attrs
 
 from ._batch_model import BatchCounts, BatchInfo, BatchSettings, ItemRow, ItemState, Stage
 from ._records import owner_alive
-from .errors import NotFoundError
+from .errors import InvalidInputError, NotFoundError
 
 if TYPE_CHECKING:
     from ._database import Database, Row
@@ -130,15 +130,21 @@ class BatchReads:
         )
 
     def info(self, batch_id: str) -> BatchInfo:
-        """The stored batch; :class:`NotFoundError` if there is none."""
-        row = (
-            self._db.reader()
-            .execute(
-                f"SELECT {_INFO_COLUMNS} FROM batches WHERE batch_id=?",  # noqa: S608
-                (batch_id,),
-            )
-            .fetchone()
-        )
+        """The stored batch, by its id or by a name (``--batch NAME``) that labels exactly one
+        batch; :class:`NotFoundError` if there is none, :class:`InvalidInputError` naming the
+        ids when the name labels several."""
+        query = f"SELECT {_INFO_COLUMNS} FROM batches WHERE batch_id=?"  # noqa: S608
+        row = self._db.reader().execute(query, (batch_id,)).fetchone()
+        if row is None:
+            named = self.ids_named(batch_id)
+            if len(named) > 1:
+                shown = ", ".join(named[:5]) + (" ..." if len(named) > 5 else "")
+                raise InvalidInputError(
+                    f"{len(named)} batches are named {batch_id!r} ({shown}): give its id",
+                    field="batch",
+                )
+            if named:
+                row = self._db.reader().execute(query, (named[0],)).fetchone()
         if row is None:
             raise NotFoundError(
                 f"no batch {batch_id!r} in the store {self._store.path}", operation="lookup"

@@ -191,7 +191,8 @@ class Batches:
         when another live process holds it); iterate the returned run for outcomes.
         With an ``executor``, each input is a task run by :func:`voxhub.distributed.run_item`.
         """
-        info = self.rows.info(batch_id)
+        info = self.rows.info(batch_id)  # an id, or a name that labels one batch
+        batch_id = info.batch_id
         workers = info.settings.concurrency if concurrency is None else concurrency
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidInputError("concurrency must be at least 1", field="concurrency")
@@ -355,7 +356,8 @@ class Batches:
         offset: int = 0,
     ) -> Iterator[ItemRow]:
         """The batch's inputs in order (streamed from the store a page at a time)."""
-        self.rows.info(batch_id)  # a typed error for an unknown batch, before iterating
+        # A typed error for an unknown batch before iterating; a name becomes its id.
+        batch_id = self.rows.info(batch_id).batch_id
         wanted = None if state is None else _item_state(state)
         return self.rows.items(batch_id, state=wanted, limit=limit, offset=offset)
 
