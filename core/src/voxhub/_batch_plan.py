@@ -23,7 +23,7 @@ from ._store_text import handle_text
 from .callback_tokens import token_hash
 from .errors import ConfigurationError, VoxhubError
 from .idempotency import derive_idempotency_key
-from .models import JobHandle, JobRequest, LocalFile, Media, RemoteUrl, new_job_id
+from .models import JobHandle, JobRequest, LocalFile, Media, RemoteUrl
 from .provider import Capability
 from .secrets_at_rest import Sealer, sealer_for
 from .serialization import dump
@@ -184,15 +184,7 @@ class Planner:
         if "#superseded:" in key:  # a stored attempt's key: the input's own key again
             key = key.partition("#superseded:")[0]
         request = attrs.evolve(request, idempotency_key=key)
-        ctx = self._ops.context(request.provider, profile)
-        handle = JobHandle(
-            job_id=new_job_id(),
-            provider=request.provider,
-            kind=kind,
-            profile=profile,
-            endpoint=ctx.base_url or None,
-            idempotency_key=key,
-        )
+        handle = JobHandle.new(request, self._ops.context(request.provider, profile).base_url)
         hashed = None
         if not request.callback_url and self._callbacks(request.provider, callback):
             hashed = token_hash(self._ops.callback_tokens.token(handle.job_id))

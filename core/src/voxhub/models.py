@@ -228,6 +228,21 @@ class JobHandle:
     idempotency_key: str | None = None
     created_at: datetime = attrs.field(factory=utcnow)
 
+    @classmethod
+    def new(cls, request: JobRequest, endpoint: str | None = None) -> JobHandle:
+        """The handle of a new job for a prepared ``request`` (its kind, profile and
+        idempotency key filled in) at ``endpoint``; vendor ids come when it is submitted."""
+        if request.kind is None or request.profile is None:
+            raise ValueError("a new job's request needs its kind and profile (prepare it)")
+        return cls(
+            job_id=new_job_id(),
+            provider=request.provider,
+            kind=request.kind,
+            profile=request.profile,
+            endpoint=endpoint or None,
+            idempotency_key=request.idempotency_key,
+        )
+
     @property
     def vendor_id(self) -> str | None:
         """The vendor's main id for the job (the first of ``vendor_ids``), if known yet."""

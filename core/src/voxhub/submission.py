@@ -41,7 +41,7 @@ import structlog
 
 from .errors import ConfigurationError, PluginError, ProviderError, VoxhubError
 from .idempotency import derive_idempotency_key
-from .models import JobHandle, JobRequest, JobState, JobStatus, RemoteUrl, new_job_id
+from .models import JobHandle, JobRequest, JobState, JobStatus, RemoteUrl
 from .provider import Capability, Submitted
 from .serialization import has_masked_secrets
 from .store import JobRecord, Phase, Store
@@ -208,15 +208,7 @@ class Submission:
         assert kind is not None and profile is not None  # prepare() filled both in
         key = request.idempotency_key or derive_idempotency_key(request)
         request = attrs.evolve(request, idempotency_key=key)
-        ctx = self._contexts(request.provider, profile)
-        handle = JobHandle(
-            job_id=new_job_id(),
-            provider=request.provider,
-            kind=kind,
-            profile=profile,
-            endpoint=ctx.base_url or None,
-            idempotency_key=key,
-        )
+        handle = JobHandle.new(request, self._contexts(request.provider, profile).base_url)
         record, created = self.store.record(request, handle, batch=batch, claim=claim)
         if (
             not created

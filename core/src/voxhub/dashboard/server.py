@@ -7,7 +7,6 @@ accepting requests, stops any batch it resumed, closes the store and exits 0.
 
 from __future__ import annotations
 
-import ipaddress
 import signal
 import socket
 import threading
@@ -17,23 +16,15 @@ import click
 
 from ..cli.state import current
 from ..errors import InvalidInputError
+from ..sandbox_media import is_loopback_host
 
 __all__ = ["dashboard", "hosts_for", "serve"]
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def hosts_for(host: str, port: int) -> list[str]:
     """The ``Host`` values the dashboard answers to when bound to ``host:port``."""
     names = {host}
-    if _is_loopback(host):
+    if is_loopback_host(host):
         names |= {"127.0.0.1", "localhost", "[::1]"}
     return [f"{name}:{port}" for name in sorted(names)]
 
@@ -74,7 +65,7 @@ def serve(host: str, port: int, *, allow_actions: bool) -> None:
         click.echo(f"actions enabled; sign in at {url}login with the token {app.token}")
     else:
         click.echo("read-only (--allow-actions enables resume, retry and close)")
-    if not _is_loopback(host):
+    if not is_loopback_host(host):
         click.echo(
             f"warning: {host} is not a loopback address: anyone who can reach it "
             "can read every stored job",
