@@ -218,7 +218,10 @@ class FakeRevai:
     """The fake Rev.ai server (:func:`serve_fake_revai`) in a child process.
 
     ``settings`` is a voxhub ``revai`` profile pointing at it; ``counters()`` says how
-    many API requests it answered (and of which kind) since the last ``reset()``.
+    many API requests it answered (and of which kind) since the last ``reset()``. The
+    profile turns off Rev.ai's published submission limit (``limit_submit = "off"``): the
+    fake has none, and the real one (10,000 per 10 minutes, one every 60 ms after a burst
+    of 100) would make every benchmark measure that wait instead of the client.
     """
 
     def __init__(self) -> None:
@@ -235,7 +238,7 @@ class FakeRevai:
             raise RuntimeError(f"the fake Rev.ai server did not start ({line!r})")
         self.base_url = f"http://127.0.0.1:{line[1]}"
         self.token = FAKE_TOKEN
-        self.settings = {"token": FAKE_TOKEN, "base_url": self.base_url}
+        self.settings = {"token": FAKE_TOKEN, "base_url": self.base_url, "limit_submit": "off"}
 
     def _control(self, path: str) -> dict[str, int]:
         import http.client

@@ -25,7 +25,7 @@ import pytest
 from voxhub import Orchestrator
 from voxhub._database import open_database, store_target
 from voxhub.config import Config
-from voxhub.errors import InvalidInputError, RateLimitedError
+from voxhub.errors import ConfigurationError, InvalidInputError, RateLimitedError
 from voxhub.models import JobKind, JobRequest, RemoteUrl
 from voxhub.plugin import Limit, hookimpl
 from voxhub.plugins import PluginManager
@@ -261,3 +261,71 @@ def test_revai_declares_its_published_limits() -> None:
     assert Limit("submit", 10_000, per=600.0, burst=100) == SUBMISSIONS
     assert Limit("uploads", 5) == UPLOADS and not UPLOADS.is_rate
     assert set(INFO.limits) == {SUBMISSIONS, UPLOADS}
+
+
+def test_a_profile_changes_or_turns_off_a_declared_limit(
+    tmp_path: Path, voxhub_sandbox: Callable[..., RunningSandbox]
+) -> None:
+    running = voxhub_sandbox("echo")
+    plugins = PluginManager.load(env={"VOXHUB_LOAD_PLUGINS": "none"},
+                                 extra=[("limited", _LimitedPlugin())])
+    config = Config.from_profiles({
+        "raised": {"provider": "echo-limited", "limit_submit": "5/3600 burst 5",
+                   **running.settings()},
+        "off": {"provider": "echo-limited", "limit_submit": "OFF", **running.settings()},
+    })
+    orch = Orchestrator(store=tmp_path / "jobs.db", config=config, plugins=plugins)
+    try:
+        def submit(profile: str, n: int) -> None:
+            orch.submit(JobRequest(provider="echo-limited", profile=profile,
+                                   media=RemoteUrl(f"https://example.com/{profile}-{n}.wav"),
+                                   kind=JobKind.TRANSCRIPTION))
+
+        for n in range(5):  # the raised burst: 5 where 2 are declared
+            submit("raised", n)
+        with pytest.raises(RateLimitedError, match="shared limit"):
+            submit("raised", 5)
+        for n in range(8):  # no limit at all: nothing kept in the store either
+            submit("off", n)
+        assert len(running.sandbox.jobs) == 13  # type: ignore[attr-defined]
+    finally:
+        orch.http.close()
+        orch.store.close()
+    assert len(_limits_rows(tmp_path / "jobs.db")) == 1
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("fast", r"limit_submit: a rate like \"2/3600\""),
+    ("0/60", "limit_submit: Limit.count must be positive"),
+    ("5/60 burst 9", "limit_submit: Limit.burst"),
+    (12, r"limit_submit: a rate like"),
+])
+def test_a_bad_limit_setting_is_refused_naming_it(value: object, message: str) -> None:
+    info = _LimitedEcho.info
+    config = Config.from_profiles({"echo-limited": {"limit_submit": value}})
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        config.settings(info)
+    assert caught.value.details["field"] == "limit_submit"
+    assert "\n" not in str(caught.value)
+    with pytest.raises(ConfigurationError, match=r"unknown setting 'limit_upload'.*limit_submit"):
+        Config.from_profiles({"echo-limited": {"limit_upload": 3}}).settings(info)
+
+
+def test_a_concurrency_override_is_what_the_provider_holds(tmp_path: Path) -> None:
+    from voxhub._provider_limits import ProviderLimits
+    from voxhub_revai.options import INFO, UPLOADS
+
+    shared = SharedLimits.beside(tmp_path)
+    raised = ProviderLimits(shared, "revai", "acct", (UPLOADS,), {"limit_uploads": "7"})
+    assert raised.declared == (Limit("uploads", 7),)
+    off = ProviderLimits(shared, "revai", "acct", (UPLOADS,), {"limit_uploads": "off"})
+    assert off.declared == ()
+    entered = []
+    with contextlib.ExitStack() as stack:  # seven at once; the declared five would block
+        for _ in range(7):
+            entered.append(stack.enter_context(raised.hold(UPLOADS)))
+        with off.hold(UPLOADS) as waited:
+            assert waited == 0.0
+    assert entered == [0.0] * 7
+    with pytest.raises(ConfigurationError, match="limit_uploads: how many at once"):
+        Config.from_profiles({"revai": {"limit_uploads": "5/60"}}).settings(INFO)

@@ -9,6 +9,14 @@ operators, and a low-entropy password cannot be guessed back from a keyed hash.
 The core builds one :class:`ProviderLimits` per context on the store; a context built by
 hand (a test, a script) gets one on a small SQLite file in its ``state_dir``, or one of
 its process alone without one (:func:`limits_beside`).
+
+A profile may change a declared limit with a ``limit_<name>`` setting, for an account whose
+limit the vendor raised, or a test server that has none (:func:`parse_limit_setting`)::
+
+    [revai]
+    limit_submit = "20000/600"       # count/seconds, optionally "burst B"
+    limit_uploads = 10               # a concurrency: how many at once
+    # limit_submit = "off"           # no limit: the vendor's, or the server's, own
 """
 
 from __future__ import annotations
@@ -17,9 +25,10 @@ import contextlib
 import hashlib
 import hmac
 import json
+import re
 import threading
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +42,64 @@ if TYPE_CHECKING:
     from .provider import ProviderContext, ProviderInfo, ProviderSettings
     from .store import Store
 
-__all__ = ["ProviderLimits", "account_identity", "limits_beside", "store_limits"]
+__all__ = [
+    "LIMIT_PREFIX",
+    "ProviderLimits",
+    "account_identity",
+    "configured_limits",
+    "limits_beside",
+    "parse_limit_setting",
+    "store_limits",
+]
+
+#: A profile setting ``limit_<name>`` replaces the declared limit ``<name>``.
+LIMIT_PREFIX = "limit_"
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?(?:\s+burst\s+(\d+))?\s*")
+
+
+def parse_limit_setting(declared: Limit, value: object) -> Limit | None:
+    """The limit a ``limit_<name>`` setting gives in place of ``declared``; ``None`` for
+    ``"off"``. A rate takes ``"COUNT/SECONDS"`` (optionally ``" burst B"``; else the
+    declared burst, capped at the count), a concurrency a whole number. Raises
+    :class:`~voxhub.errors.InvalidInputError` naming the setting on anything else."""
+    field = LIMIT_PREFIX + declared.name
+    if isinstance(value, str) and value.strip().lower() == "off":
+        return None
+    if declared.is_rate:
+        match = _RATE.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise InvalidInputError(
+                f"{field}: a rate like \"{declared.count}/{declared.per:g}\" (count/seconds, "
+                f"optionally \"burst N\") or \"off\", got {value!r}", field=field)
+        count = int(match[1])
+        burst = int(match[3]) if match[3] else min(declared.burst, max(count, 1))
+        return _limit(declared.name, field, count, float(match[2]), burst)
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value)
+    if number is None:
+        raise InvalidInputError(
+            f"{field}: how many at once, a whole number (declared: {declared.count}), "
+            f"or \"off\", got {value!r}", field=field)
+    return _limit(declared.name, field, number, None, 1)
+
+
+def _limit(name: str, field: str, count: int, per: float | None, burst: int) -> Limit:
+    try:
+        return Limit(name, count, per, burst)
+    except InvalidInputError as exc:  # re-named after the setting the user wrote
+        raise InvalidInputError(f"{field}: {exc.message}", field=field) from None
+
+
+def configured_limits(declared: Sequence[Limit],
+                      values: Mapping[str, object]) -> dict[str, Limit | None]:
+    """The limits of a profile by name: each declared one, or what its ``limit_<name>``
+    setting in ``values`` makes of it (``None``: turned off)."""
+    out: dict[str, Limit | None] = {}
+    for limit in declared:
+        setting = values.get(LIMIT_PREFIX + limit.name)
+        out[limit.name] = limit if setting is None else parse_limit_setting(limit, setting)
+    return out
 
 
 def account_identity(settings: ProviderSettings, fields: Iterable[str] | None = None, *,
@@ -54,15 +120,24 @@ class ProviderLimits:
     the store that uses the same account.
 
     ``scope`` replaces the account in a key when the vendor counts by something else
-    (Agora paces starts per App ID, not per customer key).
+    (Agora paces starts per App ID, not per customer key). ``settings`` (the profile's
+    values) may change or turn off a declared limit (``limit_<name>``, see the module):
+    :meth:`take` and :meth:`hold` of a declared limit use what the profile made of it.
     """
 
     def __init__(self, shared: SharedLimits, provider: str, account: str,
-                 declared: Sequence[Limit] = ()) -> None:
+                 declared: Sequence[Limit] = (),
+                 settings: Mapping[str, object] | None = None) -> None:
         self.shared = shared
         self.provider = provider
         self.account = account
-        self.declared = tuple(declared)
+        self._configured = configured_limits(declared, settings or {})
+        #: The limits in force: declared, as the profile changed them, minus those off.
+        self.declared = tuple(limit for limit in self._configured.values() if limit)
+
+    def _in_force(self, limit: Limit) -> Limit | None:
+        """``limit`` as the profile set it (``None``: off); an undeclared one as is."""
+        return self._configured.get(limit.name, limit)
 
     def key(self, name: str, scope: str | None = None) -> str:
         """The store key of limit ``name``: ``provider:account-or-scope:name``."""
@@ -71,6 +146,10 @@ class ProviderLimits:
     def take(self, limit: Limit, *, scope: str | None = None,
              operation: str | None = None) -> float:
         """Wait for the rate ``limit`` (``per`` set); returns the seconds waited."""
+        if limit.per is not None and (found := self._in_force(limit)) is not limit:
+            if found is None:
+                return 0.0
+            limit = found
         if limit.per is None:
             raise InvalidInputError(f"limit {limit.name!r} is a concurrency: use hold()",
                                     field="limit", provider=self.provider)
@@ -82,6 +161,11 @@ class ProviderLimits:
     def hold(self, limit: Limit, *, scope: str | None = None,
              operation: str | None = None) -> Iterator[float]:
         """Hold one of the ``limit.count`` places of a concurrency ``limit`` (no ``per``)."""
+        if limit.per is None and (found := self._in_force(limit)) is not limit:
+            if found is None:
+                yield 0.0
+                return
+            limit = found
         if limit.per is not None:
             raise InvalidInputError(f"limit {limit.name!r} is a rate: use take()",
                                     field="limit", provider=self.provider)
@@ -141,4 +225,4 @@ def store_limits(store: Store, clock: Clock, info: ProviderInfo,
             shared = _BY_STORE[store] = SharedLimits(store._db, clock=clock)
     account = account_identity(settings, (f.name for f in info.credentials),
                                key=store.callback_key())
-    return ProviderLimits(shared, info.name, account, info.limits)
+    return ProviderLimits(shared, info.name, account, info.limits, settings.values)

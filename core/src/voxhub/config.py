@@ -13,13 +13,16 @@ Example ``config.toml`` (``$VOXHUB_CONFIG``, default ``$XDG_CONFIG_HOME/voxhub/c
     token = "..."
 
     [revai-eu]              # a second profile of the same provider
+    limit_submit = "20000/600"   # a declared vendor limit, raised for this account
     provider = "revai"
     region = "eu"
     token = "..."
 
 Environment variables ``VOXHUB_<PROFILE>_<FIELD>`` (upper case, ``-`` becomes
 ``_``) override the file, e.g. ``VOXHUB_REVAI_TOKEN``,
-``VOXHUB_AGORA_STT_APP_ID``. Every provider accepts ``base_url``.
+``VOXHUB_AGORA_STT_APP_ID``. Every provider accepts ``base_url``, and ``limit_<name>``
+for each limit it declares (``"COUNT/SECONDS"``, a count, or ``"off"``; see
+:mod:`voxhub._provider_limits`).
 """
 
 from __future__ import annotations
@@ -144,21 +147,23 @@ class Config:
                 f"profile {profile!r} belongs to provider {owner!r}, not {info.name!r}"
             )
         known = {f.name: f for f in info.credentials}
+        limits = {_LIMIT_PREFIX + limit.name: limit for limit in info.limits}
         for key in section:
-            if key != "base_url" and key not in known:
+            if key != "base_url" and key not in known and key not in limits:
                 raise ConfigurationError(
                     f"unknown setting {key!r} in profile [{profile}] "
-                    f"(accepted: {', '.join(['base_url', *sorted(known)])})",
+                    f"(accepted: {', '.join(['base_url', *sorted(known), *sorted(limits)])})",
                     provider=info.name,
                 )
         values: dict[str, Any] = dict(section)
-        for name in ("base_url", *known):
+        for name in ("base_url", *known, *limits):
             env_value = self.env.get(env_name(profile, name))
             if env_value is not None:
                 values[name] = env_value
         for name, value in values.items():
             field_ = known.get(name)
-            secret = name == "base_url" or field_ is None or field_.secret or is_secret_key(name)
+            secret = name == "base_url" or (field_.secret if field_ else name not in limits) \
+                or is_secret_key(name)
             # Credentials and URLs are text: a number or table given for a token would be
             # sent as is. Other settings may be numbers (lifetimes, intervals).
             if not isinstance(value, str | Secret) and (
@@ -170,6 +175,8 @@ class Config:
                     provider=info.name,
                     details={"field": name},
                 )
+        for name in limits.keys() & values.keys():
+            _check_limit(info, limits[name], values[name], profile)
         for name, field in known.items():
             if name in values and (field.secret or is_secret_key(name)):
                 values[name] = Secret(str(values[name]))
@@ -219,6 +226,20 @@ class Config:
 
 
 _NUMBER_KEYS = frozenset({"connect_timeout", "read_timeout", "write_timeout"})
+#: ``limit_<name>`` changes the declared limit ``<name>`` (see ``voxhub._provider_limits``).
+_LIMIT_PREFIX = "limit_"
+
+
+def _check_limit(info: ProviderInfo, limit: Any, value: Any, profile: str) -> None:
+    """A ``limit_<name>`` setting the limits will accept, else a one-line error naming it."""
+    from ._provider_limits import parse_limit_setting  # here: most profiles set none
+    from .errors import InvalidInputError
+
+    try:
+        parse_limit_setting(limit, value)
+    except InvalidInputError as exc:
+        raise ConfigurationError(f"profile [{profile}] {exc.message}", provider=info.name,
+                                 details={"field": exc.field}) from None
 
 
 def _type_name(value: object) -> str:
