@@ -39,7 +39,7 @@ from .store import JobRecord, Phase
 
 if TYPE_CHECKING:
     from ._batch_plan import Planner
-    from ._batch_rows import BatchRows
+    from ._batch_rows import NewJob
     from .events import JobEvents
     from .plugins import PluginManager
     from .policies import Backoff
@@ -51,6 +51,7 @@ __all__ = [
     "INTERRUPTED_REASON",
     "Carry",
     "InputSteps",
+    "Marks",
     "OnEvent",
     "OnText",
     "Runner",
@@ -104,6 +105,18 @@ class Runner(Protocol):
 Carry = Callable[[JobRecord, bool], JobHandle]
 
 
+class Marks(Protocol):
+    """Where an input's item row is marked: :class:`~voxhub._batch_rows.BatchRows`
+    (each mark one write) or :class:`~voxhub._batch_marks.GroupedMarks` (grouped)."""
+
+    def started(self, batch_id: str, seq: int) -> None: ...
+
+    def finished(self, batch_id: str, seq: int, *, state: ItemState, stage: Stage | None,
+                 error: str | None) -> None: ...
+
+    def relink(self, batch_id: str, seq: int, old_job: str, new: NewJob) -> str: ...
+
+
 class Stopped(Exception):
     """Raised inside a worker's wait when the run was stopped (never leaves this module)."""
 
@@ -130,7 +143,7 @@ class InputSteps:
     def __init__(
         self,
         ops: Runner,
-        rows: BatchRows,
+        rows: Marks,
         batch_id: str,
         settings: BatchSettings,
         *,

@@ -255,6 +255,34 @@ class BatchRows(BatchReads):
 
         self._db.write(write)
 
+    def mark_many(
+        self,
+        batch_id: str,
+        started: Sequence[int],
+        ended: Sequence[tuple[int, ItemState, Stage | None, str | None]],
+    ) -> None:
+        """:meth:`started` and :meth:`finished` of many items in one write (what
+        :class:`~voxhub._batch_marks.GroupedMarks` collected)."""
+        now = self._store.clock.time()
+
+        def write(conn: Connection) -> None:
+            if started:
+                conn.executemany(
+                    "UPDATE batch_items SET stage=?, error=NULL, updated_at=? "
+                    "WHERE batch_id=? AND seq=?",
+                    [(Stage.SUBMIT.value, now, batch_id, seq) for seq in started],
+                )
+            if ended:
+                conn.executemany(
+                    "UPDATE batch_items SET state=?, stage=?, error=?, updated_at=? "
+                    "WHERE batch_id=? AND seq=?",
+                    [(state.value, None if stage is None else stage.value, error, now,
+                      batch_id, seq) for seq, state, stage, error in ended],
+                )
+                conn.execute("UPDATE batches SET updated_at=? WHERE batch_id=?", (now, batch_id))
+
+        self._db.write(write)
+
     def relink(self, batch_id: str, seq: int, old_job: str, new: NewJob) -> str:
         """Supersede the item's failed job and record a new one for it, in one write;
         returns the new job's id (another item of the input may have made it first)."""

@@ -42,6 +42,7 @@ from ._batch_input import (
     failed_job,
     held_elsewhere,
 )
+from ._batch_marks import GroupedMarks
 from ._batch_model import BatchCounts, BatchInfo, ItemState, Outcome, Stage
 from ._batch_reads import PendingItem
 from ._batch_remote import ItemReport, RemoteInputs
@@ -93,8 +94,10 @@ class BatchRun(Iterator[Outcome]):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._halt = False  # fail-fast: start nothing new, but not an interruption
+        # Local inputs mark their rows in groups (see voxhub._batch_marks).
+        self._marks = GroupedMarks(rows, info.batch_id)
         self._steps = InputSteps(
-            ops, rows, info.batch_id, info.settings, carry=carry, planner=planner,
+            ops, self._marks, info.batch_id, info.settings, carry=carry, planner=planner,
             retry_failed=retry_failed, on_event=on_event, on_text=on_text,
             live=dict(live or {}), lock=self._lock, stop=self._stop,
         )  # fmt: skip
@@ -120,7 +123,7 @@ class BatchRun(Iterator[Outcome]):
         self._unlisten = (
             ops.http.add_backoff_listener(self._steps.on_backoff) if on_event else lambda: None
         )
-        self._finalizer = weakref.finalize(self, _Renewer.cancel, self._renewer)
+        self._finalizer = weakref.finalize(self, _forgotten, self._renewer, self._marks)
         # Inputs whose requests only this process knows (secret URL headers) never go to
         # an executor: they run on this process's threads.
         self._local_only = frozenset(live or {})
@@ -377,6 +380,10 @@ class BatchRun(Iterator[Outcome]):
             unfinished = self._done + self._failed < self.total
         interrupted = self._stop.is_set() and unfinished
         try:
+            self._marks.close()  # before the release, which resets started rows
+        except VoxhubError as exc:  # those inputs are pending: a resume finishes them
+            log.warning("batch.marks_failed", batch_id=self.batch_id, error=str(exc))
+        try:
             self._rows.release(self.batch_id, interrupted=interrupted)
         except VoxhubError as exc:  # the claim then simply runs out
             log.warning("batch.release_failed", batch_id=self.batch_id, error=str(exc))
@@ -399,6 +406,15 @@ class BatchRun(Iterator[Outcome]):
             if slot.abandoned:
                 continue  # the run ended without it; its item stays pending for resume
             self._results.put((slot, outcome))
+
+
+def _forgotten(renewer: _Renewer, marks: GroupedMarks) -> None:
+    """A run dropped without being closed: let its claim run out, write its marks."""
+    renewer.cancel()
+    try:
+        marks.close()
+    except VoxhubError as exc:
+        log.warning("batch.marks_failed", error=str(exc))
 
 
 class _Renewer:

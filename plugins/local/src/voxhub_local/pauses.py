@@ -42,6 +42,8 @@ _THRESHOLD_SHARE: Final = 0.3
 _THRESHOLD_MAX_DB: Final = 12.0
 #: A piece ends this long after the start of the pause it is cut in (or mid-pause).
 _END_MARGIN_SECONDS: Final = 0.1
+#: An utterance's piece ends in the middle of the pause after it, but at most this far in.
+_UTTERANCE_MARGIN_SECONDS: Final = 0.5
 #: Frames below this (dB of full scale) are digital silence, not a noise floor.
 _DIGITAL_SILENCE_DB: Final = -90.0
 #: Below any real signal: keeps log10 finite on digital silence.
@@ -100,6 +102,37 @@ class Levels:
         if last <= first:
             return 0.0
         return float(np.count_nonzero(self.levels[first:last] > self.threshold)) * FRAME_SECONDS
+
+    def find_utterance_end(self, shortest: float, pause: float, limit: float) -> int | None:
+        """The sample at which to end a piece holding one utterance, or ``None``.
+
+        An utterance ends at the first pause (run of quiet frames) of at
+        least ``pause`` seconds that starts ``shortest`` seconds or more
+        after the first loud frame: a shorter stretch of speech (a word or
+        two) stays with the next one. Only the first ``limit`` seconds are
+        searched; ``None`` when they hold no sound or no such pause.
+
+        Returns:
+            A sample index :data:`_END_MARGIN_SECONDS` after the pause starts.
+        """
+        stop = min(len(self.levels), int(limit / FRAME_SECONDS))
+        loud = self.levels[:stop] > self.threshold
+        sounds = np.flatnonzero(loud)
+        if len(sounds) == 0:
+            return None
+        first = int(sounds[0]) + max(1, round(shortest / FRAME_SECONDS))
+        needed = max(1, round(pause / FRAME_SECONDS))
+        # Runs of quiet frames from ``first`` on: where each starts and how long it is.
+        quiet = np.concatenate(([False], ~loud[first:], [False])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(quiet))
+        starts, lengths = edges[0::2], edges[1::2] - edges[0::2]
+        long_enough = np.flatnonzero(lengths >= needed)
+        if len(long_enough) == 0:
+            return None
+        run = long_enough[0]
+        at = first + int(starts[run]) + min(float(lengths[run]) / 2,
+                                            _UTTERANCE_MARGIN_SECONDS / FRAME_SECONDS)
+        return max(1, round(at * self.frame_samples(self.rate)))
 
     def find_cut(self, limit: float, search: float) -> int:
         """The sample at which to end a piece that must not be longer than ``limit`` seconds.

@@ -53,6 +53,8 @@ from .windows import (
     GUARD_SECONDS,
     PAUSE_PIECE_SECONDS,
     PAUSE_SEARCH_SECONDS,
+    SHORTEST_UTTERANCE_SECONDS,
+    UTTERANCE_PAUSE_SECONDS,
     Buffer,
     keep_until_pause,
 )
@@ -64,8 +66,9 @@ Float32Array = npt.NDArray[np.float32]
 
 SAMPLE_RATE: Final = 16000
 #: How long audio is cut (see the module docstring); the first is the default.
-CHUNKINGS: Final = ("pauses", "windows")
-_DEFAULT_WINDOW: Final = {"pauses": PAUSE_PIECE_SECONDS, "windows": 180.0}
+CHUNKINGS: Final = ("utterances", "pauses", "windows")
+_DEFAULT_WINDOW: Final = {"utterances": PAUSE_PIECE_SECONDS, "pauses": PAUSE_PIECE_SECONDS,
+                          "windows": 180.0}
 #: A stretch of a piece no segment covers is decoded again when it is this long...
 _GAP_SECONDS: Final = 1.0
 #: ...and this much of it is louder than the piece's pauses.
@@ -132,7 +135,7 @@ class WhisperConfig:
     language: str | None = None
     word_timestamps: bool = True
     vad: bool = False
-    chunking: str = "pauses"
+    chunking: str = "utterances"
     window: float | None = attrs.field(default=None, converter=_optional_float)
     segment_gap: float | None = attrs.field(default=None, converter=_optional_float)
 
@@ -158,7 +161,7 @@ class WhisperConfig:
             raise ConfigError("chunking", f"{self.chunking!r} is not one of "
                               f"{', '.join(CHUNKINGS)}")
         if self.window is not None:
-            longest = PAUSE_PIECE_SECONDS if self.chunking == "pauses" else 3600.0
+            longest = 3600.0 if self.chunking == "windows" else PAUSE_PIECE_SECONDS
             if not (math.isfinite(self.window) and 10.0 <= self.window <= longest):
                 raise ConfigError("window", f"must be between 10 and {longest:g} seconds "
                                   f"with chunking {self.chunking}")
@@ -382,7 +385,8 @@ class _Decoding:
         """Decode the whole stream, one piece (or window) after another."""
         seconds = self._config.window_seconds
         window = int(seconds * SAMPLE_RATE)
-        pauses = self._config.chunking == "pauses"
+        chunking = self._config.chunking
+        search = min(PAUSE_SEARCH_SECONDS, seconds / 2)
         while True:
             buffer.fill(window + 1)  # one sample more tells a last piece from a full one
             audio = buffer.head(window)
@@ -390,11 +394,19 @@ class _Decoding:
                 return
             final = buffer.exhausted and buffer.size <= window
             offset = buffer.base / SAMPLE_RATE
-            if pauses:
+            if chunking != "windows":
                 levels = Levels.of(audio, SAMPLE_RATE)
-                if not final:
-                    search = min(PAUSE_SEARCH_SECONDS, seconds / 2)
-                    audio = audio[: levels.find_cut(seconds, search)]
+                end = len(audio)
+                if chunking == "utterances":
+                    found = levels.find_utterance_end(SHORTEST_UTTERANCE_SECONDS,
+                                                      UTTERANCE_PAUSE_SECONDS, seconds)
+                    # After the last utterance of the file, its trailing silence stays with it.
+                    if found is not None and (not final or levels.loud_seconds(
+                            found / SAMPLE_RATE, end / SAMPLE_RATE) >= _TAIL_LOUD_SECONDS):
+                        end, final = found, False
+                if not final and end == len(audio):
+                    end = levels.find_cut(seconds, search)
+                audio = audio[:end]
                 self.segments += self._piece(audio, offset, levels)
                 cut = len(audio) / SAMPLE_RATE
             else:
@@ -424,6 +436,8 @@ class _Decoding:
         length = len(audio) / SAMPLE_RATE
         end = min(self._duration, offset + length)
         self.windows += 1
+        if levels.loud_seconds(0.0, length) < _TAIL_LOUD_SECONDS:
+            return []  # silence (or a click): Whisper would only make text up
         found = [s for s in _converted(self._decode(audio, offset, levels), offset, end)
                  if _heard(s, levels, offset)]
         if not found:

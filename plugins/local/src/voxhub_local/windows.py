@@ -27,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = ["CUT_SEARCH_SECONDS", "GUARD_SECONDS", "PAUSE_PIECE_SECONDS",
-           "PAUSE_SEARCH_SECONDS", "Buffer", "Part", "keep_until_pause"]
+           "PAUSE_SEARCH_SECONDS", "SHORTEST_UTTERANCE_SECONDS", "UTTERANCE_PAUSE_SECONDS",
+           "Buffer", "Part", "keep_until_pause"]
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -35,6 +36,10 @@ Float32Array = npt.NDArray[np.float32]
 PAUSE_PIECE_SECONDS: Final = 30.0
 #: A piece's end is looked for in this many seconds before its longest length.
 PAUSE_SEARCH_SECONDS: Final = 10.0
+#: Utterances: a pause at least this long ends an utterance (a sentence boundary)...
+UTTERANCE_PAUSE_SECONDS: Final = 0.5
+#: ...once it has lasted this long from its first sound (a shorter one joins the next).
+SHORTEST_UTTERANCE_SECONDS: Final = 1.0
 #: Windows: text ending less than this before a window's end is decoded again in the next one.
 GUARD_SECONDS: Final = 3.0
 #: Windows: the cut is looked for in this many seconds before the guard (or the
