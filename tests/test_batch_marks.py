@@ -119,3 +119,22 @@ def test_marks_a_write_refused_are_kept_for_the_next(
         marks.close()
     assert _item(rows, batch_id, 3) == (ItemState.PENDING, Stage.SUBMIT, None)
     assert _item(rows, batch_id, 4) == (ItemState.PENDING, Stage.SUBMIT, None)
+
+
+def test_an_input_is_written_before_its_outcome_is_told(
+    batch: tuple[Store, BatchRows, str],
+) -> None:
+    store, rows, batch_id = batch
+    marks = GroupedMarks(rows, batch_id, delay=60.0)
+    try:
+        marks.finished(batch_id, 8, state=ItemState.DONE, stage=None, error=None)
+        marks.started(batch_id, 9)
+        before = store.write_stats().transactions
+        marks.written(10)  # nothing held for it: nothing written
+        assert store.write_stats().transactions == before
+        marks.written(8)  # its mark and the others held, in one write
+        assert store.write_stats().transactions == before + 1
+        assert _item(rows, batch_id, 8) == (ItemState.DONE, None, None)
+        assert _item(rows, batch_id, 9) == (ItemState.PENDING, Stage.SUBMIT, None)
+    finally:
+        marks.close()

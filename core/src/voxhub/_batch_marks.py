@@ -4,14 +4,17 @@ Each input of a batch is marked twice besides its job's own writes: when its wor
 starts (it counts as running) and when it is done. Neither decides anything that a
 crash could make wrong: an item whose marks were lost is plain pending, and a resume
 finishes it from what its job stored (a job that has its result is never sent again;
-only its export and output file are made again). So a run keeps these marks in memory
-and writes all it has in one transaction, a short ``delay`` after the first, instead of
+only its export and output file are made again). So the workers leave these marks in
+memory, and they are written in groups, a short ``delay`` after the first, instead of
 one transaction each: at 8 threads the two extra writes per input were two fifths of
-the store's transactions, and the threads queued for them.
+the store's transactions, and the worker threads queued for them.
 
 A failure is written at once (with any marks still held, in order): it is what an
-operator reads, and what a resume decides on. :meth:`GroupedMarks.flush` writes
-everything held; the run calls it before it releases the batch.
+operator reads, and what a resume decides on. The run yields no outcome before its
+input's marks are written (:meth:`GroupedMarks.written`: the thread that iterates the
+run writes them, grouped with any others held, while the workers go on), so an input
+the caller was told is done stays done. :meth:`GroupedMarks.flush` writes everything
+held; the run calls it before it releases the batch.
 """
 
 from __future__ import annotations
@@ -93,25 +96,38 @@ class GroupedMarks:
         """Write every mark held now, in one transaction (raises the store's error; the
         marks are then held again for the next try)."""
         with self._writing:
+            self._write_held()
+
+    def written(self, seq: int) -> None:
+        """Return once input ``seq``'s marks are written (with every other mark held, if
+        its are not yet): the run yields no outcome the store would not show."""
+        with self._writing:  # after a write under way, which may hold them
             with self._held:
-                started, ended = list(self._started), dict(self._ended)
-                self._started.clear()
-                self._ended.clear()
-            if not started and not ended:
-                return
-            try:
-                self._rows.mark_many(
-                    self._batch_id, started,
-                    [(seq, *end) for seq, end in ended.items()],
-                )
-            except BaseException:
-                with self._held:  # held again, unless newer marks of the same items came
-                    newer = self._started.keys() | self._ended.keys()
-                    self._started = {**dict.fromkeys(s for s in started if s not in newer),
-                                     **self._started}
-                    self._ended = {**{s: e for s, e in ended.items() if s not in newer},
-                                   **self._ended}
-                raise
+                held = seq in self._started or seq in self._ended
+            if held:
+                self._write_held()
+
+    def _write_held(self) -> None:
+        """Write what is held (``_writing`` is held by the caller)."""
+        with self._held:
+            started, ended = list(self._started), dict(self._ended)
+            self._started.clear()
+            self._ended.clear()
+        if not started and not ended:
+            return
+        try:
+            self._rows.mark_many(
+                self._batch_id, started,
+                [(seq, *end) for seq, end in ended.items()],
+            )
+        except BaseException:
+            with self._held:  # held again, unless newer marks of the same items came
+                newer = self._started.keys() | self._ended.keys()
+                self._started = {**dict.fromkeys(s for s in started if s not in newer),
+                                 **self._started}
+                self._ended = {**{s: e for s, e in ended.items() if s not in newer},
+                               **self._ended}
+            raise
 
     def pending(self) -> int:
         """How many marks are held, not yet written (after a write under way ends)."""

@@ -187,7 +187,17 @@ class BatchRun(Iterator[Outcome]):
                 self._finish()
                 raise
             if outcome is not None:
+                if outcome.seq is not None:
+                    self._written(outcome.seq)
                 return outcome
+
+    def _written(self, seq: int) -> None:
+        """Input ``seq``'s marks are in the store before its outcome is yielded."""
+        try:
+            self._marks.written(seq)
+        except BaseException:
+            self._finish()
+            raise
 
     # --- feeding the workers -------------------------------------------------------------
 

@@ -1,15 +1,18 @@
-"""The job store's single writer: one connection, one write transaction at a time.
+"""The job store's single writer: one connection, writes grouped into transactions.
 
 Threads of a process never race for SQLite's write lock, whose busy handler sleeps
 and retries (1, 2, 5, 10... ms) and so forms no queue: at 8 threads that left them
-waiting 40-80% of their time. Instead every write of the process runs on one
-connection behind a Python lock, so threads queue in the lock (blocked in the
-kernel, woken when it is free) and SQLite's lock is only ever contended by other
-processes sharing the file, which wait for it through ``busy_timeout``.
+waiting 40-80% of their time. Every write of the process runs on one connection, and
+SQLite's lock is only ever contended by other processes sharing the file, which wait
+for it through ``busy_timeout``.
 
-Grouping the writes of several threads into one commit was tried too: it cut the
-commits but woke threads twice as often, which under the GIL cost more CPU than
-the commits saved (see ``bench/RESULTS.md``).
+Writes that arrive while another is being written are written together: the first
+thread to arrive leads, writing every queued function in one transaction (each in a
+savepoint of its own, so one that fails undoes only its changes) and waking their
+threads; the others wait on an event, holding nothing. A lock taken in turn was the
+earlier design: a thread granted the lock still had to win the GIL back before it
+could write, and every thread behind it waited for that too. At 32 threads they then
+waited for the writer 50-60% of their time; grouped, 12% (``bench/RESULTS.md``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class Writer:
         self._after_commit = after_commit
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # held for a whole transaction
+        self._mutex = threading.Lock()  # guards the queue and the lead
+        self._queue: list[_Write] = []
+        self._leading = False
         self._holder: int | None = None  # the id of the thread holding it
         self._transactions = 0
         self._wait = 0.0
@@ -63,43 +69,113 @@ class Writer:
         """Run ``fn(connection)`` in a write transaction; its result once committed.
 
         ``fn`` must only use the connection it is given (never write to the store
-        itself); an exception rolls the transaction back and is raised here.
+        itself); an exception undoes its changes (and only its own) and is raised here.
         """
         if self._holder == threading.get_ident():
             raise StoreError("a store write cannot start another write")
         asked = time.perf_counter()
+        job = _Write(fn)
+        with self._mutex:
+            self._queue.append(job)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            job.ready.wait()  # written by a leader, or handed the lead
+        if not job.done:
+            self._lead(job)
+        with self._mutex:
+            self._wait += job.started - asked
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[return-value]
+
+    def _lead(self, me: _Write) -> None:
+        """Write the queue's groups until ours is written (and a few more, while others
+        queue: handing the lead on costs a thread switch), then hand the lead on."""
+        groups = 0
+        try:
+            while not me.done or groups < _LEAD_GROUPS:
+                with self._mutex:
+                    group, self._queue = self._queue, []
+                if not group:
+                    break
+                try:
+                    self._write(group)
+                finally:
+                    for job in group:
+                        if not job.done:  # the leader was interrupted: nothing committed
+                            job.error = StoreError("the write was interrupted")
+                            job.done = True
+                        if job is not me:
+                            job.ready.set()
+                groups += 1
+        finally:
+            with self._mutex:
+                if self._queue:
+                    self._queue[0].ready.set()  # it finds itself not written: it leads
+                else:
+                    self._leading = False
+
+    def _write(self, group: list[_Write]) -> None:
+        """Write ``group`` in one transaction, each function in a savepoint of its own."""
+        started = time.perf_counter()
         with self._lock:
-            started = time.perf_counter()
             self._holder = threading.get_ident()
             try:
-                result = self._transaction(fn)
+                self._transaction(group, started)
             finally:
                 self._holder = None
                 # Updated while the lock is held: no other thread writes these.
                 self._transactions += 1
-                self._wait += started - asked
                 self._held += time.perf_counter() - started
                 transactions = self._transactions
         # The writer is free again: a checkpoint, if due, makes no writer wait.
         self._after_commit(transactions)
-        return result
 
-    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _transaction(self, group: list[_Write], started: float) -> None:
         conn = self._conn
         if conn is None:
             conn = self._conn = self._connect()
-        _begin(conn)
+        for job in group:
+            job.started = started
         try:
-            result = fn(conn)
-        except BaseException:
-            _rollback(conn)
-            raise
+            _begin(conn)
+        except StoreError as exc:
+            _fail(group, exc)
+            return
+        alone = len(group) == 1  # no savepoint needed
+        for job in group:
+            try:
+                if not alone:
+                    conn.execute("SAVEPOINT write")
+                job.result = job.fn(conn)
+                if not alone:
+                    conn.execute("RELEASE write")
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # Ctrl-C on the leader's thread: its own
+                    _rollback(conn)
+                    _fail(group, StoreError("the write was interrupted"))
+                    raise
+                job.error = exc  # raised to the function's caller
+                if alone or not conn.in_transaction:  # SQLite ended the transaction itself
+                    _rollback(conn)
+                    _fail(group, StoreError(f"job store error: {exc}"))
+                    return
+                try:
+                    conn.execute("ROLLBACK TO write")
+                    conn.execute("RELEASE write")
+                except sqlite3.Error as undo:
+                    _rollback(conn)
+                    _fail(group, StoreError(f"job store error: {undo}"))
+                    return
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
-            raise StoreError(f"job store error: {exc}") from exc
-        return result
+            for job in group:
+                job.error = job.error or StoreError(f"job store error: {exc}")
+        for job in group:
+            job.done = True
 
     def stats(self) -> WriteStats:
         with self._lock:
@@ -117,6 +193,29 @@ class Writer:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
                 self._conn = None
+
+
+#: Groups a leader writes (its own included) before it hands the lead on.
+_LEAD_GROUPS = 4
+
+
+class _Write:
+    __slots__ = ("done", "error", "fn", "ready", "result", "started")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        self.fn = fn
+        self.ready = threading.Event()
+        self.done = False
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.started = 0.0
+
+
+def _fail(group: list[_Write], error: StoreError) -> None:
+    """Nothing of ``group`` was committed: each function that had not failed gets ``error``."""
+    for job in group:
+        job.error = job.error or error
+        job.done = True
 
 
 def _begin(conn: sqlite3.Connection) -> None:
