@@ -18,9 +18,17 @@ Sets of clips, each with its exact transcript:
   (seeded): a clip meets other neighbours each time, so the figure depends
   less on where the cuts of one fixed order happen to fall.
 
-The long files are transcribed through voxhub twice: with the default
-``chunking=pauses`` and with ``chunking=windows`` (the earlier method), the
-same-run baseline of the default.
+The long files are transcribed through voxhub with the default
+``chunking=pauses`` and with each value of ``--compare`` (default
+``utterances,windows``: one piece per utterance, and the earlier windows),
+all in the same run.
+
+The short clips' figure is one draw: ``tiny.en`` changes its answer when a
+clip is shifted by a fraction of its 20 ms encoder step, and a long file
+puts each clip at an arbitrary such shift. ``--phases N`` (default 4) also
+transcribes the clean and real clips one by one behind N - 1 other shifts
+of digital silence (steps of 20/N ms) and prints the mean, for context;
+the verdict stays against the clips as they are.
 
 Each clip is transcribed through voxhub (an :class:`voxhub.Orchestrator`, the
 ``local`` provider, warm workers: ``run`` = submit, wait, fetch) with engine
@@ -247,6 +255,18 @@ def direct_sphinx() -> Callable[[Path], str]:
     return run
 
 
+def shifted_errors(run: Callable[[Path], str], clips: list[Clip], folder: Path,
+                   samples: int) -> int:
+    """Word errors on ``clips``, each behind ``samples`` samples of digital silence."""
+    total = 0
+    for index, (path, text) in enumerate(clips):
+        audio, _ = soundfile.read(str(path), dtype="float32")
+        target = _write(folder / f"shift{samples}-{index}.wav",
+                        np.concatenate([np.zeros(samples, np.float32), audio]))
+        total += errors(text, run(target))[0]
+    return total
+
+
 def measure(run: Callable[[Path], str], clips: list[Clip]) -> dict[str, float]:
     edits = words = 0
     wall = audio = 0.0
@@ -267,6 +287,10 @@ def main() -> None:
     parser.add_argument("--long-minutes", type=float, default=10.0)
     parser.add_argument("--engines", default="whisper,pocketsphinx")
     parser.add_argument("--seed", type=int, default=1, help="order of the shuffled long file")
+    parser.add_argument("--compare", default="utterances,windows",
+                        help="whisper: other chunking values measured on the long files")
+    parser.add_argument("--phases", type=int, default=4,
+                        help="whisper: sub-frame shifts of the short clips (1: none)")
     args = parser.parse_args()
     engines = args.engines.split(",")
     with tempfile.TemporaryDirectory(prefix="voxhub-wer-") as tmp:
@@ -280,13 +304,14 @@ def main() -> None:
             sets["long, shuffled"] = [long_clip(base, args.long_minutes,
                                                 folder / "shuffled.wav", seed=args.seed)]
         rows = []
+        shifted: list[int] = []
         for engine in engines:
             direct = direct_whisper() if engine == "whisper" else direct_sphinx()
             via, close = voxhub_runner(engine)
-            # The earlier way of cutting long audio, measured in the same run.
-            windows, close_windows = voxhub_runner(engine, chunking="windows") \
-                if engine == "whisper" else (via, close)
-            for warm in (via, windows, direct):  # warm workers, as in a long-lived application
+            # Other ways of cutting long audio, measured in the same run.
+            others = {c: voxhub_runner(engine, chunking=c)
+                      for c in (args.compare.split(",") if engine == "whisper" else []) if c}
+            for warm in (via, *(r for r, _ in others.values()), direct):  # warm workers
                 warm(SAMPLES / "hello.wav")
             for name, clips in sets.items():
                 if name.startswith("long") and engine != "whisper":
@@ -296,14 +321,18 @@ def main() -> None:
                       f"(direct WER {theirs['wer']:.3f} RTF {theirs['rtf']:.3f})",
                       file=sys.stderr)
                 rows.append((engine, name, len(clips), mine, theirs))
-                if name.startswith("long"):
-                    old = measure(windows, clips)
-                    print(f"{engine} {name}, chunking windows: WER {old['wer']:.3f} "
+                for chunking, (other, _) in others.items() if name.startswith("long") else ():
+                    old = measure(other, clips)
+                    print(f"{engine} {name}, chunking {chunking}: WER {old['wer']:.3f} "
                           f"RTF {old['rtf']:.3f}", file=sys.stderr)
-                    rows.append((engine, f"{name} (chunking windows)", len(clips), old, theirs))
+                    rows.append((engine, f"{name} (chunking {chunking})", len(clips), old,
+                                 theirs))
+            if engine == "whisper" and args.phases > 1:
+                shifted = [shifted_errors(via, base, folder, k * 320 // args.phases)
+                           for k in range(1, args.phases)]
             close()
-            if windows is not via:
-                close_windows()
+            for _, close_other in others.values():
+                close_other()
     print(f"## voxhub-local WER and RTF, {sys.platform}, Python {sys.version.split()[0]}, "
           f"{len(os.sched_getaffinity(0))} CPUs\n")
     print("| engine | set | clips (audio) | WER via voxhub | WER called directly | "
@@ -322,6 +351,12 @@ def main() -> None:
         words = sum(m["words"] for m in short)
         print(f"\n- whisper, the long files' clips one by one (clean + real): "
               f"{edits / words:.1%} ({edits} errors in {words} words)")
+        if shifted:
+            mean = (edits + sum(shifted)) / (1 + len(shifted))
+            step = 20 / (1 + len(shifted))
+            print(f"- whisper, the same clips behind 0-{step * len(shifted):g} ms of silence "
+                  f"(steps of {step:g} ms): "
+                  f"{[edits, *shifted]} errors, mean {mean / words:.1%}")
         for name, mine in longs:
             errors_ = round(mine["wer"] * mine["words"])
             verdict = "no worse" if mine["wer"] <= edits / words else "worse"

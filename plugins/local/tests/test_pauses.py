@@ -120,3 +120,68 @@ def test_a_segment_over_silence_is_not_heard() -> None:
     spoken = Segment((), "Hello", offset + 0.0, offset + 1.0, 0.9)
     assert not _heard(made_up, levels, offset)
     assert _heard(spoken, levels, offset)
+
+
+# --- utterances ------------------------------------------------------------------------
+
+
+def tone(seconds: float) -> npt.NDArray[np.float32]:
+    """A 440 Hz tone at a speech-like level: loud throughout, so its edges are exact."""
+    t = np.arange(round(seconds * RATE)) / RATE
+    return (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+
+
+def parts(*spans: tuple[str, float]) -> npt.NDArray[np.float32]:
+    return np.concatenate([tone(s) if kind == "sound" else silence(s) for kind, s in spans])
+
+
+@pytest.mark.parametrize("noise_db", [None, -50.0])
+def test_an_utterance_ends_in_the_first_long_pause_after_enough_sound(
+        noise_db: float | None) -> None:
+    # 0.6 s sound, a 0.7 s pause too early to count (a short utterance joins the
+    # next), 2 s sound, a 0.3 s pause too short, 1 s sound, a 0.8 s pause: the end.
+    audio = parts(("sound", 0.6), ("pause", 0.7), ("sound", 2.0), ("pause", 0.3),
+                  ("sound", 1.0), ("pause", 0.8), ("sound", 1.0))
+    if noise_db is not None:
+        audio = with_noise(audio, noise_db)
+    levels = Levels.of(audio, RATE)
+    end = levels.find_utterance_end(shortest=1.0, pause=0.5, limit=30.0)
+    # In the middle of the 0.8 s pause starting at 4.6 s (one frame of slack).
+    assert end is not None and abs(end / RATE - 5.0) <= FRAME_SECONDS
+    # The same pause beyond the limit: no end (the caller cuts at a pause near the limit).
+    assert levels.find_utterance_end(shortest=1.0, pause=0.5, limit=4.5) is None
+    # A shorter shortest utterance: the early pause counts.
+    end = levels.find_utterance_end(shortest=0.3, pause=0.5, limit=30.0)
+    assert end is not None and abs(end / RATE - 0.95) <= FRAME_SECONDS
+
+
+def test_a_long_pause_is_cut_half_a_second_in_and_silence_has_no_utterance() -> None:
+    audio = parts(("pause", 1.5), ("sound", 2.0), ("pause", 4.0), ("sound", 1.0))
+    end = Levels.of(audio, RATE).find_utterance_end(shortest=1.0, pause=0.5, limit=30.0)
+    # The leading silence does not count as speech; the piece keeps 0.5 s of the pause.
+    assert end is not None and abs(end / RATE - 4.0) <= FRAME_SECONDS
+    quiet = Levels.of(silence(10.0), RATE)
+    assert quiet.find_utterance_end(shortest=1.0, pause=0.5, limit=30.0) is None
+    # Sound to the end of the searched stretch: no pause, no end.
+    assert Levels.of(tone(5.0), RATE).find_utterance_end(1.0, 0.5, 30.0) is None
+
+
+def test_utterance_pieces_put_long_silence_alone_and_keep_the_last_tail() -> None:
+    from voxhub_local.windows import LEAD_SECONDS, utterance_end
+
+    # 3 s of silence first: a piece of its own, ending LEAD_SECONDS before the sound.
+    audio = parts(("pause", 3.0), ("sound", 2.0), ("pause", 1.0), ("sound", 2.0))
+    end, final = utterance_end(Levels.of(audio, RATE), len(audio), 30.0, final=True)
+    assert abs(end / RATE - (3.0 - LEAD_SECONDS)) <= FRAME_SECONDS and not final
+    # The rest: the first utterance ends in its pause; the file's last one keeps its tail.
+    rest = audio[end:]
+    cut, final = utterance_end(Levels.of(rest, RATE), len(rest), 30.0, final=True)
+    assert abs(cut / RATE - (LEAD_SECONDS + 2.0 + 0.5)) <= FRAME_SECONDS and not final
+    last = parts(("sound", 2.0), ("pause", 2.0))
+    assert utterance_end(Levels.of(last, RATE), len(last), 30.0, final=True) == (len(last), True)
+    # Silence throughout: one piece; sound throughout: cut as chunking=pauses would.
+    assert utterance_end(Levels.of(silence(12.0), RATE), 12 * RATE, 12.0, False) == (12 * RATE,
+                                                                                    False)
+    steady = with_noise(tone(12.0), -40.0)
+    cut, final = utterance_end(Levels.of(steady, RATE), len(steady), 12.0, final=False)
+    assert 6 * RATE <= cut <= 12 * RATE and not final

@@ -119,7 +119,7 @@ def test_stereo_44k_flac_is_resampled(tmp_path: Path, hello: Recognition) -> Non
 # --- long audio: windows ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("chunking", ["pauses", "windows"])
+@pytest.mark.parametrize("chunking", ["pauses", "utterances", "windows"])
 def test_pieces_lose_no_text_at_the_joins(six_sentences: tuple[Path, list[int]],
                                           chunking: str) -> None:
     path, order = six_sentences
@@ -174,6 +174,7 @@ def test_cancel_stops_between_chunks(six_sentences: tuple[Path, list[int]]) -> N
         ({"window": float("nan")}, "window"),
         ({"window": 31}, "window"),  # pieces cut at pauses: at most Whisper's 30 s
         ({"chunking": "windows", "window": 3601}, "window"),
+        ({"chunking": "utterances", "window": 31}, "window"),
         ({"chunking": "vad"}, "chunking"),
         ({"segment_gap": 0}, "segment_gap"),
     ],
@@ -184,8 +185,31 @@ def test_config_validation_names_field(kwargs: dict[str, Any], field: str) -> No
     assert caught.value.field == field and f"EngineConfig.{field}" in str(caught.value)
 
 
+def test_utterances_are_decoded_alone_and_silence_is_not_decoded(tmp_path: Path) -> None:
+    # Two sentences 0.6 s apart, 40 s of near-silence, the first sentence again.
+    weather, office = clip("weather.flac"), clip("office.flac")
+    hush = np.random.default_rng(3).normal(0.0, 1e-4, 40 * 16000).astype(np.float32)
+    audio = np.concatenate([weather, np.zeros(9600, np.float32), office, hush, weather])
+    target = tmp_path / "apart.wav"
+    soundfile.write(str(target), audio, 16000)
+    result = engine.transcribe(target, WhisperConfig(chunking="utterances"))
+    reference = " ".join((SAMPLES / t).read_text(encoding="utf-8")
+                         for t in ("weather.txt", "office.txt", "weather.txt"))
+    # tiny.en's own mistakes vary with where a sentence falls (a few words of 53).
+    assert word_error_rate(reference, result.text) <= 0.25
+    second = (len(weather) + 9600 + len(office)) / 16000
+    # Nothing was written over the silence, and the repeat's times are its own.
+    assert not [w for w in result.words if second + 0.5 < w.start < second + 39.5]
+    repeat = words(" ".join(w.text for w in result.words if w.start >= second + 39.5))
+    assert repeat[0] == "yesterday" and repeat[-1] == "ships" and len(repeat) >= 18
+    # At least one piece per sentence, and the silence in one or two pieces of its own.
+    assert result.windows >= 4
+
+
 def test_window_defaults_to_the_chunking_s_own() -> None:
     assert WhisperConfig().window_seconds == 30.0
+    assert WhisperConfig(chunking="utterances").window_seconds == 30.0
+    assert WhisperConfig(chunking="utterances", window=15).window_seconds == 15.0
     assert WhisperConfig(chunking="windows").window_seconds == 180.0
     assert WhisperConfig(chunking="windows", window=600).window_seconds == 600.0
     assert engine.config_from_options({"chunking": "windows"}) == WhisperConfig(

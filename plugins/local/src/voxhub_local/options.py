@@ -43,11 +43,14 @@ OPTIONS: Final = (
                default=False),
     OptionSpec("chunking", str,
                "How long audio is cut: pauses (pieces of at most 30 s ending in a pause, "
-               "each decoded on its own, like short clips) or windows (long windows joined "
+               "each decoded on its own, like short clips), utterances (one piece per "
+               "stretch of speech between pauses of 0.5 s or more: more accurate when "
+               "sentences vary, about twice the work) or windows (long windows joined "
                "between decoded words, the earlier method).",
-               choices=("pauses", "windows"), default="pauses"),
+               choices=("pauses", "utterances", "windows"), default="pauses"),
     OptionSpec("window", float, "Longest piece decoded at a time (bounds memory): 10-30 s "
-               "with chunking pauses (default 30), 10-3600 s with windows (default 180).",
+               "with chunking pauses or utterances (default 30), 10-3600 s with windows "
+               "(default 180).",
                min=10, max=3600),
     # --- pocketsphinx
     OptionSpec("model_dir", str,

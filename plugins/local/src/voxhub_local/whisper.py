@@ -11,6 +11,10 @@ time, so memory holds one piece. How the pieces are cut is
   (:mod:`voxhub_local.pauses`), each decoded on its own like a short clip,
   its times shifted back. Nothing is decoded twice and no text is dropped
   at the joins: every sample belongs to exactly one piece.
+* ``utterances``: one piece per utterance (speech up to a pause of at
+  least 0.5 s, once it has lasted 1 s), at most 30 s, each decoded on its
+  own; silence of more than a second before an utterance is a piece of its
+  own and is not decoded.
 * ``windows``: windows of ``WhisperConfig.window`` seconds, joined in the
   longest pause between decoded words (the earlier method, kept to compare).
 
@@ -53,10 +57,10 @@ from .windows import (
     GUARD_SECONDS,
     PAUSE_PIECE_SECONDS,
     PAUSE_SEARCH_SECONDS,
-    SHORTEST_UTTERANCE_SECONDS,
-    UTTERANCE_PAUSE_SECONDS,
+    TAIL_LOUD_SECONDS,
     Buffer,
     keep_until_pause,
+    utterance_end,
 )
 
 __all__ = ["CHUNKINGS", "COMPUTE_TYPES", "DEVICES", "LANGUAGES", "WhisperConfig", "transcribe"]
@@ -66,15 +70,13 @@ Float32Array = npt.NDArray[np.float32]
 
 SAMPLE_RATE: Final = 16000
 #: How long audio is cut (see the module docstring); the first is the default.
-CHUNKINGS: Final = ("utterances", "pauses", "windows")
+CHUNKINGS: Final = ("pauses", "utterances", "windows")
 _DEFAULT_WINDOW: Final = {"utterances": PAUSE_PIECE_SECONDS, "pauses": PAUSE_PIECE_SECONDS,
                           "windows": 180.0}
 #: A stretch of a piece no segment covers is decoded again when it is this long...
 _GAP_SECONDS: Final = 1.0
 #: ...and this much of it is louder than the piece's pauses.
 _GAP_LOUD_SECONDS: Final = 0.75
-#: A piece's decoding ends when less sound than this is left after a segment.
-_TAIL_LOUD_SECONDS: Final = 0.2
 #: A segment's edges left out when looking for sound inside it.
 _EDGE_SECONDS: Final = 0.1
 
@@ -135,7 +137,7 @@ class WhisperConfig:
     language: str | None = None
     word_timestamps: bool = True
     vad: bool = False
-    chunking: str = "utterances"
+    chunking: str = "pauses"
     window: float | None = attrs.field(default=None, converter=_optional_float)
     segment_gap: float | None = attrs.field(default=None, converter=_optional_float)
 
@@ -396,16 +398,10 @@ class _Decoding:
             offset = buffer.base / SAMPLE_RATE
             if chunking != "windows":
                 levels = Levels.of(audio, SAMPLE_RATE)
-                end = len(audio)
                 if chunking == "utterances":
-                    found = levels.find_utterance_end(SHORTEST_UTTERANCE_SECONDS,
-                                                      UTTERANCE_PAUSE_SECONDS, seconds)
-                    # After the last utterance of the file, its trailing silence stays with it.
-                    if found is not None and (not final or levels.loud_seconds(
-                            found / SAMPLE_RATE, end / SAMPLE_RATE) >= _TAIL_LOUD_SECONDS):
-                        end, final = found, False
-                if not final and end == len(audio):
-                    end = levels.find_cut(seconds, search)
+                    end, final = utterance_end(levels, len(audio), seconds, final)
+                else:
+                    end = len(audio) if final else levels.find_cut(seconds, search)
                 audio = audio[:end]
                 self.segments += self._piece(audio, offset, levels)
                 cut = len(audio) / SAMPLE_RATE
@@ -436,7 +432,7 @@ class _Decoding:
         length = len(audio) / SAMPLE_RATE
         end = min(self._duration, offset + length)
         self.windows += 1
-        if levels.loud_seconds(0.0, length) < _TAIL_LOUD_SECONDS:
+        if levels.loud_seconds(0.0, length) < TAIL_LOUD_SECONDS:
             return []  # silence (or a click): Whisper would only make text up
         found = [s for s in _converted(self._decode(audio, offset, levels), offset, end)
                  if _heard(s, levels, offset)]
@@ -457,7 +453,7 @@ class _Decoding:
         """faster-whisper's segments of ``audio``, which starts at ``offset`` in the file.
 
         With ``levels`` (those of ``audio``), decoding stops once what is
-        left after a segment holds less than ``_TAIL_LOUD_SECONDS`` of sound:
+        left after a segment holds less than ``TAIL_LOUD_SECONDS`` of sound:
         faster-whisper would otherwise decode that rest (often a fraction of
         a second of silence) in a pass of its own, which costs as much as a
         full 30-second one and tends to make text up.
@@ -483,7 +479,7 @@ class _Decoding:
                 segments.append(segment)
                 end = min(float(segment.end), length)
                 self._report((offset + end) / self._duration if self._duration else 0.0)
-                if levels is not None and levels.loud_seconds(end, length) < _TAIL_LOUD_SECONDS:
+                if levels is not None and levels.loud_seconds(end, length) < TAIL_LOUD_SECONDS:
                     found.close()
                     break
         except (RuntimeError, ValueError) as exc:

@@ -1,4 +1,4 @@
-"""The two ways a long file is cut for Whisper, and the sample buffer both read from.
+"""The ways a long file is cut for Whisper, and the sample buffer they read from.
 
 * **Pauses** (the default, ``chunking="pauses"``): before decoding, the
   audio is cut into pieces of at most 30 seconds, each ending in the longest
@@ -6,6 +6,11 @@
   piece is decoded on its own like a short clip. Nothing is decoded twice;
   a word can only be split where the audio has no pause at all for
   :data:`PAUSE_SEARCH_SECONDS`.
+* **Utterances** (``chunking="utterances"``): as pauses, but each piece
+  ends at the first pause of :data:`UTTERANCE_PAUSE_SECONDS` once
+  :data:`SHORTEST_UTTERANCE_SECONDS` of it have passed (:func:`utterance_end`),
+  so it holds one utterance, as a short clip would. One encoder pass per
+  utterance instead of per 30 s: about twice the work of pauses.
 * **Windows** (``chunking="windows"``, the earlier method): windows of
   ``window`` seconds are decoded (Whisper moves through each in its own
   30-second steps); only the text that ends at least :data:`GUARD_SECONDS`
@@ -26,9 +31,11 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from .pauses import Levels
+
 __all__ = ["CUT_SEARCH_SECONDS", "GUARD_SECONDS", "PAUSE_PIECE_SECONDS",
-           "PAUSE_SEARCH_SECONDS", "SHORTEST_UTTERANCE_SECONDS", "UTTERANCE_PAUSE_SECONDS",
-           "Buffer", "Part", "keep_until_pause"]
+           "PAUSE_SEARCH_SECONDS", "SHORTEST_UTTERANCE_SECONDS", "TAIL_LOUD_SECONDS",
+           "UTTERANCE_PAUSE_SECONDS", "Buffer", "Part", "keep_until_pause", "utterance_end"]
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -40,6 +47,10 @@ PAUSE_SEARCH_SECONDS: Final = 10.0
 UTTERANCE_PAUSE_SECONDS: Final = 0.5
 #: ...once it has lasted this long from its first sound (a shorter one joins the next).
 SHORTEST_UTTERANCE_SECONDS: Final = 1.0
+#: Utterances: a piece starts this long before its first sound (longer silence goes alone).
+LEAD_SECONDS: Final = 0.5
+#: A piece's decoding ends when less sound than this is left after a segment.
+TAIL_LOUD_SECONDS: Final = 0.2
 #: Windows: text ending less than this before a window's end is decoded again in the next one.
 GUARD_SECONDS: Final = 3.0
 #: Windows: the cut is looked for in this many seconds before the guard (or the
@@ -140,3 +151,30 @@ class Part:
         return cls(segment.start, words[-1].end, "".join(w.word for w in words),
                    segment.avg_logprob, words)
 
+
+def utterance_end(levels: Levels, samples: int, seconds: float,
+                   final: bool) -> tuple[int, bool]:
+    """Where a piece of ``chunking=utterances`` ends in ``samples``, and whether it is last.
+
+    ``levels`` measure the ``samples`` held from the piece's start; ``final``: they are
+    the rest of the file.
+
+    The piece is the silence before the next utterance when that is long
+    (it is then not decoded, and the utterance starts shortly before its
+    sound, like a short clip), else the next utterance, else (no pause long
+    enough) a piece cut as ``chunking=pauses`` cuts one.
+    """
+    start = levels.first_sound()
+    if start is None:
+        return samples, final  # no sound at all: one piece, not decoded
+    if start > 2 * LEAD_SECONDS:
+        return round((start - LEAD_SECONDS) * levels.rate), False
+    found = levels.find_utterance_end(SHORTEST_UTTERANCE_SECONDS, UTTERANCE_PAUSE_SECONDS,
+                                      seconds)
+    # After the last utterance of the file, its trailing silence stays with it.
+    if found is not None and (not final or levels.loud_seconds(
+            found / levels.rate, samples / levels.rate) >= TAIL_LOUD_SECONDS):
+        return found, False
+    if final:
+        return samples, True
+    return levels.find_cut(seconds, min(PAUSE_SEARCH_SECONDS, seconds / 2)), False
