@@ -23,12 +23,21 @@ The long files are transcribed through voxhub with the default
 ``utterances,windows``: one piece per utterance, and the earlier windows),
 all in the same run.
 
-The short clips' figure is one draw: ``tiny.en`` changes its answer when a
-clip is shifted by a fraction of its 20 ms encoder step, and a long file
-puts each clip at an arbitrary such shift. ``--phases N`` (default 4) also
-transcribes the clean and real clips one by one behind N - 1 other shifts
-of digital silence (steps of 20/N ms) and prints the mean, for context;
-the verdict stays against the clips as they are.
+Why the long-file target is judged on a mean over shifts: ``tiny.en`` is a
+chaotic decoder. Shift a clip by a fraction of its 20 ms encoder step (a few
+milliseconds of digital silence in front) and its answer changes: the 22
+clean and real clips gave 10 to 13 errors at 0, 5, 10 and 15 ms. A single
+unshifted run of either side is one draw from that spread, and the long files
+place every clip at an arbitrary shift of their own. So ``--phases N``
+(default 4) runs both sides at the same N shifts, steps of 20/N ms of leading
+silence: the clean and real clips one by one, each behind the shift; and each
+long file with the shift in front of the whole file, through voxhub with every
+chunking value and through faster-whisper directly. The estimate is the mean
+WER over the shifts, and the verdict compares the long files' mean with the
+clips' mean, per chunking value. The errors at every shift, their spread and
+the unshifted single draws (the earlier comparison) are printed too.
+``--max-minutes`` stops starting new shifts after that long; the output says
+how many were run.
 
 Each clip is transcribed through voxhub (an :class:`voxhub.Orchestrator`, the
 ``local`` provider, warm workers: ``run`` = submit, wait, fetch) with engine
@@ -42,7 +51,7 @@ distance / reference words, over the whole set, after lower-casing, dropping
 punctuation and writing numbers 0-99 as words. RTF = wall seconds / audio
 seconds. Overhead = voxhub wall time / direct wall time, same clips.
 
-    python bench/local_wer.py --sdist pocketsphinx-5.1.1.tar.gz [--long-minutes 10]
+    python bench/local_wer.py --sdist pocketsphinx-5.1.1.tar.gz [--long-minutes 10] [--phases 4]
 
 No network (set ``HF_HUB_OFFLINE=1`` to be sure).
 """
@@ -216,7 +225,7 @@ def voxhub_runner(engine: str, **options: Any) -> tuple[Callable[[Path], str],
 
     def close() -> None:
         orch.close_resources()
-        plugins.provider("local").provider.shutdown()  # type: ignore[attr-defined]
+        plugins.provider("local").provider.shutdown()
 
     return run, close
 
@@ -255,16 +264,10 @@ def direct_sphinx() -> Callable[[Path], str]:
     return run
 
 
-def shifted_errors(run: Callable[[Path], str], clips: list[Clip], folder: Path,
-                   samples: int) -> int:
-    """Word errors on ``clips``, each behind ``samples`` samples of digital silence."""
-    total = 0
-    for index, (path, text) in enumerate(clips):
-        audio, _ = soundfile.read(str(path), dtype="float32")
-        target = _write(folder / f"shift{samples}-{index}.wav",
-                        np.concatenate([np.zeros(samples, np.float32), audio]))
-        total += errors(text, run(target))[0]
-    return total
+def shifted(path: Path, samples: int, target: Path) -> Path:
+    """``path`` behind ``samples`` samples of digital silence, written to ``target``."""
+    audio, _ = soundfile.read(str(path), dtype="float32")
+    return _write(target, np.concatenate([np.zeros(samples, np.float32), audio]))
 
 
 def measure(run: Callable[[Path], str], clips: list[Clip]) -> dict[str, float]:
@@ -278,7 +281,97 @@ def measure(run: Callable[[Path], str], clips: list[Clip]) -> dict[str, float]:
         e, n = errors(text, hypothesis)
         edits, words = edits + e, words + n
     return {"wer": edits / max(1, words), "rtf": wall / audio, "wall": wall, "audio": audio,
-            "words": words}
+            "words": words, "edits": edits}
+
+
+# One side of the long-file comparison: its label, then per shift (errors, RTF).
+Draws = dict[str, list[tuple[int, float]]]
+
+
+def run_shift(samples: int, base: list[Clip], short_run: Callable[[Path], str],
+              longs: dict[str, Clip], runners: dict[str, Callable[[Path], str]],
+              folder: Path, draws: Draws) -> None:
+    """Both sides of the comparison at one shift, added to ``draws``."""
+    clips = [(shifted(path, samples, folder / f"shift{samples}-{i}.wav"), text)
+             for i, (path, text) in enumerate(base)]
+    short = measure(short_run, clips)  # a short clip is one piece whatever the chunking
+    draws.setdefault(CLIPS, []).append((int(short["edits"]), short["rtf"]))
+    for name, (path, text) in longs.items():
+        target = shifted(path, samples, folder / f"shift{samples}-{name}.wav")
+        for mode, run in runners.items():
+            got = measure(run, [(target, text)])
+            draws.setdefault(f"{name}, {mode}", []).append((int(got["edits"]), got["rtf"]))
+        target.unlink()
+    print(f"shift {samples / 16:g} ms: " + "; ".join(
+        f"{label} {got[-1][0]}" for label, got in draws.items()), file=sys.stderr)
+
+
+CLIPS = "clips one by one"
+
+
+def shift_zero(rows: list[Any]) -> tuple[Draws, dict[str, int]]:
+    """The unshifted whisper rows of the main table as shift 0 of each side."""
+    draws: Draws = {}
+    words: dict[str, int] = {}
+    short = [mine for engine, name, _, mine, _ in rows
+             if engine == "whisper" and name in ("clean", "real")]
+    edits = sum(int(m["edits"]) for m in short)
+    wall = sum(m["wall"] for m in short)
+    draws[CLIPS] = [(edits, wall / sum(m["audio"] for m in short))]
+    words[CLIPS] = sum(int(m["words"]) for m in short)
+    for name in ("long", "long, shuffled"):
+        for engine, label, _, mine, _theirs in rows:
+            if engine != "whisper":
+                continue
+            if label == name:
+                mode = "pauses (default)"
+            elif label.startswith(f"{name} (chunking "):
+                mode = label[len(name) + len(" (chunking "):-1]
+            else:
+                continue
+            draws[f"{name}, {mode}"] = [(int(mine["edits"]), mine["rtf"])]
+            words[f"{name}, {mode}"] = int(mine["words"])
+        direct = next(theirs for engine, label, _, _, theirs in rows
+                      if engine == "whisper" and label == name)
+        draws[f"{name}, faster-whisper directly"] = [(int(direct["edits"]), direct["rtf"])]
+        words[f"{name}, faster-whisper directly"] = int(direct["words"])
+    return draws, words
+
+
+def print_shifts(draws: Draws, words: dict[str, int], shifts_ms: list[float]) -> None:
+    """The comparison over shifts: per-shift errors, mean, spread, verdict on means."""
+    n = len(shifts_ms)
+    print(f"\n### tiny.en, long files against the same clips one by one, over {n} shift(s) "
+          f"of leading silence ({', '.join(f'{ms:g}' for ms in shifts_ms)} ms)\n")
+    print("| side | words | errors per shift | mean WER | spread (WER) | unshifted WER "
+          "(one draw) | mean RTF | mean minus clips' mean | verdict on means | "
+          "verdict on the unshifted draw |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---|---|")
+
+    def stats(label: str) -> tuple[float, float, float, float]:
+        wers = [e / words[label] for e, _ in draws[label]]
+        mean = sum(wers) / n
+        var = sum((w - mean) ** 2 for w in wers) / (n - 1) if n > 1 else 0.0
+        return mean, min(wers), max(wers), var
+
+    ref_mean, _, _, ref_var = stats(CLIPS)
+    ref_one = draws[CLIPS][0][0] / words[CLIPS]
+    for label, got in draws.items():
+        mean, low, high, var = stats(label)
+        counts = ", ".join(str(e) for e, _ in got)
+        rtf = sum(r for _, r in got) / n
+        row = (f"| {label} | {words[label]} | {counts} | {mean:.2%} | {low:.1%}-{high:.1%} | "
+               f"{got[0][0] / words[label]:.1%} | {rtf:.3f} |")
+        if label == CLIPS:
+            print(row + " | | |")
+            continue
+        # Standard error of the difference of two means of n draws each: a rough
+        # yardstick for how much of the gap the shifts alone could explain.
+        error = ((var + ref_var) / n) ** 0.5
+        mean_verdict = "no worse" if mean <= ref_mean else "worse"
+        one_verdict = "no worse" if got[0][0] / words[label] <= ref_one else "worse"
+        print(row + f" {(mean - ref_mean) * 100:+.2f} pp (± {error * 100:.2f}) | "
+              f"{mean_verdict} | {one_verdict} |")
 
 
 def main() -> None:
@@ -290,9 +383,17 @@ def main() -> None:
     parser.add_argument("--compare", default="utterances,windows",
                         help="whisper: other chunking values measured on the long files")
     parser.add_argument("--phases", type=int, default=4,
-                        help="whisper: sub-frame shifts of the short clips (1: none)")
+                        help="whisper: shifts (steps of 20/N ms) run on both sides (1: none)")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="start no new shift after this many minutes (0: no limit)")
     args = parser.parse_args()
+    if args.phases < 1:
+        parser.error("--phases: must be at least 1")
+    started = time.monotonic()
     engines = args.engines.split(",")
+    draws: Draws = {}
+    words: dict[str, int] = {}
+    shifts_ms: list[float] = []
     with tempfile.TemporaryDirectory(prefix="voxhub-wer-") as tmp:
         folder = Path(tmp)
         sets = synthetic_sets(folder)
@@ -304,7 +405,6 @@ def main() -> None:
             sets["long, shuffled"] = [long_clip(base, args.long_minutes,
                                                 folder / "shuffled.wav", seed=args.seed)]
         rows = []
-        shifted: list[int] = []
         for engine in engines:
             direct = direct_whisper() if engine == "whisper" else direct_sphinx()
             via, close = voxhub_runner(engine)
@@ -327,9 +427,23 @@ def main() -> None:
                           f"RTF {old['rtf']:.3f}", file=sys.stderr)
                     rows.append((engine, f"{name} (chunking {chunking})", len(clips), old,
                                  theirs))
-            if engine == "whisper" and args.phases > 1:
-                shifted = [shifted_errors(via, base, folder, k * 320 // args.phases)
-                           for k in range(1, args.phases)]
+            if engine == "whisper" and args.long_minutes > 0:
+                # Shift 0 is the unshifted run above (the decoder is deterministic);
+                # the loop adds the others, both sides at each shift, so a run cut
+                # short by --max-minutes stays paired.
+                draws, words = shift_zero(rows)
+                shifts_ms.append(0.0)
+                runners = {"pauses (default)": via,
+                           **{c: r for c, (r, _) in others.items()},
+                           "faster-whisper directly": direct}
+                longs = {name: sets[name][0] for name in ("long", "long, shuffled")}
+                for k in range(1, args.phases):
+                    if args.max_minutes and time.monotonic() - started > args.max_minutes * 60:
+                        print(f"--max-minutes reached: {k} of {args.phases} shifts run",
+                              file=sys.stderr)
+                        break
+                    shifts_ms.append(k * 20 / args.phases)
+                    run_shift(k * 320 // args.phases, base, via, longs, runners, folder, draws)
             close()
             for _, close_other in others.values():
                 close_other()
@@ -342,26 +456,8 @@ def main() -> None:
         print(f"| {engine} | {name} | {count} ({mine['audio']:.0f} s, {mine['words']} words) | "
               f"{mine['wer']:.1%} | {theirs['wer']:.1%} | {mine['rtf']:.3f} | "
               f"{theirs['rtf']:.3f} | {mine['wall'] / theirs['wall']:.2f}x |")
-    short = [mine for engine, name, _, mine, _ in rows
-             if engine == "whisper" and name in ("clean", "real")]
-    longs = [(name, mine) for engine, name, _, mine, _ in rows
-             if engine == "whisper" and name.startswith("long")]
-    if short and longs:
-        edits = sum(round(m["wer"] * m["words"]) for m in short)
-        words = sum(m["words"] for m in short)
-        print(f"\n- whisper, the long files' clips one by one (clean + real): "
-              f"{edits / words:.1%} ({edits} errors in {words} words)")
-        if shifted:
-            mean = (edits + sum(shifted)) / (1 + len(shifted))
-            step = 20 / (1 + len(shifted))
-            print(f"- whisper, the same clips behind 0-{step * len(shifted):g} ms of silence "
-                  f"(steps of {step:g} ms): "
-                  f"{[edits, *shifted]} errors, mean {mean / words:.1%}")
-        for name, mine in longs:
-            errors_ = round(mine["wer"] * mine["words"])
-            verdict = "no worse" if mine["wer"] <= edits / words else "worse"
-            print(f"- whisper, {name}: {mine['wer']:.1%} ({errors_} errors in "
-                  f"{mine['words']} words): {verdict}")
+    if draws:
+        print_shifts(draws, words, shifts_ms)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ SQLite store); the rev-ai SDK (one client per thread) and a hand-written urllib3
 loop do the same jobs from 1 and 8 threads. Median of ``--repeats`` runs.
 
 For voxhub the store reports how long threads waited for its single writer
-(``Store.write_stats``); "store wait" is that time over (threads x wall time).
+(``Store.write_stats``); "store wait" is that time over (threads x wall time). It also
+says how many writes an input took, in how many transactions (writes that queue
+together share one), and how long a transaction held the writer against the writing
+thread's own CPU in it: the difference is time that thread waited for the GIL or a core.
 
     python bench/throughput.py [--jobs 1000] [--repeats 3] [--quick]
 """
@@ -23,9 +26,13 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import urllib3
 from _common import FakeRevai, cpu_and_wall, median, table, url
+
+#: Per concurrency, the writer's counters of the last voxhub run (printed after the table).
+WRITER: dict[int, Any] = {}
 
 
 def voxhub_batch(fake: FakeRevai, jobs: int, concurrency: int) -> tuple[float, float, float]:
@@ -46,7 +53,16 @@ def voxhub_batch(fake: FakeRevai, jobs: int, concurrency: int) -> tuple[float, f
             done: list[int] = []
             cpu, wall = cpu_and_wall(lambda: done.append(sum(
                 o.ok for o in orch.run_many(requests, concurrency=concurrency))))
-            waited = orch.store.write_stats().wait_seconds - before.wait_seconds
+            after = orch.store.write_stats()
+            waited = after.wait_seconds - before.wait_seconds
+            WRITER[concurrency] = (
+                (after.writes - before.writes) / jobs,
+                (after.transactions - before.transactions) / jobs,
+                (after.held_seconds - before.held_seconds)
+                / max(1, after.transactions - before.transactions),
+                (after.cpu_seconds - before.cpu_seconds)
+                / max(1, after.transactions - before.transactions),
+            )
         finally:
             orch.close_resources()
     assert done == [jobs], f"{jobs - done[0]} jobs failed"
@@ -164,6 +180,10 @@ def main() -> None:
     share = median(wait["voxhub run_many, concurrency 8"])
     print(f"- at concurrency 8 threads waited for the store's writer {share:.1%} of their time "
           "(target: at most 5%)")
+    for c, (writes, transactions, held, own) in sorted(WRITER.items()):
+        print(f"- concurrency {c} (last run): {writes:.2f} writes per input in "
+              f"{transactions:.2f} transactions; a transaction held the writer "
+              f"{held * 1000:.3f} ms, {own * 1000:.3f} ms of it the writing thread's CPU")
 
 
 if __name__ == "__main__":

@@ -350,7 +350,8 @@ class PostgresDatabase(Database):
 
     def stats(self) -> WriteStats:
         with self._stats_lock:
-            return WriteStats(self._transactions, self._wait, self._held)
+            return WriteStats(self._transactions, self._wait, self._held,
+                              writes=self._transactions)
 
     def trace(self, callback: Callable[[str], None] | None) -> None:
         self._trace = callback

@@ -43,6 +43,11 @@ class WriteStats:
     wait_seconds: float
     #: Seconds the writer was held, i.e. spent inside write transactions.
     held_seconds: float
+    #: CPU seconds of the writing threads inside those transactions: what ``held_seconds``
+    #: would be if the writing thread never waited for the GIL or a core (SQLite only).
+    cpu_seconds: float = 0.0
+    #: Write functions run (several share a transaction when they queued together).
+    writes: int = 0
 
 
 class Writer:
@@ -64,6 +69,8 @@ class Writer:
         self._transactions = 0
         self._wait = 0.0
         self._held = 0.0
+        self._cpu = 0.0
+        self._writes = 0
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` in a write transaction; its result once committed.
@@ -119,6 +126,7 @@ class Writer:
     def _write(self, group: list[_Write]) -> None:
         """Write ``group`` in one transaction, each function in a savepoint of its own."""
         started = time.perf_counter()
+        cpu = time.thread_time()
         with self._lock:
             self._holder = threading.get_ident()
             try:
@@ -127,7 +135,9 @@ class Writer:
                 self._holder = None
                 # Updated while the lock is held: no other thread writes these.
                 self._transactions += 1
+                self._writes += len(group)
                 self._held += time.perf_counter() - started
+                self._cpu += time.thread_time() - cpu
                 transactions = self._transactions
         # The writer is free again: a checkpoint, if due, makes no writer wait.
         self._after_commit(transactions)
@@ -179,7 +189,8 @@ class Writer:
 
     def stats(self) -> WriteStats:
         with self._lock:
-            return WriteStats(self._transactions, self._wait, self._held)
+            return WriteStats(self._transactions, self._wait, self._held, self._cpu,
+                              self._writes)
 
     def connection_do(self, action: Callable[[sqlite3.Connection], None]) -> None:
         """Run ``action`` on the writer's connection (if open) while no transaction runs."""
