@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from voxhub import JobRequest, Orchestrator, RemoteUrl
 from voxhub._batch_marks import GroupedMarks
 from voxhub._batch_model import BatchSettings, ItemState, Stage
 from voxhub._batch_rows import BatchRows, Plan, PlannedItem, new_batch_id
 from voxhub.errors import StoreError
+from voxhub.sandbox import RunningSandbox
 from voxhub.store import Store
 
 
@@ -138,3 +141,35 @@ def test_an_input_is_written_before_its_outcome_is_told(
         assert _item(rows, batch_id, 9) == (ItemState.PENDING, Stage.SUBMIT, None)
     finally:
         marks.close()
+
+
+def test_an_input_with_nothing_after_its_fetch_is_done_in_its_jobs_own_write(
+    tmp_path: Path, echo: RunningSandbox, voxhub_orchestrator: Callable[..., Orchestrator],
+) -> None:
+    store = Store(tmp_path / "jobs.db")
+    try:
+        orch = voxhub_orchestrator({"echo": echo.settings()}, store=store)  # the real clock
+        plain = [JobRequest("echo", media=RemoteUrl(f"http://x/plain-{i}.wav")) for i in range(4)]
+        run = orch.run_many(plain, concurrency=2)
+        assert all(outcome.ok for outcome in run)
+        # The item's done and its job's result share one transaction (and its time).
+        with sqlite3.connect(tmp_path / "jobs.db") as conn:
+            rows = conn.execute(
+                "SELECT i.state, i.stage, i.updated_at, j.updated_at FROM batch_items i "
+                "JOIN jobs j ON j.job_id = i.job_id WHERE i.batch_id=?", (run.batch_id,)
+            ).fetchall()
+        assert len(rows) == 4
+        assert all(state == "done" and stage is None and item_at == job_at
+                   for state, stage, item_at, job_at in rows), rows
+        # With an export after the fetch, done is its own mark, after the output is made.
+        exported = [JobRequest("echo", media=RemoteUrl(f"http://x/txt-{i}.wav")) for i in range(2)]
+        run = orch.run_many(exported, concurrency=2, format="txt", output_dir=str(tmp_path))
+        assert all(outcome.ok for outcome in run)
+        with sqlite3.connect(tmp_path / "jobs.db") as conn:
+            rows = conn.execute(
+                "SELECT i.state, i.updated_at > j.updated_at FROM batch_items i "
+                "JOIN jobs j ON j.job_id = i.job_id WHERE i.batch_id=?", (run.batch_id,)
+            ).fetchall()
+        assert rows == [("done", 1), ("done", 1)]
+    finally:
+        store.close()

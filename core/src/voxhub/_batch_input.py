@@ -31,15 +31,17 @@ from ._batch_model import (
 )
 from ._batch_plan import one_line
 from ._batch_reads import PendingItem
+from ._batch_rows import mark_done
 from ._records import owner_alive
 from .errors import VoxhubError, WaitTimeoutError
 from .events import failure
 from .models import JobHandle, JobRequest, JobState, JobStatus, Result
-from .store import JobRecord, Phase
+from .store import Also, JobRecord, Phase
 
 if TYPE_CHECKING:
     from ._batch_plan import Planner
     from ._batch_rows import NewJob
+    from ._database import Connection
     from .events import JobEvents
     from .plugins import PluginManager
     from .policies import Backoff
@@ -94,12 +96,16 @@ class Runner(Protocol):
         *,
         timeout: float | None = ...,
         on_status: Callable[[JobStatus], None] | None = ...,
+        also: Also | None = ...,
     ) -> tuple[JobStatus, Result]: ...
 
     def export(self, job: str | JobHandle, fmt: str, *, speakers: bool = ...) -> str: ...
 
     def close(self, job: str | JobHandle) -> None: ...
 
+
+#: Close policies with a step after the fetch (the input is not done with its result).
+_CLOSES_AFTER_FETCH = (ClosePolicy.AFTER_FETCH, ClosePolicy.ALWAYS)
 
 #: Brings a stored job to ``submitted`` (:meth:`voxhub.submission.Submission.carry`).
 Carry = Callable[[JobRecord, bool], JobHandle]
@@ -115,6 +121,9 @@ class Marks(Protocol):
                  error: str | None) -> None: ...
 
     def relink(self, batch_id: str, seq: int, old_job: str, new: NewJob) -> str: ...
+
+    def settled(self, batch_id: str, seq: int) -> None:
+        """The item was marked done in its job's own write: drop any mark held for it."""
 
 
 class Stopped(Exception):
@@ -254,22 +263,36 @@ class InputSteps:
                 if current.is_terminal and current.state is not JobState.FAILED:
                     self._stage(slot, Stage.FETCH)
 
+            # With nothing to do after the fetch, the input is done in the same write as
+            # its job's result: one write for one change.
+            merged: list[bool] = []
+            also = None
+            if settings.format is None and settings.close not in _CLOSES_AFTER_FETCH:
+                def also(conn: Connection, now: float, seq: int = item.seq) -> None:
+                    mark_done(conn, self.batch_id, seq, now)
+                    merged.append(True)
+
             status, result = ops.complete(
-                slot.handle, timeout=settings.timeout, on_status=on_status
+                slot.handle, timeout=settings.timeout, on_status=on_status, also=also
             )
             if settings.format is not None:
                 self._stage(slot, Stage.EXPORT)
                 text = ops.export(slot.handle.job_id, settings.format, speakers=settings.speakers)
                 self._stage(slot, Stage.WRITE)
                 output = self._deliver(item, text)
-            if settings.close in (ClosePolicy.AFTER_FETCH, ClosePolicy.ALWAYS):
+            if settings.close in _CLOSES_AFTER_FETCH:
                 self._stage(slot, Stage.CLOSE)
                 ops.close(slot.handle)
         except VoxhubError as exc:
             self._close_after_failure(slot, exc)
             return self.record_failure(slot, exc, status=status, result=result)
-        self._stage(slot, slot.stage)  # abandoned meanwhile: its item stays pending
-        self._rows.finished(self.batch_id, item.seq, state=ItemState.DONE, stage=None, error=None)
+        if merged:  # committed with the result (complete() returned)
+            self._rows.settled(self.batch_id, item.seq)
+        else:
+            self._stage(slot, slot.stage)  # abandoned meanwhile: its item stays pending
+            self._rows.finished(
+                self.batch_id, item.seq, state=ItemState.DONE, stage=None, error=None
+            )
         self.emit("finished", slot, ItemState.DONE.value, output)
         return Outcome(
             record.request, slot.handle, status=status, result=result,

@@ -1,5 +1,8 @@
 """A run's item marks ("started", "done") written in groups, off the workers' path.
 
+(An input with nothing to do after its fetch is not marked here: it is done in the same
+write as its job's result, see ``InputSteps`` and :meth:`voxhub.store.Store.set_final`.)
+
 Each input of a batch is marked twice besides its job's own writes: when its work
 starts (it counts as running) and when it is done. Neither decides anything that a
 crash could make wrong: an item whose marks were lost is plain pending, and a resume
@@ -83,6 +86,12 @@ class GroupedMarks:
             self._held.notify()
         if state is not ItemState.DONE:
             self.flush()
+
+    def settled(self, batch_id: str, seq: int) -> None:
+        """The item was marked done in its job's own write: its start is not written (the
+        store would not let a start overwrite a done item anyway)."""
+        with self._held:
+            self._started.pop(seq, None)
 
     def relink(self, batch_id: str, seq: int, old_job: str, new: NewJob) -> str:
         """:meth:`BatchRows.relink <voxhub._batch_rows.BatchRows.relink>`, after the marks

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._database import Connection
     from .store import Store
 
-__all__ = ["BatchRows", "NewJob", "Plan", "PlannedItem", "new_batch_id"]
+__all__ = ["BatchRows", "NewJob", "Plan", "PlannedItem", "mark_done", "new_batch_id"]
 
 
 def new_batch_id() -> str:
@@ -225,11 +225,7 @@ class BatchRows(BatchReads):
         """The item's work began (it counts as running until it ends)."""
         now = self._store.clock.time()
         self._db.write(
-            lambda conn: conn.execute(
-                "UPDATE batch_items SET stage=?, error=NULL, updated_at=? "
-                "WHERE batch_id=? AND seq=?",
-                (Stage.SUBMIT.value, now, batch_id, seq),
-            )
+            lambda conn: conn.execute(_STARTED, (Stage.SUBMIT.value, now, batch_id, seq))
         )
 
     def finished(
@@ -255,6 +251,9 @@ class BatchRows(BatchReads):
 
         self._db.write(write)
 
+    def settled(self, batch_id: str, seq: int) -> None:
+        """Nothing to do: this writes each mark at once (see :class:`InputSteps`)."""
+
     def mark_many(
         self,
         batch_id: str,
@@ -268,9 +267,7 @@ class BatchRows(BatchReads):
         def write(conn: Connection) -> None:
             if started:
                 conn.executemany(
-                    "UPDATE batch_items SET stage=?, error=NULL, updated_at=? "
-                    "WHERE batch_id=? AND seq=?",
-                    [(Stage.SUBMIT.value, now, batch_id, seq) for seq in started],
+                    _STARTED, [(Stage.SUBMIT.value, now, batch_id, seq) for seq in started]
                 )
             if ended:
                 conn.executemany(
@@ -305,6 +302,25 @@ class BatchRows(BatchReads):
             return job_id
 
         return self._db.write(write)
+
+
+#: An item's work began: never written over an item already done (a start written late).
+_STARTED = (
+    "UPDATE batch_items SET stage=?, error=NULL, updated_at=? "
+    "WHERE batch_id=? AND seq=? AND state!='done'"
+)
+
+
+def mark_done(conn: Connection, batch_id: str, seq: int, now: float) -> None:
+    """Item ``seq`` of ``batch_id`` is done (in the caller's transaction: the batch runner
+    marks an input done in the same write as its job's result, see
+    :meth:`voxhub.store.Store.set_final`)."""
+    conn.execute(
+        "UPDATE batch_items SET state='done', stage=NULL, error=NULL, updated_at=? "
+        "WHERE batch_id=? AND seq=?",
+        (now, batch_id, seq),
+    )
+    conn.execute("UPDATE batches SET updated_at=? WHERE batch_id=?", (now, batch_id))
 
 
 def _stored_jobs(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from .errors import PluginError, ProviderError, VoxhubError
 from .models import JobHandle, JobState, JobStatus, Result
 from .provider import Capability
-from .store import JobRecord, Phase
+from .store import Also, JobRecord, Phase
 from .validation import check_timeout
 
 if TYPE_CHECKING:
@@ -133,10 +133,15 @@ class StatusSteps:
         *,
         timeout: float | None = None,
         on_status: Callable[[JobStatus], None] | None = None,
+        also: Also | None = None,
     ) -> tuple[JobStatus, Result]:
         """:meth:`wait`, then :meth:`fetch`. A success this wait sees is stored with its
         result in one write (until then the job reads as running; a crash in between
-        loses nothing: the provider still has both)."""
+        loses nothing: the provider still has both).
+
+        ``also(connection, now)`` is called inside that write, to make another change in
+        the same transaction (the batch runner marks its input done with it); it is not
+        called when the result was stored otherwise (by a callback, or earlier)."""
         timeout = check_timeout(timeout)
         record = self.record(job)
         kept: Kept = []
@@ -154,7 +159,7 @@ class StatusSteps:
         except VoxhubError:
             self.events.store_status(handle, old, status)  # the success stays known
             raise
-        if self.store.set_final(handle.job_id, status, result):
+        if self.store.set_final(handle.job_id, status, result, also=also):
             self.events.state_changed(handle, old, status)
         self.events.completed(handle, result)
         return status, result

@@ -69,8 +69,12 @@ from .models import JobHandle, JobRequest, JobStatus, Result
 from .secrets_at_rest import sealer_for
 from .serialization import dump
 
+#: Another change a write makes in its own transaction: ``also(connection, now)``.
+Also = Callable[[Connection, float], None]
+
 __all__ = [
     "SCHEMA_VERSION",
+    "Also",
     "Event",
     "JobRecord",
     "Phase",
@@ -85,9 +89,9 @@ class Store(StoreReads, EventWrites):
     or a PostgreSQL database (``postgresql://user:password@host:port/dbname``).
 
     On SQLite, reads use a connection per thread. Writes of all threads go through one
-    writer connection, one transaction at a time: threads queue in Python, so no
-    thread sleeps in SQLite's busy handler; other processes sharing the file wait
-    for it through SQLite's own lock. On PostgreSQL, reads and write transactions use
+    writer connection; writes that queue meanwhile share a transaction, so no thread
+    sleeps in SQLite's busy handler (:mod:`voxhub._writer`); other processes sharing
+    the file wait for it through SQLite's own lock. On PostgreSQL, reads and write transactions use
     a connection pool, and rows a write decides on are locked (``FOR UPDATE``).
 
     :attr:`path` is the file, or the :class:`~voxhub._database.PostgresUrl` (which
@@ -413,9 +417,11 @@ class Store(StoreReads, EventWrites):
         self._decoded.saw_status(job_id, text)
         return changed
 
-    def set_final(self, job_id: str, status: JobStatus, result: Result) -> bool:
+    def set_final(self, job_id: str, status: JobStatus, result: Result, *,
+                  also: Also | None = None) -> bool:
         """:meth:`set_status` and :meth:`save_result` in one write: a job's final status and
-        its result; returns whether the status changed anything."""
+        its result; returns whether the status changed anything. ``also(connection, now)``
+        makes another change in the same transaction (a batch input done with its job)."""
         seen, change = self._status_seen(job_id, status)
         stored = result_text(result)
         result_event = ("result", dumps({"type": type(result).__name__}))
@@ -423,6 +429,8 @@ class Store(StoreReads, EventWrites):
         def write(conn: Connection) -> tuple[bool, str | None]:
             put_result(conn, job_id, stored)
             columns = {"has_result": 1, "updated_at": self.clock.time()}
+            if also is not None:
+                also(conn, columns["updated_at"])
             decided, text = change, seen
             if not update_job(conn, job_id, {**columns, **_set(decided)}, status_was=seen):
                 # Another process stored a status meanwhile: decide against that one.
