@@ -3,7 +3,9 @@ several processes at once; and SQLite's single writer."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -403,6 +405,37 @@ def test_writes_queued_meanwhile_are_one_transaction_and_fail_alone(tmp_path: Pa
     with sqlite3.connect(tmp_path / "w.db") as conn:  # 3's insert alone was undone
         assert conn.execute("SELECT x FROM t ORDER BY x").fetchall() == [
             (0,), (1,), (2,), (4,), (5,)]
+
+
+def test_a_write_whose_caller_is_interrupted_while_queued_is_never_made(
+    tmp_path: Path,
+) -> None:
+    writer = writer_on(tmp_path / "w.db")
+    entered, go = threading.Event(), threading.Event()
+
+    def first(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (1)")
+        entered.set()
+        assert go.wait(10)
+
+    holder = threading.Thread(target=writer.run, args=(first,))
+    holder.start()
+    assert entered.wait(10)
+    # Ctrl-C reaches this (main) thread while its write waits behind the first one.
+    timer = threading.Timer(0.1, os.kill, args=(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (2)"))
+    go.set()
+    holder.join(10)
+    # The writer goes on (no lead lost), and the interrupted write was never made.
+    after = threading.Thread(target=writer.run,
+                             args=(lambda conn: conn.execute("INSERT INTO t VALUES (3)"),))
+    after.start()
+    after.join(10)
+    assert not after.is_alive()
+    with sqlite3.connect(tmp_path / "w.db") as conn:
+        assert conn.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (3,)]
 
 
 def test_a_write_cannot_write_again(tmp_path: Path) -> None:

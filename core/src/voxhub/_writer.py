@@ -87,14 +87,30 @@ class Writer:
             lead = not self._leading
             self._leading = True
         if not lead:
-            job.ready.wait()  # written by a leader, or handed the lead
+            try:
+                job.ready.wait()  # written by a leader, or handed the lead
+            except BaseException:  # Ctrl-C while queued: never written, lead passed on
+                self._abandon(job)
+                raise
         if not job.done:
             self._lead(job)
-        with self._mutex:
-            self._wait += job.started - asked
+        with self._mutex:  # (a write that never started waited until now)
+            self._wait += (job.started or time.perf_counter()) - asked
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
+
+    def _abandon(self, job: _Write) -> None:
+        """``job``'s caller stopped waiting: drop it if still queued; if it had been
+        handed the lead, hand the lead on (a write already under way still commits)."""
+        with self._mutex:
+            if job in self._queue:
+                self._queue.remove(job)
+            if job.ready.is_set() and not job.done:  # the lead was ours
+                if self._queue:
+                    self._queue[0].ready.set()
+                else:
+                    self._leading = False
 
     def _lead(self, me: _Write) -> None:
         """Write the queue's groups until ours is written (and a few more, while others
