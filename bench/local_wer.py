@@ -341,7 +341,7 @@ def shift_zero(rows: list[Any]) -> tuple[Draws, dict[str, int]]:
 def print_shifts(draws: Draws, words: dict[str, int], shifts_ms: list[float]) -> None:
     """The comparison over shifts: per-shift errors, mean, spread, verdict on means."""
     n = len(shifts_ms)
-    print(f"\n### tiny.en, long files against the same clips one by one, over {n} shift(s) "
+    print(f"\n#### tiny.en, long files against the same clips one by one, over {n} shift(s) "
           f"of leading silence ({', '.join(f'{ms:g}' for ms in shifts_ms)} ms)\n")
     print("| side | words | errors per shift | mean WER | spread (WER) | unshifted WER "
           "(one draw) | mean RTF | mean minus clips' mean | verdict on means | "
@@ -447,7 +447,7 @@ def main() -> None:
             close()
             for _, close_other in others.values():
                 close_other()
-    print(f"## voxhub-local WER and RTF, {sys.platform}, Python {sys.version.split()[0]}, "
+    print(f"#### voxhub-local WER and RTF, {sys.platform}, Python {sys.version.split()[0]}, "
           f"{len(os.sched_getaffinity(0))} CPUs\n")
     print("| engine | set | clips (audio) | WER via voxhub | WER called directly | "
           "RTF via voxhub | RTF called directly | voxhub / direct |")
