@@ -42,12 +42,12 @@ OPTIONS: Final = (
     OptionSpec("vad", bool, "Skip non-speech with faster-whisper's Silero VAD first.",
                default=False),
     OptionSpec("chunking", str,
-               "How long audio is cut: pauses (pieces of at most 30 s ending in a pause, "
-               "each decoded on its own, like short clips), utterances (one piece per "
-               "stretch of speech between pauses of 0.5 s or more: more accurate when "
-               "sentences vary, about twice the work) or windows (long windows joined "
-               "between decoded words, the earlier method).",
-               choices=("pauses", "utterances", "windows"), default="pauses"),
+               "How long audio is cut: utterances (the default: one piece per stretch "
+               "of speech between pauses of 0.5 s or more, each decoded on its own like a "
+               "short clip), pauses (pieces of at most 30 s ending in a pause: about half "
+               "the work, less accurate when sentences vary) or windows (long windows "
+               "joined between decoded words, the earlier method).",
+               choices=("pauses", "utterances", "windows"), default="utterances"),
     OptionSpec("window", float, "Longest piece decoded at a time (bounds memory): 10-30 s "
                "with chunking pauses or utterances (default 30), 10-3600 s with windows "
                "(default 180).",

@@ -6,15 +6,18 @@ streamed (:func:`voxhub_local.common.iter_pcm`) and decoded a piece at a
 time, so memory holds one piece. How the pieces are cut is
 ``WhisperConfig.chunking`` (see :mod:`voxhub_local.windows`):
 
-* ``pauses`` (default): pieces of at most 30 s, each ending in the longest
-  pause of its last 10 s, found from the signal's energy
-  (:mod:`voxhub_local.pauses`), each decoded on its own like a short clip,
-  its times shifted back. Nothing is decoded twice and no text is dropped
-  at the joins: every sample belongs to exactly one piece.
-* ``utterances``: one piece per utterance (speech up to a pause of at
-  least 0.5 s, once it has lasted 1 s), at most 30 s, each decoded on its
-  own; silence of more than a second before an utterance is a piece of its
-  own and is not decoded.
+* ``utterances`` (default): one piece per utterance (speech up to a pause
+  of at least 0.5 s, once it has lasted 1 s), at most 30 s, each decoded on
+  its own like a short clip, its times shifted back; silence of more than a
+  second before an utterance is a piece of its own and is not decoded. A
+  file that fits in one piece (30 s) is decoded whole. ``tiny.en`` makes as
+  few mistakes this way on a long file as on its sentences one by one, at
+  about twice the work of ``pauses`` (``bench/RESULTS.md``).
+* ``pauses``: pieces of at most 30 s, each ending in the longest pause of
+  its last 10 s, found from the signal's energy (:mod:`voxhub_local.pauses`),
+  each decoded on its own. Nothing is decoded twice and no text is dropped
+  at the joins: every sample belongs to exactly one piece (true of
+  ``utterances`` too).
 * ``windows``: windows of ``WhisperConfig.window`` seconds, joined in the
   longest pause between decoded words (the earlier method, kept to compare).
 
@@ -137,7 +140,7 @@ class WhisperConfig:
     language: str | None = None
     word_timestamps: bool = True
     vad: bool = False
-    chunking: str = "pauses"
+    chunking: str = "utterances"
     window: float | None = attrs.field(default=None, converter=_optional_float)
     segment_gap: float | None = attrs.field(default=None, converter=_optional_float)
 
@@ -398,7 +401,8 @@ class _Decoding:
             offset = buffer.base / SAMPLE_RATE
             if chunking != "windows":
                 levels = Levels.of(audio, SAMPLE_RATE)
-                if chunking == "utterances":
+                # A file that fits in one piece is decoded whole, as faster-whisper would.
+                if chunking == "utterances" and not (final and offset == 0):
                     end, final = utterance_end(levels, len(audio), seconds, final)
                 else:
                     end = len(audio) if final else levels.find_cut(seconds, search)

@@ -1,12 +1,12 @@
 """The ways a long file is cut for Whisper, and the sample buffer they read from.
 
-* **Pauses** (the default, ``chunking="pauses"``): before decoding, the
+* **Pauses** (``chunking="pauses"``): before decoding, the
   audio is cut into pieces of at most 30 seconds, each ending in the longest
   pause of its last seconds (:func:`voxhub_local.pauses.find_cut`), and every
   piece is decoded on its own like a short clip. Nothing is decoded twice;
   a word can only be split where the audio has no pause at all for
   :data:`PAUSE_SEARCH_SECONDS`.
-* **Utterances** (``chunking="utterances"``): as pauses, but each piece
+* **Utterances** (the default, ``chunking="utterances"``): as pauses, but each piece
   ends at the first pause of :data:`UTTERANCE_PAUSE_SECONDS` once
   :data:`SHORTEST_UTTERANCE_SECONDS` of it have passed (:func:`utterance_end`),
   so it holds one utterance, as a short clip would. One encoder pass per
