@@ -11,8 +11,10 @@ thread to arrive leads, writing every queued function in one transaction (each i
 savepoint of its own, so one that fails undoes only its changes) and waking their
 threads; the others wait on an event, holding nothing. A lock taken in turn was the
 earlier design: a thread granted the lock still had to win the GIL back before it
-could write, and every thread behind it waited for that too. At 32 threads they then
-waited for the writer 50-60% of their time; grouped, 12% (``bench/RESULTS.md``).
+could write, and every thread behind it waited for that too. On a quiet 2-core machine
+threads then waited for the writer 72% of their time at 8 threads and 91% at 32;
+grouped (with fewer writes per job), 15% and 19% (``bench/RESULTS.md``). What is left
+is mostly the leader waiting for the GIL between SQLite's statements.
 """
 
 from __future__ import annotations
