@@ -99,8 +99,14 @@ _TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eigh
 _SPELLING = {"mr": "mister", "mrs": "missus", "o'clock": "o'clock"}
 
 
-#: What voxhub-local cuts long files into when no option says (the runs "via" voxhub).
-DEFAULT_CHUNKING = "utterances"
+def _default_chunking() -> str:
+    """What voxhub-local cuts long files into when no option says (the runs "via" voxhub)."""
+    from voxhub_local.options import OPTIONS
+
+    return str(next(o.default for o in OPTIONS if o.name == "chunking"))
+
+
+DEFAULT_CHUNKING = _default_chunking()
 
 def _number(match: re.Match[str]) -> str:
     value = int(match.group(0))

@@ -104,9 +104,6 @@ class Runner(Protocol):
     def close(self, job: str | JobHandle) -> None: ...
 
 
-#: Close policies with a step after the fetch (the input is not done with its result).
-_CLOSES_AFTER_FETCH = (ClosePolicy.AFTER_FETCH, ClosePolicy.ALWAYS)
-
 #: Brings a stored job to ``submitted`` (:meth:`voxhub.submission.Submission.carry`).
 Carry = Callable[[JobRecord, bool], JobHandle]
 
@@ -267,7 +264,7 @@ class InputSteps:
             # its job's result: one write for one change.
             merged: list[bool] = []
             also = None
-            if settings.format is None and settings.close not in _CLOSES_AFTER_FETCH:
+            if settings.format is None and not settings.close.after_success:
                 def also(conn: Connection, now: float, seq: int = item.seq) -> None:
                     mark_done(conn, self.batch_id, seq, now)
                     merged.append(True)
@@ -280,7 +277,7 @@ class InputSteps:
                 text = ops.export(slot.handle.job_id, settings.format, speakers=settings.speakers)
                 self._stage(slot, Stage.WRITE)
                 output = self._deliver(item, text)
-            if settings.close in _CLOSES_AFTER_FETCH:
+            if settings.close.after_success:
                 self._stage(slot, Stage.CLOSE)
                 ops.close(slot.handle)
         except VoxhubError as exc:

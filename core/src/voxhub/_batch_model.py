@@ -38,6 +38,11 @@ class ClosePolicy(enum.StrEnum):
     AFTER_FETCH = "after-fetch"
     ALWAYS = "always"
 
+    @property
+    def after_success(self) -> bool:
+        """Whether a job is closed once its result is fetched (a step after the fetch)."""
+        return self is not ClosePolicy.NEVER
+
 
 def close_policy(value: str) -> ClosePolicy:
     """``value`` as a :class:`ClosePolicy`; a typed error naming ``close`` otherwise."""

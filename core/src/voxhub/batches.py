@@ -140,7 +140,7 @@ class Batches:
         try:
             # wait + fetch, a success stored together with its result.
             status, result = self._jobs.complete(handle, timeout=timeout, on_status=seen.append)
-            if policy in (ClosePolicy.AFTER_FETCH, ClosePolicy.ALWAYS):
+            if policy.after_success:
                 self._jobs.close(handle)
             return Outcome(request, handle, status=status, result=result)
         except VoxhubError as exc:
