@@ -207,7 +207,9 @@ def test_ctrl_c_leaves_no_local_job_running_for_the_dead_process(tmp_path: Path)
     with wave.open(str(sample)) as source:
         params, frames = source.getparams(), source.readframes(source.getframerate())
     inputs = []
-    for n in range(4):  # a second of speech each: quick to decode, not instant
+    # A second of speech each: quick to decode, not instant. Eight, so that some are still
+    # unstarted when ^C lands (two at a time; the first outcome waits for its marks' write).
+    for n in range(8):
         path = tmp_path / f"hello{n}.wav"
         with wave.open(str(path), "wb") as out:
             out.setparams(params)
@@ -230,7 +232,7 @@ def test_ctrl_c_leaves_no_local_job_running_for_the_dead_process(tmp_path: Path)
     assert 0 < sum(job["phase"] != "recorded" for job in jobs) < len(inputs), jobs
 
     resumed = cli(env, "batches", "resume", bid)
-    assert f"batch {bid}: 4 done, 0 failed (of 4)" in resumed.stderr
+    assert f"batch {bid}: 8 done, 0 failed (of 8)" in resumed.stderr
     assert {row["job_state"] for row in items(env, bid)} == {"succeeded"}
 
 
