@@ -445,6 +445,43 @@ def test_a_write_cannot_write_again(tmp_path: Path) -> None:
     assert writer.run(lambda conn: conn.execute("SELECT 1").fetchone()[0]) == 1  # still usable
 
 
+def test_closing_the_store_while_other_threads_read_crashes_nothing(tmp_path: Path) -> None:
+    # CPython's sqlite3 crashed the process when close() pulled a connection from under
+    # a statement another thread was running (a stopped batch's worker polling).
+    store = Store(tmp_path / "c.db")
+    handle = make(store)
+    stop = threading.Event()
+    reads = [0] * 4
+
+    def read(n: int) -> None:
+        while not stop.is_set():
+            assert store.get(handle.job_id).job_id == handle.job_id
+            reads[n] += 1
+
+    readers = [threading.Thread(target=read, args=(n,)) for n in range(4)]
+    for thread in readers:
+        thread.start()
+    closes = 0
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline or min(reads) < 20:
+        store.close()
+        closes += 1
+        time.sleep(0.001)
+    # Two more reads each: the second surely started after the last close, on a new reader.
+    after = list(reads)
+    while any(reads[n] < after[n] + 2 for n in range(4)):
+        time.sleep(0.001)
+    stop.set()
+    for thread in readers:
+        thread.join(10)
+    assert closes > 100
+    db = store._db
+    assert len(db._readers) == 4  # type: ignore[attr-defined]  # each reading thread's own
+    store.close()  # the threads have ended: their readers are closed now
+    assert not db._readers  # type: ignore[attr-defined]
+    assert store.get(handle.job_id).job_id == handle.job_id  # a later read reopens
+
+
 def test_waiting_for_the_writer_is_counted(tmp_path: Path) -> None:
     writer = writer_on(tmp_path / "w.db")
     entered, go = threading.Event(), threading.Event()

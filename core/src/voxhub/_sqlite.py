@@ -224,8 +224,10 @@ class SqliteDatabase(Database):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        # Every open reader and its thread; close() bumps the generation.
+        self._readers: dict[sqlite3.Connection, threading.Thread] = {}
         self._readers_lock = threading.Lock()
+        self._generation = 0
         self._trace: Callable[[str], None] | None = None
         self._writer = Writer(self._connect_writer, after_commit=self._maybe_checkpoint)
         self._checkpointed = 0  # the writer's transaction count at the last checkpoint
@@ -270,13 +272,31 @@ class SqliteDatabase(Database):
         return key_path(self.path)
 
     def reader(self) -> sqlite3.Connection:
-        """This thread's connection for reads (autocommit: each statement sees the latest)."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._readers_lock:
-                self._readers.append(conn)
+        """This thread's connection for reads (autocommit: each statement sees the latest).
+
+        Only its own thread ever closes it, or drops it when it ends: CPython's sqlite3
+        crashes when a connection is closed under a statement another thread runs.
+        """
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._generation:
+            if local.trace is not self._trace:  # set by trace() since this thread's last read
+                conn.set_trace_callback(self._trace)
+                local.trace = self._trace
+            return conn
+        if conn is not None:  # opened before a close(): this thread's own, closed here
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        conn = self._connect()
+        local.conn, local.generation, local.trace = conn, self._generation, self._trace
+        with self._readers_lock:
+            # Readers of threads that ended are closed here, not left to accumulate.
+            for old, thread in list(self._readers.items()):
+                if not thread.is_alive():
+                    del self._readers[old]
+                    with contextlib.suppress(sqlite3.Error):
+                        old.close()
+            self._readers[conn] = threading.current_thread()
         return conn
 
     def write(self, fn: Callable[[Connection], T]) -> T:
@@ -337,22 +357,32 @@ class SqliteDatabase(Database):
         return self._writer.stats()
 
     def trace(self, callback: Callable[[str], None] | None) -> None:
-        """Call ``callback`` with every SQL statement any connection runs (``None``: stop)."""
+        """Call ``callback`` with every SQL statement any connection runs (``None``: stop).
+
+        The writer's connection changes at once; each reader at its thread's next read.
+        """
         self._trace = callback
         self._writer.connection_do(lambda conn: conn.set_trace_callback(callback))
-        with self._readers_lock:
-            for conn in self._readers:
-                conn.set_trace_callback(callback)
 
     def close(self) -> None:
-        """Close every connection; the next use opens new ones."""
+        """Close the writer, this thread's reader and those of threads that ended; the
+        next use opens new ones.
+
+        A reader another thread still has is closed by that thread at its next read
+        (or dropped when it ends): closing it here could pull it from under a running
+        statement, which crashes CPython's sqlite3.
+        """
         self._writer.close()
+        me = threading.current_thread()
         with self._readers_lock:
-            for conn in self._readers:
+            self._generation += 1
+            readers, self._readers = self._readers, {}
+        for conn, thread in readers.items():
+            if thread is me or not thread.is_alive():
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
-            self._readers.clear()
-        self._local = threading.local()
+        if getattr(self._local, "conn", None) is not None:
+            self._local.conn = None
 
     def migrate(self) -> None:
         """Bring the schema up to :data:`SCHEMA_VERSION` (``user_version``), in one transaction."""

@@ -122,7 +122,8 @@ class Store(StoreReads, EventWrites):
             raise StoreError(f"cannot open the job store at {self.path}: {exc}") from exc
 
     def close(self) -> None:
-        """Close every connection (a later call opens new ones)."""
+        """Close the store's connections (a later call opens new ones); a reader another
+        thread still uses is closed at that thread's next read or when it ends."""
         self._db.close()
 
     @property
