@@ -362,10 +362,14 @@ def test_a_failing_write_is_rolled_back_and_raised(tmp_path: Path) -> None:
         assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
 
 
-def test_writes_queued_meanwhile_are_one_transaction_and_fail_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fails", ["before its change", "after its change"])
+def test_writes_queued_meanwhile_are_one_transaction_and_fail_alone(
+    tmp_path: Path, fails: str
+) -> None:
     writer = writer_on(tmp_path / "w.db")
     entered, go = threading.Event(), threading.Event()
     results: dict[int, object] = {}
+    runs: dict[int, int] = {}
 
     def first(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO t VALUES (0)")
@@ -374,6 +378,9 @@ def test_writes_queued_meanwhile_are_one_transaction_and_fail_alone(tmp_path: Pa
 
     def insert(value: int) -> Callable[[sqlite3.Connection], int]:
         def write(conn: sqlite3.Connection) -> int:
+            runs[value] = runs.get(value, 0) + 1
+            if value == 3 and fails == "before its change":
+                raise ValueError("refused 3")
             conn.execute("INSERT INTO t VALUES (?)", (value,))
             if value == 3:
                 raise ValueError("refused 3")
@@ -399,7 +406,12 @@ def test_writes_queued_meanwhile_are_one_transaction_and_fail_alone(tmp_path: Pa
     go.set()
     for thread in [holder, *threads]:
         thread.join(10)
-    assert writer.stats().transactions == 2  # the first alone, then the five together
+    if fails == "before its change":  # the others' changes stand
+        assert writer.stats().transactions == 2  # the first alone, then the five together
+        assert runs == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    else:  # undone with the whole transaction: the other four written again, each alone
+        assert writer.stats().transactions == 2 + 4
+        assert runs[3] == 1 and set(runs.values()) <= {1, 2}  # twice if before 3
     assert {v: r for v, r in results.items() if v != 3} == {1: 1, 2: 2, 4: 4, 5: 5}
     assert isinstance(results[3], ValueError)
     with sqlite3.connect(tmp_path / "w.db") as conn:  # 3's insert alone was undone

@@ -6,7 +6,8 @@ machines, chosen with a ``postgresql://`` URL). The store writes one SQL text fo
 ``?`` placeholders, rows read by name or by position, ``RETURNING`` instead of
 ``lastrowid``, ``ON CONFLICT`` upserts, and a ``rowid`` column to order by (SQLite's own;
 an identity column in PostgreSQL). The few differences go through :class:`Database`
-attributes (``for_update``) and methods (``lock_keys``, ``wait_for_events``).
+attributes (``for_update``) and methods (``lock_keys``, ``insert_events``,
+``wait_for_events``).
 
 A PostgreSQL URL carries a password: :class:`PostgresUrl` registers it as a secret and
 prints, formats and reprs itself masked, so a store's location can be shown anywhere.
@@ -158,6 +159,15 @@ def store_target(value: str | Path | PostgresUrl) -> StoreTarget:
     return Path(value).expanduser()
 
 
+# Built from a constant column list only; every value is bound.
+INSERT_EVENTS = [
+    "INSERT INTO events (job_id, at, type, data) VALUES "  # noqa: S608
+    + ", ".join(["(?, ?, ?, ?)"] * count)
+    for count in range(5)
+]
+_RETURNING_SEQ = [sql + " RETURNING seq" for sql in INSERT_EVENTS]
+
+
 class Database(abc.ABC):
     """Connections to one job store database: reads, write transactions, the schema."""
 
@@ -216,6 +226,12 @@ class Database(abc.ABC):
         insert the missing ones (``shared``: before an ``INSERT ... ON CONFLICT`` of one):
         no other writer inserts keys between that read and this write's commit. SQLite's
         write transactions already exclude each other: nothing to do."""
+
+    def insert_events(self, conn: Connection, values: list[Any]) -> int:
+        """Insert events, ``(job_id, at, type, data)`` flattened into ``values``, in one
+        statement; the last one's sequence."""
+        rows = conn.execute(_RETURNING_SEQ[len(values) // 4], values)
+        return max((int(row[0]) for row in rows.fetchall()), default=0)
 
     @abc.abstractmethod
     def wait_for_events(

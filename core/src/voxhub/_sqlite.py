@@ -18,9 +18,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ._database import Connection, Database, StoreTarget, store_target
+from ._database import INSERT_EVENTS, Connection, Database, StoreTarget, store_target
 from ._writer import Writer, WriteStats
 from .errors import StoreError
 
@@ -303,6 +303,13 @@ class SqliteDatabase(Database):
         """Run ``fn(connection)`` in a write transaction; its result once committed."""
         return self._writer.run(fn)
 
+    def insert_events(self, conn: Connection, values: list[Any]) -> int:
+        """Without ``RETURNING``: each row it returns is one more step of SQLite, and
+        each step one more wait for the GIL inside the write (``lastrowid`` is the
+        last row's ``seq``, the rowid)."""
+        cursor = cast("sqlite3.Cursor", conn.execute(INSERT_EVENTS[len(values) // 4], values))
+        return int(cursor.lastrowid or 0)
+
     def schema_version(self) -> int:
         """``PRAGMA user_version``."""
         return int(self.reader().execute("PRAGMA user_version").fetchone()[0])
@@ -394,11 +401,20 @@ class SqliteDatabase(Database):
                     f"the job store {self.path} was written by a newer voxhub "
                     f"(schema {version}, this one knows {SCHEMA_VERSION})"
                 )
-            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
+            # Its own savepoint: the writer keeps the other writes of a failed one's
+            # transaction when it changed no row, and schema changes are no rows.
+            conn.execute("SAVEPOINT migrate")
+            try:
+                for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number}")
+            except BaseException:
+                conn.execute("ROLLBACK TO migrate")
+                raise
+            finally:
+                conn.execute("RELEASE migrate")
 
         self.write(upgrade)
         from .secrets_at_rest import sealer_for  # here: cryptography costs a listing ~10 ms

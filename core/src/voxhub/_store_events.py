@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._records import event_text
 from ._sqlite import key_file, update_job
-from ._store_sql import INSERT_EVENTS
 
 if TYPE_CHECKING:
     from ._database import Connection, Database
@@ -32,9 +31,9 @@ class EventWrites:
         order, so a reader that saw sequence N never misses a later-committed N-1.
         """
         at = self.clock.time()
-        values = [v for type_, text in events for v in (job_id, at, type_, text)]
-        rows = conn.execute(INSERT_EVENTS[len(events)], values).fetchall()
-        return max((int(row[0]) for row in rows), default=0)
+        return self._db.insert_events(
+            conn, [v for type_, text in events for v in (job_id, at, type_, text)]
+        )
 
     def add_event(self, job_id: str, type_: str, data: Any, *, once: str | None = None) -> int:
         """Append a provider event (e.g. a verified callback's payload); returns its sequence.

@@ -8,15 +8,9 @@ from ._records import RECORD_COLUMNS, StatusChange, vendor_ids_text
 from ._store_text import handle_text
 from .models import JobHandle
 
-__all__ = ["CLAIM", "INSERT_EVENTS", "SELECT", "TAKE_OVER", "handle_columns", "status_columns"]
+__all__ = ["CLAIM", "SELECT", "TAKE_OVER", "handle_columns", "status_columns"]
 
 # Built from a constant column list only; every value is bound.
-INSERT_EVENTS = [
-    "INSERT INTO events (job_id, at, type, data) VALUES "  # noqa: S608
-    + ", ".join(["(?, ?, ?, ?)"] * count)
-    + " RETURNING seq"
-    for count in range(4)
-]
 SELECT = f"SELECT {RECORD_COLUMNS} FROM jobs"  # noqa: S608
 CLAIM = (
     "UPDATE jobs SET phase=?, owner=?, lease_until=?, updated_at=?, error=NULL "  # noqa: S608
