@@ -141,6 +141,9 @@ class Slot:
     handle: JobHandle | None = None
     abandoned: bool = False
     interrupted: bool = False
+    #: The job's record as the run read it when it chose to start the input (the claim
+    #: decides on the stored row, so an older read is never acted on).
+    record: JobRecord | None = None
 
 
 class InputSteps:
@@ -236,7 +239,8 @@ class InputSteps:
         self._rows.started(self.batch_id, item.seq)
         self.emit("started", slot, None, None)
         assert item.job_id is not None  # items without a job failed their checks
-        record = ops.store.get(item.job_id)
+        record = slot.record or ops.store.get(item.job_id)
+        slot.record = None
         status: JobStatus | None = None
         result: Result | None = None
         text: str | None = None

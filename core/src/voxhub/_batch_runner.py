@@ -52,6 +52,7 @@ from .models import JobHandle, JobRequest
 if TYPE_CHECKING:
     from ._batch_plan import Planner
     from ._batch_rows import BatchRows
+    from ._records import JobRecord
 
 __all__ = ["BatchRun"]
 
@@ -210,17 +211,19 @@ class BatchRun(Iterator[Outcome]):
             item = self._next_item()
             if item is None:
                 return
-            skipped = self._skip(item)
+            record = None if item.job_id is None else self._ops.store.find(item.job_id)
+            skipped = self._skip(item, record)
             if skipped is not None:
                 self._ready.append(skipped)
                 continue
-            slot = Slot(item, job_id=item.job_id)
+            slot = Slot(item, job_id=item.job_id, record=record)
             with self._lock:
                 self._slots[item.seq] = slot
                 self._running += 1
                 if item.state is ItemState.FAILED:
                     self._failed -= 1  # tried again: pending until it ends
             if self._remote is not None and item.seq not in self._local_only:
+                slot.record = None  # a worker elsewhere reads its own
                 self._remote.submit(slot, self._landed)
                 continue
             self._start_thread()
@@ -252,8 +255,9 @@ class BatchRun(Iterator[Outcome]):
         self._threads.append(thread)
         thread.start()
 
-    def _skip(self, item: PendingItem) -> Outcome | None:
-        """The outcome of an input this run leaves alone, or ``None`` to run it."""
+    def _skip(self, item: PendingItem, record: JobRecord | None) -> Outcome | None:
+        """The outcome of an input this run leaves alone, or ``None`` to run it
+        (``record``: its job's, as just read)."""
         request = JobRequest(provider="")
         if item.job_id is None:
             if item.state is not ItemState.FAILED:
@@ -265,7 +269,6 @@ class BatchRun(Iterator[Outcome]):
                     batch_id=self.batch_id, seq=item.seq, input=item.input, stage=Stage.CHECK,
                 )  # fmt: skip
             return self._skipped(item, request, None, f"failed its checks: {item.error}")
-        record = self._ops.store.find(item.job_id)
         if record is None:
             return None
         request = record.request
