@@ -23,6 +23,7 @@ from voxhub.errors import BatchBusyError, StoreError
 from voxhub.listing import JobListing
 from voxhub.models import new_job_id
 from voxhub.pg_server import PostgresServer
+from voxhub.sandbox import RunningSandbox
 from voxhub.store import SCHEMA_VERSION, Store
 
 VOXHUB = str(Path(sys.executable).with_name("voxhub"))
@@ -85,6 +86,47 @@ def test_the_cli_takes_a_url_and_never_prints_its_password(
     assert f"store:  {store.path}" in done[2].stdout
     assert f"in the store {store.path}" in done[3].stderr
     assert all(password not in d.stdout + d.stderr for d in done)
+
+
+def test_a_printed_resume_command_runs_as_printed_with_the_password_from_pgpassword(
+    voxhub_postgres_url: str, echo: RunningSandbox, tmp_path: Path
+) -> None:
+    import os
+    import shlex
+
+    password = voxhub_postgres_url.split(":")[2].split("@")[0]
+    settings = echo.settings()
+    env = {**os.environ, "VOXHUB_LOAD_PLUGINS": "voxhub-echo", "NO_COLOR": "1",
+           "VOXHUB_ECHO_BASE_URL": settings["base_url"],
+           "VOXHUB_ECHO_API_KEY": settings["api_key"]}  # fmt: skip
+    env.pop("VOXHUB_STORE", None)
+    env.pop("PGPASSWORD", None)
+    inputs = []
+    for n in range(3):
+        path = tmp_path / f"r{n}.wav"
+        path.write_bytes(b"RIFF" + bytes(64))
+        inputs.append(str(path))
+    first = subprocess.run(
+        [VOXHUB, "--store", voxhub_postgres_url, "transcribe", *inputs, "--option",
+         "fail=true", "--concurrency", "1", "--fail-fast"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert first.returncode == 1, first.stderr
+    assert password not in first.stdout + first.stderr
+    (line,) = [x for x in first.stderr.splitlines() if "finish the rest with: " in x]
+    printed = line.split("finish the rest with: ", 1)[1]
+    assert "***" not in printed and "PGPASSWORD" in printed  # says where the password goes
+    argv = shlex.split(printed, comments=True)
+    assert argv[0] == "voxhub" and argv[-3:-1] == ["batches", "resume"]
+    resumed = subprocess.run(
+        [VOXHUB, *argv[1:]], capture_output=True, text=True, timeout=60,
+        env={**env, "PGPASSWORD": password},
+    )  # fmt: skip
+    # It connected and ran the two inputs --fail-fast left (they fail again: fail=true).
+    assert "password" not in resumed.stderr, resumed.stderr
+    assert resumed.returncode == 1 and "0 done, 3 failed" in resumed.stderr, resumed.stderr
+    (again,) = [x for x in first.stderr.splitlines() if "run the failed jobs again" in x]
+    assert shlex.split(again.split(": ", 1)[1], comments=True)[-1] == "--retry-failed"
 
 
 def test_a_version_one_store_is_upgraded_and_a_newer_one_refused(

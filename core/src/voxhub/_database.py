@@ -83,7 +83,7 @@ class PostgresUrl:
     it is masked too.
     """
 
-    __slots__ = ("_masked", "_url", "database", "host", "port", "user")
+    __slots__ = ("_bare", "_masked", "_url", "database", "host", "port", "user")
 
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
@@ -99,18 +99,31 @@ class PostgresUrl:
             raise InvalidInputError(message, field="store") from None
         password = parts.password
         self._url = url
-        netloc = parts.netloc
+        netloc = bare = parts.netloc
         if password is not None:
             register_secret(password)
             if unquote(password) != password:
                 register_secret(unquote(password))
             userinfo, _, hostinfo = netloc.rpartition("@")
             netloc = f"{userinfo.partition(':')[0]}:***@{hostinfo}"
+            bare = f"{userinfo.partition(':')[0]}@{hostinfo}"
         self._masked = parts._replace(netloc=netloc).geturl()
+        self._bare = parts._replace(netloc=bare).geturl()
         self.user = unquote(parts.username or "")
         self.host = parts.hostname or "localhost"
         self.port = port
         self.database = unquote(parts.path.lstrip("/")) or self.user
+
+    @property
+    def has_password(self) -> bool:
+        """Whether the URL carries a password."""
+        return self._bare != self._url
+
+    def without_password(self) -> str:
+        """The URL with no password at all: it connects when the password comes from
+        ``PGPASSWORD`` or ``~/.pgpass`` (libpq reads both), so it can be printed as part
+        of a command to run."""
+        return self._bare
 
     def conninfo(self) -> str:
         """The URL itself, password included: pass it to the driver, never print it."""

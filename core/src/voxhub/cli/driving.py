@@ -48,9 +48,15 @@ __all__ = [
 EXIT_INTERRUPTED = 130
 
 
-def resume_command(batch_id: str) -> str:
-    """The exact command that resumes ``batch_id``, with ``--store``/``--config`` as given."""
+def resume_command(batch_id: str, *extra: str) -> str:
+    """The exact command that resumes ``batch_id`` (with the ``extra`` arguments), with
+    ``--store``/``--config`` as given.
+
+    A PostgreSQL URL given with its password is printed without it (never masked: a
+    ``***`` would not connect), followed by a shell comment saying where libpq reads it.
+    """
     parts = ["voxhub"]
+    where_note = ""
     ctx = click.get_current_context(silent=True)
     root = ctx.find_root() if ctx is not None else None
     if root is not None:
@@ -63,11 +69,14 @@ def resume_command(batch_id: str) -> str:
             # From the environment it is there again next time; from the command line not.
             if value and root.get_parameter_source(name) is ParameterSource.COMMANDLINE:
                 if name == "store" and is_postgres_url(value):
-                    parts += [flag, str(PostgresUrl(value))]  # the password stays masked
+                    url = PostgresUrl(value)
+                    parts += [flag, url.without_password()]
+                    if url.has_password:
+                        where_note = "  # with the store's password in PGPASSWORD or ~/.pgpass"
                 else:
                     parts += [flag, str(Path(value).resolve())]
-    parts += ["batches", "resume", batch_id]
-    return shlex.join(parts)
+    parts += ["batches", "resume", batch_id, *extra]
+    return shlex.join(parts) + where_note
 
 
 @contextlib.contextmanager
@@ -331,8 +340,8 @@ def summarize(orch: Orchestrator, batch_id: str, report: Report, *, limit: int =
         echo(f"finish the rest with: {resume_command(batch_id)}")
     if retry:
         echo(
-            f"after fixing the cause, run the failed jobs again: {resume_command(batch_id)} "
-            "--retry-failed (a job that failed at the provider is submitted again)"
+            "after fixing the cause, run the failed jobs again (a job that failed at the "
+            f"provider is submitted again): {resume_command(batch_id, '--retry-failed')}"
         )
     return 1 if counts.failed or unfinished else 0
 
