@@ -216,14 +216,16 @@ class BatchRun(Iterator[Outcome]):
             if skipped is not None:
                 self._ready.append(skipped)
                 continue
-            slot = Slot(item, job_id=item.job_id, record=record)
+            remote = self._remote is not None and item.seq not in self._local_only
+            # A worker here starts from this record; one elsewhere reads its own.
+            slot = Slot(item, job_id=item.job_id, record=None if remote else record)
             with self._lock:
                 self._slots[item.seq] = slot
                 self._running += 1
                 if item.state is ItemState.FAILED:
                     self._failed -= 1  # tried again: pending until it ends
-            if self._remote is not None and item.seq not in self._local_only:
-                slot.record = None  # a worker elsewhere reads its own
+            if remote:
+                assert self._remote is not None
                 self._remote.submit(slot, self._landed)
                 continue
             self._start_thread()

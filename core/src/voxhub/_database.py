@@ -117,7 +117,7 @@ class PostgresUrl:
     @property
     def has_password(self) -> bool:
         """Whether the URL carries a password."""
-        return self._bare != self._url
+        return self._bare != self._masked
 
     def without_password(self) -> str:
         """The URL with no password at all: it connects when the password comes from

@@ -274,8 +274,9 @@ class SqliteDatabase(Database):
     def reader(self) -> sqlite3.Connection:
         """This thread's connection for reads (autocommit: each statement sees the latest).
 
-        Only its own thread ever closes it, or drops it when it ends: CPython's sqlite3
-        crashes when a connection is closed under a statement another thread runs.
+        No other thread closes it while its thread lives (:meth:`close` leaves it to this
+        thread's next read): CPython's sqlite3 crashes when a connection is closed under
+        a statement another thread is running.
         """
         local = self._local
         conn: sqlite3.Connection | None = getattr(local, "conn", None)
