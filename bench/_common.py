@@ -148,12 +148,17 @@ def _fake_app(counts: dict[str, int], jobs: set[str], lock: Any, method: str, pa
     return 404, b'{"title":"Not found","status":404}'
 
 
-def serve_fake_revai() -> None:
-    """Run the fake Rev.ai server on an ephemeral loopback port; print ``PORT <n>``."""
+def serve_fake_revai(latency: float = 0.0) -> None:
+    """Run the fake Rev.ai server on an ephemeral loopback port; print ``PORT <n>``.
+
+    ``latency``: seconds each API answer waits before it is sent (as a real vendor's
+    round trip would), on its connection's own thread; control requests answer at once.
+    """
     import socket
     import socketserver
     import sys
     import threading
+    import time
 
     counts: dict[str, int] = {}
     jobs: set[str] = set()
@@ -192,8 +197,10 @@ def serve_fake_revai() -> None:
                     close = True
                 else:
                     body = rfile.read(length) if length else b""
-                    status, payload = _fake_app(counts, jobs, lock, method,
-                                                target.partition("?")[0], auth, body)
+                    path = target.partition("?")[0]
+                    status, payload = _fake_app(counts, jobs, lock, method, path, auth, body)
+                    if latency and not path.startswith("/_bench/"):
+                        time.sleep(latency)
                 head = (f"HTTP/1.1 {status} {reasons[status].decode()}\r\n"
                         "Content-Type: application/json; charset=utf-8\r\n"
                         f"Content-Length: {len(payload)}\r\n"
@@ -222,14 +229,15 @@ class FakeRevai:
     profile turns off Rev.ai's published submission limit (``limit_submit = "off"``): the
     fake has none, and the real one (10,000 per 10 minutes, one every 60 ms after a burst
     of 100) would make every benchmark measure that wait instead of the client.
+    ``latency`` (seconds) delays every API answer, as a vendor's round trip would.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, latency: float = 0.0) -> None:
         import subprocess
         import sys
 
         self._proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "serve-fake-revai"],
+            [sys.executable, str(Path(__file__).resolve()), "serve-fake-revai", str(latency)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().split()
@@ -287,5 +295,5 @@ def cpu_and_wall(fn: Callable[[], Any]) -> tuple[float, float]:
 if __name__ == "__main__":
     import sys
 
-    if sys.argv[1:] == ["serve-fake-revai"]:
-        serve_fake_revai()
+    if sys.argv[1:2] == ["serve-fake-revai"]:
+        serve_fake_revai(float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)

@@ -14,7 +14,11 @@ says how many writes an input took, in how many transactions (writes that queue
 together share one), and how long a transaction held the writer against the writing
 thread's own CPU in it: the difference is time that thread waited for the GIL or a core.
 
-    python bench/throughput.py [--jobs 1000] [--repeats 3] [--quick]
+``--latency MS`` makes the fake answer each request after MS milliseconds, as a
+vendor's round trip would: the same batch as it runs against a real API, where the
+threads mostly wait for the network.
+
+    python bench/throughput.py [--jobs 1000] [--repeats 3] [--quick] [--latency MS]
 """
 
 from __future__ import annotations
@@ -128,6 +132,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="300 jobs, 1 repeat")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="MS",
+                        help="the fake answers each request after MS milliseconds, as a "
+                             "vendor's round trip would (default: at once)")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.repeats = 300, 1
@@ -148,7 +155,7 @@ def main() -> None:
     wall: dict[str, list[float]] = {name: [] for name in variants}
     wait: dict[str, list[float]] = {name: [] for name in variants}
     requests: dict[str, float] = {}
-    with FakeRevai() as fake:
+    with FakeRevai(latency=args.latency / 1000) as fake:
         for _ in range(args.repeats):
             for name, run in variants.items():
                 c, w, share = run(fake)
@@ -164,8 +171,9 @@ def main() -> None:
              f"{median(cpu[name]) / args.jobs * 1000:.2f}",
              f"{median(wait[name]):.1%}" if name.startswith("voxhub") else "-"]
             for name in variants]
+    answers = (f"after {args.latency:g} ms" if args.latency else "at once")
     print(f"### Batch throughput ({args.jobs} short Rev.ai jobs against a keep-alive fake "
-          f"that answers at once, median of {args.repeats})\n")
+          f"that answers {answers}, median of {args.repeats})\n")
     print(table(["client", "requests/job", "seconds", "jobs/s", "range", "CPU ms/job",
                  "store wait"],
                 rows))
