@@ -40,10 +40,10 @@ from voxhub import (
 )
 from voxhub.plugins import PluginManager
 from voxhub_local import engine, models
+from voxhub_local.pool import JobPhase, WorkerPool
 from voxhub_local.provider import INTERRUPTED_DETAIL, LocalProvider
 from voxhub_local.sphinx import SphinxConfig, default_model_paths
 from voxhub_local.whisper import WhisperConfig
-from voxhub_local.worker import JobPhase, WorkerPool
 
 ROOT = Path(__file__).resolve().parents[3]
 HELLO_WAV = ROOT / "docs" / "samples" / "hello.wav"

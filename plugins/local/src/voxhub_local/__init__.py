@@ -7,7 +7,8 @@
 * :mod:`voxhub_local.whisper` — the default engine, windowed faster-whisper;
 * :mod:`voxhub_local.sphinx` — PocketSphinx, for keyphrases and grammars;
 * :mod:`voxhub_local.models` — where a Whisper model comes from, offline first;
-* :mod:`voxhub_local.worker` — worker processes that run the engines as jobs;
+* :mod:`voxhub_local.pool` — the pool of worker processes that run the engines as
+  jobs, and :mod:`voxhub_local.worker`, what each of those processes runs;
 * :mod:`voxhub_local.provider` — the ``local`` provider built on them;
 * :mod:`voxhub_local.plugin` — the entry point voxhub loads (group ``voxhub``).
 

@@ -1,7 +1,7 @@
 """The ``local`` provider: offline transcription jobs run by this machine.
 
 A local job is a real job in voxhub's model, not a function call: ``submit``
-queues the file in a :class:`~voxhub_local.worker.WorkerPool` (worker
+queues the file in a :class:`~voxhub_local.pool.WorkerPool` (worker
 processes, at most one per CPU) and returns at once; ``status`` reports the
 share of the audio decoded; ``fetch`` turns the engine's
 :class:`~voxhub_local.engine.Recognition` into a :class:`~voxhub.Transcript`;
@@ -53,7 +53,7 @@ from .common import AudioError, ConfigError, Recognition, audio_info
 from .engine import config_from_options, engine_of
 from .languages import BUNDLED_LANGUAGE, sphinx_language, whisper_language
 from .options import INFO, NAME, OPTIONS
-from .worker import JobPhase, JobView, WorkerPool
+from .pool import JobPhase, JobView, WorkerPool
 
 __all__ = ["INTERRUPTED_DETAIL", "LocalProvider"]
 
