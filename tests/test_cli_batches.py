@@ -274,3 +274,15 @@ def test_no_wait_records_the_inputs_as_one_batch(
     rows = json.loads(voxhub(env, "batches", "show", listed["batch_id"], "--json").stdout)
     assert sorted(r["job_id"] for r in rows["items"]) == sorted(jobs)
     assert echo.sandbox.counters.get("jobs.created") == 2
+
+
+def test_a_large_batch_says_what_it_is_doing_before_its_id(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # 1,000 inputs (the announcement's threshold), each refused by its check: quick to run.
+    missing = [str(tmp_path / f"gone-{i}.wav") for i in range(1000)]
+    result = voxhub(env, "transcribe", *missing, "-o", str(tmp_path / "out"), code=1)
+    lines = result.stderr.splitlines()
+    assert lines[0] == "checking and recording 1000 inputs..."
+    match = BATCH_LINE.fullmatch(lines[1])
+    assert match is not None and match.group(2) == "1000"

@@ -17,6 +17,11 @@ from ..orchestrator import Orchestrator
 from .driving import Interrupts, Report, drive, open_executor, summarize
 from .state import SECONDS, current, interactive, parse_options
 
+#: From this many inputs on, ``transcribe`` says it is checking and recording them: the
+#: batch's id is printed only once all are recorded (on a 2-core machine 1,000 local files
+#: took 0.06 s, 20,000 took 1.2 s).
+ANNOUNCE_FROM = 1000
+
 __all__ = ["moderate", "submit", "transcribe"]
 
 
@@ -169,6 +174,10 @@ def transcribe(
         raise click.UsageError("--executor runs whole inputs: it cannot go with --no-wait")
     orch = current().orchestrator()
     provider = provider or orch.default_provider()
+    if len(media) >= ANNOUNCE_FROM and not no_wait:
+        # Checking and recording 100,000 inputs takes seconds before the batch id can be
+        # printed: say what is happening meanwhile.
+        click.echo(f"checking and recording {len(media)} inputs...", err=True)
     requests = _requests(
         media, provider, JobKind.TRANSCRIPTION, language, parse_options(opts), profile, new
     )
