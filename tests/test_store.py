@@ -580,3 +580,30 @@ def test_set_final_decides_against_a_status_another_process_stored(store_at: Pat
     result = Transcript("echo", handle.job_id, "late")
     assert not mine.set_final(handle.job_id, JobStatus(JobState.SUCCEEDED), result)
     assert mine.get(handle.job_id).status.state is JobState.FAILED  # type: ignore[union-attr]
+
+
+def test_a_new_store_opens_while_another_connection_holds_the_file(tmp_path: Path) -> None:
+    # Processes opening a new store at the same instant: switching the file to WAL needs
+    # it alone, and when another connection is mid-write SQLite answers "locked" at once
+    # (its busy handler would deadlock), whatever the busy timeout.
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")  # held, as a process mid-switch holds it
+    probe = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        probe.execute("PRAGMA journal_mode=WAL")  # what a plain open meets, at once
+    probe.close()
+    timer = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    timer.start()
+    try:
+        store = Store(path)  # waits for the other connection instead of failing
+        assert store.schema_version == SCHEMA_VERSION
+        store.close()
+    finally:
+        timer.join()
+        other.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()

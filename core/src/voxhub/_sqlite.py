@@ -206,6 +206,26 @@ BUSY_TIMEOUT_MS = 60_000
 CHECKPOINT_EVERY = 200
 
 
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, waiting up to the busy timeout for other connections.
+
+    Switching a new file to WAL needs it alone, and SQLite answers "database is locked"
+    at once instead of waiting through its busy handler: processes opening a new store
+    (or limits file) at the same instant would fail.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 def default_store_path() -> StoreTarget:
     """``$VOXHUB_STORE`` (a file or a ``postgresql://`` URL), else
     ``$XDG_DATA_HOME/voxhub/jobs.db`` (``~/.local/share``)."""
@@ -244,9 +264,10 @@ class SqliteDatabase(Database):
         conn.row_factory = sqlite3.Row
         # One call for the settings every connection needs.
         conn.executescript(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+            "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
             f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS};"
         )
+        _enter_wal(conn)
         if self._trace is not None:
             conn.set_trace_callback(self._trace)
         return conn
