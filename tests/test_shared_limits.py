@@ -25,7 +25,12 @@ import pytest
 from voxhub import Orchestrator
 from voxhub._database import open_database, store_target
 from voxhub.config import Config
-from voxhub.errors import ConfigurationError, InvalidInputError, RateLimitedError
+from voxhub.errors import (
+    ConfigurationError,
+    InvalidInputError,
+    ProviderUnavailableError,
+    RateLimitedError,
+)
 from voxhub.models import JobKind, JobRequest, RemoteUrl
 from voxhub.plugin import Limit, hookimpl
 from voxhub.plugins import PluginManager
@@ -59,7 +64,8 @@ orch = Orchestrator(store=os.environ["LIMITS_STORE"],
                     config=Config.from_profiles({"agora-stt": args["settings"]}))
 request = JobRequest(provider="agora-stt", media=RtcChannel(args["channel"]),
                      kind=JobKind.CHANNEL_TRANSCRIPTION,
-                     options={"languages": ["en-US"], "api_version": "v7"})
+                     options={"languages": ["en-US"], "api_version": "v7"},
+                     idempotency_key=args.get("key"))
 time.sleep(max(0.0, args["at"] - time.time()))
 print(json.dumps(orch.submit(request).vendor_ids))
 """
@@ -89,11 +95,16 @@ def _limits_rows(store_at: Path | str) -> list[tuple[str, float, str]]:
         db.close()
 
 
-def test_migration_6_adds_the_limits_table(store_at: Path | str) -> None:
+def test_migrations_6_and_7_add_the_limits_table_and_lock_records(store_at: Path | str) -> None:
     store = Store(store_at)
-    assert store.schema_version == SCHEMA_VERSION == 6
+    assert store.schema_version == SCHEMA_VERSION == 7
     store.close()
     assert _limits_rows(store_at) == []
+    db = open_database(store_target(store_at))
+    try:
+        assert db.reader().execute("SELECT record FROM limits").fetchall() == []
+    finally:
+        db.close()
 
 
 def test_a_rate_holds_across_processes(store_at: Path | str) -> None:
@@ -137,10 +148,42 @@ def test_one_start_a_second_per_app_id_across_machines(
     # vendor saw them (a few ms for the processes' clocks).
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.995, gaps
-    # Three data folders, one turn: kept in the store under the App ID, not in any folder.
-    [(key, _next_at, holders)] = _limits_rows(voxhub_postgres_url)
-    assert key.startswith("agora-stt:app-") and key.endswith(":start") and holders == "{}"
+    # Three data folders, one turn: kept in the store under the App ID, not in any folder
+    # (beside it, each channel's lock: three of them, all free).
+    rows = _limits_rows(voxhub_postgres_url)
+    [(key, _next_at, holders)] = [row for row in rows if row[0].endswith(":start")]
+    assert key.startswith("agora-stt:app-") and holders == "{}"
+    assert sorted(row[2] for row in rows if ":lock." in row[0]) == ["{}"] * 3
     assert list(tmp_path.rglob("limits.db")) == []
+
+
+def test_one_task_per_channel_across_machines(
+    tmp_path: Path, voxhub_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voxhub_agora.sandbox_stt import AgoraSttSandbox
+
+    key_file = tmp_path / "store.key"
+    monkeypatch.setenv("VOXHUB_STORE_KEY_FILE", str(key_file))
+    Store(voxhub_postgres_url).close()
+    running = serve(AgoraSttSandbox())
+    try:
+        start_at = time.time() + 2.0
+        # Two machines (nothing shared but the store) start two jobs (their own keys, so
+        # Agora's agent names differ) for the same channel at once.
+        args = [{"settings": running.settings(), "channel": "all-hands", "at": start_at,
+                 "key": f"input-{i}"} for i in range(2)]
+        env = [{"LIMITS_STORE": voxhub_postgres_url, "XDG_DATA_HOME": str(tmp_path / f"m{i}"),
+                "VOXHUB_STORE_KEY_FILE": str(key_file)} for i in range(2)]
+        ids = _run_workers(_START, args, env)
+        created = running.sandbox.counters.get("tasks.created")
+    finally:
+        running.stop()
+    # One task, which the second start joined instead of starting another (and paying twice).
+    assert ids[0] == ids[1] and created == 1
+    locks = [row for row in _limits_rows(voxhub_postgres_url) if ":lock." in row[0]]
+    [(key, _next_at, holders)] = locks
+    assert key.startswith("agora-stt:app-") and holders == "{}" and "all-hands" not in key
+    assert list(tmp_path.rglob("agora-locks")) == []
 
 
 class _LimitedEcho(EchoProvider):
@@ -241,6 +284,77 @@ def test_a_dead_holders_place_frees_when_its_lease_ends(store_at: Path | str) ->
         db.close()
     [(_key, _next_at, holders)] = _limits_rows(store_at)
     assert json.loads(holders) == {"alive": 4e9}
+
+
+def test_a_lock_has_one_holder_across_connections_and_keeps_its_record(
+    store_at: Path | str,
+) -> None:
+    Store(store_at).close()
+    inside, most, order, lock = 0, 0, [], threading.Lock()
+
+    def worker(n: int) -> None:
+        nonlocal inside, most
+        # Each worker its own connections, as another machine would have.
+        limits = SharedLimits(open_database(store_target(store_at)))
+        with limits.locked("test:acct:channel.abc") as held:
+            with lock:
+                inside += 1
+                most = max(most, inside)
+                order.append((n, held.data))
+            time.sleep(0.05)  # long enough for the others to be waiting
+            held.data = {"last": n, "seen": (held.data or {}).get("seen", 0) + 1}
+            with lock:
+                inside -= 1
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert most == 1 and len(order) == 4
+    # Each holder found the record its predecessor left.
+    assert order[0][1] is None
+    assert [data["seen"] for _n, data in order[1:]] == [1, 2, 3]
+    assert [data["last"] for _n, data in order[1:]] == [n for n, _data in order[:-1]]
+    final = SharedLimits(open_database(store_target(store_at))).record("test:acct:channel.abc")
+    assert final == {"last": order[-1][0], "seen": 4}
+    [(_key, _next_at, holders)] = _limits_rows(store_at)
+    assert holders == "{}"
+
+
+def test_a_lock_record_is_saved_at_once_or_at_the_end_never_on_an_error(tmp_path: Path) -> None:
+    limits = SharedLimits.beside(tmp_path)  # a hand-built context's: a file of its own
+    key = "test:acct:channel.save"
+    with pytest.raises(RuntimeError), limits.locked(key) as held:
+        held.data = {"token": "b-1"}
+        held.save()  # must outlive what follows
+        held.data = {"token": "b-1", "task": "t-1"}
+        raise RuntimeError("the start failed")
+    assert limits.record(key) == {"token": "b-1"}
+    with limits.locked(key) as held:
+        assert held.data == {"token": "b-1"} and not held.changed
+        held.data = None  # deleted at the end of the block
+    assert limits.record(key) is None
+    with pytest.raises(InvalidInputError, match="JSON") as caught, limits.locked(key) as held:
+        held.data = {"when": object()}
+    assert caught.value.field == "data"
+
+
+def test_a_holder_whose_lease_ran_out_cannot_save_its_record(store_at: Path | str) -> None:
+    Store(store_at).close()
+    db = open_database(store_target(store_at))
+    try:
+        limits = SharedLimits(db)
+        with limits.locked("test:acct:channel.lost") as held:
+            # The store was out of reach past the lease: another holder may have the lock.
+            db.write(lambda conn: conn.execute("UPDATE limits SET holders='{}'"))
+            held.data = {"task": "t-2"}
+            with pytest.raises(ProviderUnavailableError, match="lost"):
+                held.save()
+            held.data = None  # nothing more to save on the way out
+        assert limits.record("test:acct:channel.lost") is None
+    finally:
+        db.close()
 
 
 def test_keys_never_hold_secrets(tmp_path: Path) -> None:

@@ -161,4 +161,7 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at  DOUBLE PRECISION NOT NULL
     );
     """,
+    """
+    ALTER TABLE limits ADD COLUMN record TEXT;
+    """,
 )

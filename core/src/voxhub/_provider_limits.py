@@ -30,12 +30,12 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInputError
 from .policies import deadline_scope
 from .redact import Secret
-from .shared_limits import Limit, SharedLimits
+from .shared_limits import WAIT_TIMEOUT, Limit, LockedRecord, SharedLimits
 
 if TYPE_CHECKING:
     from .clock import Clock
@@ -181,6 +181,20 @@ class ProviderLimits:
         with self.shared.turn(self.key(name, scope), interval, provider=self.provider,
                               operation=operation or name) as waited:
             yield waited
+
+    @contextlib.contextmanager
+    def locked(self, name: str, *, scope: str | None = None, operation: str | None = None,
+               timeout: float = WAIT_TIMEOUT) -> Iterator[LockedRecord]:
+        """Hold the lock ``name`` alone, in every process and machine of the store, and
+        yield its record (see :meth:`SharedLimits.locked`). ``name`` is shown to
+        operators: name what it guards by a hash when that may be private (a channel)."""
+        with self.shared.locked(self.key(name, scope), provider=self.provider,
+                                operation=operation, timeout=timeout) as record:
+            yield record
+
+    def record(self, name: str, *, scope: str | None = None) -> dict[str, Any] | None:
+        """The record of the lock ``name`` without taking it (a snapshot)."""
+        return self.shared.record(self.key(name, scope))
 
     @contextlib.contextmanager
     def around(self, operation: str, *, times: int = 1,

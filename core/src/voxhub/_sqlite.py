@@ -196,6 +196,12 @@ _MIGRATIONS: tuple[str, ...] = (
         updated_at  REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 7: a held lock's record (SharedLimits.locked): what a plugin keeps under a lock that
+    # every machine of the store shares (Agora: which task serves a channel), changed in
+    # the same transactions as the lock's holders.
+    """
+    ALTER TABLE limits ADD COLUMN record TEXT;
+    """,
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)

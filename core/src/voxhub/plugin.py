@@ -8,7 +8,8 @@ into five groups:
   :class:`OptionSpec`, :class:`CredentialField`, :class:`Capability`,
   :class:`PollingHints`, :class:`ProviderContext`, :class:`Submitted`,
   :class:`CallbackRequest`, :class:`CallbackEvent`, :class:`Limit` (a vendor limit
-  shared by every worker of a store, see ``ctx.limits``);
+  shared by every worker of a store, see ``ctx.limits``), :class:`LockedRecord` (what
+  ``ctx.limits.locked`` yields: a lock every machine of a store shares, with a record);
 * **the models** jobs are made of — :class:`JobRequest`, :class:`JobHandle`,
   :class:`JobStatus`, :class:`JobState`, :class:`JobKind`, the media types and
   the result types;
@@ -96,7 +97,7 @@ if TYPE_CHECKING:
         Submitted,
     )
     from .sandbox import SandboxSpec
-    from .shared_limits import Limit
+    from .shared_limits import Limit, LockedRecord
     from .transport import MultipartBody, Part, RawBody, Response, parse_retry_after
 
 # name -> module that defines it, imported on first access (PEP 562).
@@ -118,6 +119,7 @@ _LAZY = {
     "Submitted": "provider",
     "SandboxSpec": "sandbox",
     "Limit": "shared_limits",
+    "LockedRecord": "shared_limits",
     "MultipartBody": "transport",
     "Part": "transport",
     "RawBody": "transport",
@@ -151,6 +153,7 @@ __all__ = [
     "JobStatus",
     "Limit",
     "LocalFile",
+    "LockedRecord",
     "Media",
     "ModerationFinding",
     "ModerationReport",

@@ -16,8 +16,11 @@ Three kinds of limit, each under its own key:
 * :meth:`SharedLimits.turn` — one holder at a time, each turn starting ``interval``
   seconds after the previous one *ended* (Agora's "no more often than once a second").
 * :meth:`SharedLimits.slot` — at most ``count`` holders at once (concurrent uploads).
+* :meth:`SharedLimits.locked` — one holder at a time, with a small JSON record kept in
+  the same row (Agora: which task already serves a channel, so that a second start on
+  any machine finds it instead of creating another).
 
-Turns and slots are leases renewed while held: a holder that dies frees its place when
+Turns, slots and locks are leases renewed while held: a holder that dies frees its place when
 its lease runs out. Keys are shown to operators as they are; a key that contains a
 registered secret is refused (credentials are named by a hash, see
 :mod:`voxhub._provider_limits`). Waits are logged at info level (``shared_limit``) and
@@ -48,7 +51,7 @@ from .redact import redact_text
 if TYPE_CHECKING:
     from ._database import Connection, Database
 
-__all__ = ["Limit", "SharedLimits"]
+__all__ = ["Limit", "LockedRecord", "SharedLimits"]
 
 T = TypeVar("T")
 
@@ -63,13 +66,14 @@ def _log() -> Any:
 _NAME = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 #: A key: printable, no spaces, bounded (it is a primary key and shown to operators).
 _KEY = re.compile(r"[\x21-\x7e]{1,300}")
-#: The limits table of a store-less fallback database (same columns as migration 6).
+#: The limits table of a store-less fallback database (the columns of migrations 6 and 7).
 _FALLBACK_TABLE = """
 CREATE TABLE IF NOT EXISTS limits (
     key         TEXT PRIMARY KEY,
     next_at     REAL NOT NULL,
     holders     TEXT NOT NULL,
-    updated_at  REAL NOT NULL
+    updated_at  REAL NOT NULL,
+    record      TEXT
 ) WITHOUT ROWID
 """
 #: Longest a turn or slot waits for a holder before giving up (no deadline in scope).
@@ -121,6 +125,7 @@ class Limit:
 class _State:
     next_at: float = 0.0
     holders: dict[str, float] = attrs.field(factory=dict)
+    record: str | None = None  # a lock's record, JSON (see SharedLimits.locked)
 
     def live(self, now: float) -> dict[str, float]:
         """The holders whose lease has not run out."""
@@ -188,15 +193,18 @@ class SharedLimits:
             else:
                 now = time.time()  # one machine: its clock is everyone's
             row = conn.execute(
-                "SELECT next_at, holders FROM limits WHERE key=?", (key,)).fetchone()
-            state = _State() if row is None else _State(float(row[0]), json.loads(row[1]))
+                "SELECT next_at, holders, record FROM limits WHERE key=?", (key,)).fetchone()
+            state = (_State() if row is None
+                     else _State(float(row[0]), json.loads(row[1]), row[2]))
             store, answer = decide(state, now)
             if store:
                 conn.execute(
-                    "INSERT INTO limits (key, next_at, holders, updated_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET next_at=excluded.next_at, "
-                    "holders=excluded.holders, updated_at=excluded.updated_at",
-                    (key, state.next_at, json.dumps(state.holders, sort_keys=True), now),
+                    "INSERT INTO limits (key, next_at, holders, updated_at, record) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+                    "next_at=excluded.next_at, holders=excluded.holders, "
+                    "updated_at=excluded.updated_at, record=excluded.record",
+                    (key, state.next_at, json.dumps(state.holders, sort_keys=True), now,
+                     state.record),
                 )
             return answer
 
@@ -281,16 +289,60 @@ class SharedLimits:
             yield waited
 
     @contextlib.contextmanager
+    def locked(self, key: str, *, provider: str | None = None, operation: str | None = None,
+               timeout: float = WAIT_TIMEOUT) -> Iterator[LockedRecord]:
+        """Hold ``key`` alone (one holder in every process and machine of the store) and
+        yield its record: JSON data kept with the lock, read when the lock is taken.
+
+        Set :attr:`LockedRecord.data` to change the record (``None`` deletes it); it is
+        saved when the block ends without an exception, or at once by
+        :meth:`LockedRecord.save`. A holder that dies frees the lock when its lease runs
+        out (:data:`HOLD_SECONDS`), leaving the record as last saved. Waiting longer than
+        ``timeout`` seconds raises :class:`~voxhub.errors.ProviderUnavailableError`.
+        """
+        check_key(key)
+        token = _token()
+        with self._hold(key, 1, lambda _s, _n: 0.0, lambda _s, _n: None, provider,
+                        operation, timeout, token=token):
+            held = LockedRecord(self, key, token, self._record_of(key), provider, operation)
+            yield held
+            if held.changed:
+                held.save()
+
+    def record(self, key: str) -> dict[str, Any] | None:
+        """The record of lock ``key`` without taking it (a snapshot, stale at once)."""
+        check_key(key)
+        return self._record_of(key)
+
+    def _record_of(self, key: str) -> dict[str, Any] | None:
+        # Read in a write transaction like every other look at a limit: a store-less
+        # fallback may be in memory, where only the writer's connection sees the table.
+        return _loads_record(self._change(key, lambda state, _now: (False, state.record)))
+
+    def _save_record(self, key: str, token: str, data: dict[str, Any] | None) -> bool:
+        """Store ``data`` as the record of ``key`` if ``token`` still holds it."""
+        text = None if data is None else json.dumps(data, sort_keys=True)
+
+        def save(state: _State, now: float) -> tuple[bool, bool]:
+            if token not in state.live(now):
+                return False, False
+            state.record = text
+            return True, True
+
+        return self._change(key, save)
+
+    @contextlib.contextmanager
     def _hold(self, key: str, count: int, delay: Callable[[_State, float], float],
               leave: Callable[[_State, float], None], provider: str | None,
-              operation: str | None, timeout: float) -> Iterator[float]:
+              operation: str | None, timeout: float, *,
+              token: str | None = None) -> Iterator[float]:
         """Wait for a place under ``key``, hold it (renewing its lease), then leave it.
 
         ``delay(state, now)``: how long after ``now`` a free place may be taken (a
         turn's spacing). A place is reserved as soon as one is free, its holder then
         sleeping out ``delay``: waiters of every process see it taken.
         """
-        token = f"{os.getpid()}-{secrets.token_hex(6)}"
+        token = token or _token()
         started = time.monotonic()
         waited = 0.0
         poll = 0.02
@@ -378,6 +430,66 @@ class SharedLimits:
         time.sleep(seconds)
 
 
+def _token() -> str:
+    """A holder's name: its process and a random part (shown in the limits table)."""
+    return f"{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def _loads_record(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None  # written by something else: treated as no record
+    return data if isinstance(data, dict) else None
+
+
+class LockedRecord:
+    """The record of a lock held with :meth:`SharedLimits.locked`.
+
+    :attr:`data` is what the record held when the lock was taken (a copy: change it
+    freely, or set ``None`` to delete the record). It is written when the ``with`` block
+    ends normally, or at once by :meth:`save`, for a fact that must outlive a failure
+    later in the block (Agora: a builder token about to be used).
+    """
+
+    def __init__(self, limits: SharedLimits, key: str, token: str,
+                 data: dict[str, Any] | None, provider: str | None,
+                 operation: str | None) -> None:
+        self.key = key
+        self._limits = limits
+        self._token = token
+        self._provider = provider
+        self._operation = operation
+        self._saved = data
+        self.data: dict[str, Any] | None = None if data is None else json.loads(json.dumps(data))
+
+    @property
+    def changed(self) -> bool:
+        """Whether :attr:`data` differs from the stored record."""
+        return self.data != self._saved
+
+    def save(self) -> None:
+        """Write :attr:`data` now (the lock is still held).
+
+        Raises :class:`~voxhub.errors.ProviderUnavailableError` when this holder's lease
+        ran out and the lock may have passed on (the store was unreachable for longer
+        than :data:`HOLD_SECONDS`): the record is then not written.
+        """
+        try:
+            text = json.dumps(self.data, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"a lock's record must be JSON data: {exc}",
+                                    field="data", provider=self._provider) from None
+        if not self._limits._save_record(self.key, self._token, self.data):
+            raise ProviderUnavailableError(
+                f"the lock {self.key} was lost before its record was saved (its lease "
+                f"ran out)", provider=self._provider, operation=self._operation,
+                in_doubt=False)
+        self._saved = None if self.data is None else json.loads(text)
+
+
 class _Renewal:
     """Renews a held lease every third of :data:`HOLD_SECONDS` until stopped."""
 
@@ -412,6 +524,13 @@ def _fallback_database(target: Path) -> Database:
             if str(target) != ":memory:":
                 target.parent.mkdir(parents=True, exist_ok=True)
             db = SqliteDatabase(target)
-            db.write(lambda conn: conn.execute(_FALLBACK_TABLE))
+            db.write(_create_fallback_table)
             _FALLBACK_DBS[target] = db
         return db
+
+
+def _create_fallback_table(conn: Connection) -> None:
+    conn.execute(_FALLBACK_TABLE)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(limits)").fetchall()}
+    if "record" not in columns:  # a file an older voxhub made (before locks had records)
+        conn.execute("ALTER TABLE limits ADD COLUMN record TEXT")

@@ -17,6 +17,7 @@ from voxhub.errors import (
 from voxhub.models import JobState
 from voxhub.provider import Submitted
 from voxhub.sandbox import RunningSandbox
+from voxhub_agora.locks import StoreRegistry
 from voxhub_agora.provider import BuilderToken
 from voxhub_agora.sandbox_stt import AgoraSttSandbox
 from voxhub_agora.stt import AgoraSttProvider, normalize_stt_status
@@ -210,6 +211,46 @@ def test_concurrent_starts_in_threads_create_one_task(version: str, stt: AgoraSt
 
 
 
+@pytest.mark.parametrize("version", ["v7", "v6"])
+def test_the_channel_locks_live_in_the_store_by_default(version: str, make_ctx: Any,
+                                                        stt_sandbox: RunningSandbox,
+                                                        tmp_path: Path, h: Any) -> None:
+    stt = AgoraSttProvider()  # no lock_dir: the context's limits (here its limits.db)
+    results = _start_many(stt, make_ctx, stt_sandbox, h, "store-room", 4, version)
+    sandbox = stt_sandbox.sandbox
+    assert sandbox.counters.get("tasks.created") == 1
+    assert all(r.handle.vendor_state["locks"] == "store" for r in results)
+    assert not list(tmp_path.rglob("agora-locks"))
+    ctx = make_ctx(stt, stt_sandbox)
+    record = StoreRegistry(ctx).read(stt._channel_key(ctx, "store-room"))
+    assert record is not None and len(record["job_ids"]) == 4
+    for submitted in results[:-1]:
+        stt.close(ctx, submitted.handle)
+    assert sandbox.counters.get("tasks.stopped") == 0
+    stt.close(ctx, results[-1].handle)
+    assert sandbox.counters.get("tasks.stopped") == 1
+
+
+def test_a_job_started_with_file_locks_closes_through_them(make_ctx: Any, tmp_path: Path,
+                                                           stt_sandbox: RunningSandbox,
+                                                           h: Any) -> None:
+    # Started by a voxhub that kept the locks as files beside the store: the handle names
+    # no lock place, and its channel's record (two jobs) is in <state_dir>/agora-locks.
+    ctx = make_ctx(AgoraSttProvider(), stt_sandbox)
+    assert ctx.state_dir is not None
+    earlier = AgoraSttProvider(lock_dir=ctx.state_dir)
+    results = [earlier.submit(ctx, request, h.handle_for(request)) for request in (
+        h.stt_request("old-room", key="a"), h.stt_request("old-room", key="b"))]
+    assert stt_sandbox.sandbox.counters.get("tasks.created") == 1
+    now = AgoraSttProvider()  # after the upgrade
+    for submitted in results:
+        assert not {"locks", "lock_dir"} & set(submitted.handle.vendor_state)
+        now.close(ctx, submitted.handle)
+        stopped = stt_sandbox.sandbox.counters.get("tasks.stopped")
+        # The first close only lets go (the file record names the other job).
+        assert stopped == (1 if submitted is results[-1] else 0)
+
+
 @pytest.mark.parametrize("version", ["v7", "v5"])
 def test_concurrent_starts_in_processes_create_one_task(version: str, tmp_path: Path,
                                                         stt_sandbox: RunningSandbox,
@@ -220,7 +261,10 @@ def test_concurrent_starts_in_processes_create_one_task(version: str, tmp_path: 
         stt_sandbox, [(store, "shared-room", f"p{i}") for i in range(2)], version, lead=1.2)
     assert outputs[0] == outputs[1]
     assert stt_sandbox.sandbox.counters.get("tasks.created") == 1
-    assert (store.parent / "agora-locks").is_dir()
+    # A context built by hand keeps its locks in a limits file in its state_dir (under the
+    # orchestrator: in the job store itself); no lock files.
+    assert (store.parent / "limits.db").is_file()
+    assert not (store.parent / "agora-locks").exists()
 
 
 def test_same_input_started_twice_collides_at_agora(stt: AgoraSttProvider, make_ctx: Any,

@@ -1,4 +1,4 @@
-"""A cross-thread, cross-process lock plus a small record per locked key.
+"""An exclusive lock plus a small record per key: one task per channel.
 
 Why: the seed warns that two clients enabling Real-Time STT for one channel
 within a second create two tasks (and twice the bill). Every start therefore
@@ -7,11 +7,16 @@ task already serves that channel and which jobs use it. The second start finds
 the first task instead of creating another one; the task is stopped when its
 last job is closed.
 
-Implementation: one ``<key-hash>.lock`` file per key, locked with ``flock`` —
-separate ``open()`` calls conflict even within one process, so the same code
-serialises threads and processes. The record is ``<key-hash>.json`` next to
-it, replaced atomically. The directory defaults to the job store's directory,
-so every process sharing a store shares the locks.
+Two places keep the locks, behind one interface (:class:`Registry`):
+
+* :class:`StoreRegistry`, the default: the job store (``ctx.limits.locked``, see
+  :mod:`voxhub.shared_limits`), so every thread, process and machine sharing the store
+  shares them, PostgreSQL stores across machines included;
+* :class:`TaskRegistry`, with the ``lock_dir`` option: one ``<key-hash>.lock`` file per
+  key, locked with ``flock`` (separate ``open()`` calls conflict even within one
+  process, so the same code serialises threads and processes), the record
+  ``<key-hash>.json`` next to it, replaced atomically. Shared by the processes that see
+  that directory with working ``flock``.
 
 The seed also asks for no more than one start per second from one app: that turn lives
 in the job store, so it holds across machines too (``ctx.limits.turn``, see
@@ -29,15 +34,74 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if sys.platform != "win32":
     import fcntl
 
 from voxhub.plugin import ConfigurationError, ProviderUnavailableError
 
-__all__ = ["Slot", "TaskRegistry"]
+if TYPE_CHECKING:
+    from voxhub.plugin import ProviderContext
+
+__all__ = ["LockRecord", "Registry", "Slot", "StoreRegistry", "TaskRegistry"]
+
+#: How long a start waits for another one holding its channel's lock.
+LOCK_TIMEOUT = 60.0
+
+
+class LockRecord(Protocol):
+    """The record of a held lock: set :attr:`data` (``None`` deletes it); it is written
+    when the lock is released normally, or at once by :meth:`save`."""
+
+    key: str
+    data: dict[str, Any] | None
+
+    def save(self) -> None:
+        """Write the record now (the lock is still held)."""
+
+
+class Registry(Protocol):
+    """Where the channel locks and their records live."""
+
+    def locked(self, key: str) -> AbstractContextManager[LockRecord]:
+        """Hold the lock of ``key`` and yield its record."""
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        """The record of ``key`` without locking (a snapshot; may be stale at once)."""
+
+
+class StoreRegistry:
+    """The locks in the job store: shared by every machine of the store.
+
+    A key (``agora-stt|app id|channel``) is stored as a hash under the App ID
+    (``agora-stt:app-<id>:lock.<sha-256>``): keys are shown to operators, channel
+    names need not be.
+    """
+
+    def __init__(self, ctx: ProviderContext, *, timeout: float = LOCK_TIMEOUT) -> None:
+        self._limits = ctx.limits
+        self.timeout = timeout
+
+    @staticmethod
+    def _name(key: str) -> tuple[str, str]:
+        app = key.split("|", 2)[1] if key.count("|") >= 2 else "any"
+        return f"lock.{hashlib.sha256(key.encode()).hexdigest()[:40]}", f"app-{app}"
+
+    @contextlib.contextmanager
+    def locked(self, key: str) -> Iterator[LockRecord]:
+        """Hold the lock of ``key`` and yield its record; the record is saved on normal exit."""
+        name, scope = self._name(key)
+        with self._limits.locked(name, scope=scope, operation="submit",
+                                 timeout=self.timeout) as record:
+            yield record
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        """The record of ``key`` without locking (a snapshot; may be stale at once)."""
+        name, scope = self._name(key)
+        return self._limits.record(name, scope=scope)
 
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
@@ -71,7 +135,7 @@ class Slot:
 class TaskRegistry:
     """Locks and records under ``directory`` (created on first use)."""
 
-    def __init__(self, directory: Path, *, timeout: float = 60.0) -> None:
+    def __init__(self, directory: Path, *, timeout: float = LOCK_TIMEOUT) -> None:
         self.directory = directory
         self.timeout = timeout
 
@@ -80,7 +144,7 @@ class TaskRegistry:
         return self.directory / f"{digest}.lock", self.directory / f"{digest}.json"
 
     @contextlib.contextmanager
-    def locked(self, key: str) -> Iterator[Slot]:
+    def locked(self, key: str) -> Iterator[LockRecord]:
         """Hold the lock of ``key`` and yield its record; the record is saved on normal exit."""
         try:
             self.directory.mkdir(parents=True, exist_ok=True)

@@ -124,8 +124,8 @@ STT_OPTIONS: tuple[OptionSpec, ...] = (
                "from the idempotency key", max_length=64),
     OptionSpec("dedupe_channel", bool, "reuse a live task of this channel instead of starting "
                "another (default true)", default=True),
-    OptionSpec("lock_dir", str, "directory of the duplicate-start locks (default: the job "
-               "store's directory)"),
+    OptionSpec("lock_dir", str, "keep the duplicate-start locks as files in this directory "
+               "(default: in the job store, shared by every machine using it)"),
 )
 
 STT_INFO = ProviderInfo(
@@ -152,8 +152,8 @@ TRANSCODER_OPTIONS: tuple[OptionSpec, ...] = (
                max_length=64),
     OptionSpec("token_expire", int, "lifetime of the RTC tokens built here, seconds",
                min=60, max=MAX_TOKEN_EXPIRE, default=DEFAULT_TRANSCODER_TOKEN_EXPIRE),
-    OptionSpec("lock_dir", str, "directory of the duplicate-create locks (default: the job "
-               "store's directory)"),
+    OptionSpec("lock_dir", str, "keep the duplicate-create locks as files in this directory "
+               "(default: in the job store, shared by every machine using it)"),
 )
 
 TRANSCODER_INFO = ProviderInfo(

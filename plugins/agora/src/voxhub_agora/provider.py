@@ -24,7 +24,6 @@ from typing import Any, cast
 
 import attrs
 from voxhub.plugin import (
-    ConfigurationError,
     InvalidInputError,
     JobHandle,
     Provider,
@@ -36,7 +35,7 @@ from ._checks import INSTANCE_ID_RE, FieldError
 from .api import DEFAULT_HOSTS, AgoraApi, HostPreference
 from .auth import AgoraAuth
 from .errors import retry_delays
-from .locks import Slot, TaskRegistry
+from .locks import LockRecord, Registry, StoreRegistry, TaskRegistry
 from .schema import BuilderTokenAnswer
 
 __all__ = [
@@ -91,8 +90,8 @@ class AgoraProvider(Provider):
     Args:
         hosts: REST hosts tried in order when the profile sets no ``base_url`` (default
             :attr:`default_hosts`).
-        lock_dir: where duplicate-start locks live (default: the context's
-            ``state_dir``, beside the job store, so processes sharing a store share them).
+        lock_dir: keep the duplicate-start locks as files in this directory (default: in
+            the job store, so that every process and machine sharing the store shares them).
     """
 
     product: str = "Agora"
@@ -122,8 +121,9 @@ class AgoraProvider(Provider):
         return AgoraApi(ctx, self.auth(ctx), hosts=self.hosts, preference=self._preference,
                         product=self.product, channel=channel)
 
-    def registry(self, ctx: ProviderContext, lock_dir: str | None = None) -> TaskRegistry:
-        """The lock registry: option ``lock_dir``, else the provider's, else ``ctx.state_dir``."""
+    def registry(self, ctx: ProviderContext, lock_dir: str | None = None) -> Registry:
+        """Where a new start's lock lives: in the directory of the option ``lock_dir``,
+        else the provider's, else in the job store (shared by all its machines)."""
         if lock_dir:
             # A path, never free text: quotes, spaces or control characters are refused
             # before a directory of that name is created (issue 16).
@@ -131,18 +131,28 @@ class AgoraProvider(Provider):
                 raise InvalidInputError(
                     "option 'lock_dir': a directory path of letters, digits and ._~/+@- only",
                     field="lock_dir", provider=ctx.provider, operation="validate")
-            base = Path(lock_dir).expanduser()
-        elif self.lock_dir is not None:
-            base = self.lock_dir
-        elif ctx.state_dir is not None:
-            base = Path(ctx.state_dir)
-        else:
-            raise ConfigurationError(
-                f"{ctx.provider} keeps duplicate-start locks beside the job store; give the "
-                "provider context a state_dir (voxhub does) or set the lock_dir option",
-                provider=ctx.provider, operation="submit",
-            )
-        return TaskRegistry(base / "agora-locks")
+            return TaskRegistry(Path(lock_dir).expanduser() / "agora-locks")
+        if self.lock_dir is not None:
+            return TaskRegistry(self.lock_dir / "agora-locks")
+        return StoreRegistry(ctx)
+
+    def lock_state(self, lock_dir: str | None) -> dict[str, str]:
+        """What a started job's vendor state says of where its lock lives (for
+        :meth:`registry_of`)."""
+        if lock_dir:
+            return {"lock_dir": lock_dir}
+        return {} if self.lock_dir is not None else {"locks": "store"}
+
+    def registry_of(self, ctx: ProviderContext, handle: JobHandle) -> Registry:
+        """Where the lock of a started job lives, as its handle says."""
+        state = handle.vendor_state
+        lock_dir = state.get("lock_dir")
+        if lock_dir or self.lock_dir is not None or state.get("locks") == "store":
+            return self.registry(ctx, str(lock_dir) if lock_dir else None)
+        if ctx.state_dir is None:
+            return StoreRegistry(ctx)
+        # Started by a voxhub that kept the locks as files beside the job store.
+        return TaskRegistry(Path(ctx.state_dir) / "agora-locks")
 
     def invalid(self, ctx: ProviderContext, exc: FieldError, *, label: str = "",
                 field: str | None = None) -> InvalidInputError:
@@ -182,7 +192,7 @@ class AgoraProvider(Provider):
                             answer.createTs)
 
     @staticmethod
-    def remember_token(slot: Slot | None, token: BuilderToken) -> None:
+    def remember_token(slot: LockRecord | None, token: BuilderToken) -> None:
         """Record ``token`` in the lock record *before* it is used, and write it at once.
 
         Why: if the start/create answer is lost (or the process dies), the next attempt for

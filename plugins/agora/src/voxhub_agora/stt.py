@@ -49,7 +49,7 @@ from ._checks import FieldError
 from .api import AgoraApi
 from .auth import AgoraAuth
 from .errors import BuilderTokenError, TaskConflictError
-from .locks import Slot
+from .locks import LockRecord
 from .options import DEFAULT_BOT_TOKEN_EXPIRE, STT_INFO
 from .provider import (
     BUILDER_TOKEN_VALIDITY,
@@ -220,14 +220,13 @@ class AgoraSttProvider(AgoraProvider):
 
     def _start(
         self, ctx: ProviderContext, api: AgoraApi, plan: StartPlan,
-        builder_token: BuilderToken | None, slot: Slot | None,
+        builder_token: BuilderToken | None, slot: LockRecord | None,
     ) -> tuple[dict[str, str], dict[str, Any], JobStatus]:
         body = with_bot_tokens(ctx, self.auth(ctx), plan.channel, plan.body,
                                plan.bot_token_expire)
         state: dict[str, Any] = {"api_version": plan.version, "channel": plan.channel,
                                  "instance_id": plan.name}
-        if plan.lock_dir:
-            state["lock_dir"] = plan.lock_dir
+        state.update(self.lock_state(plan.lock_dir))
         if plan.version == "v7":
             agent_id, answer = self._join(ctx, api, plan, body)
             state["create_ts"] = answer.get("create_ts")
@@ -289,7 +288,7 @@ class AgoraSttProvider(AgoraProvider):
 
     def _start_v6(
         self, ctx: ProviderContext, api: AgoraApi, plan: StartPlan, body: Mapping[str, Any],
-        token: BuilderToken | None, slot: Slot | None,
+        token: BuilderToken | None, slot: LockRecord | None,
     ) -> tuple[str, BuilderToken, Mapping[str, Any]]:
         # Only a start *refused* for its token is sent again here (with a new token): it
         # provably started nothing. An unknown outcome goes to the core (in_doubt).
@@ -390,8 +389,7 @@ class AgoraSttProvider(AgoraProvider):
     def close(self, ctx: ProviderContext, handle: JobHandle) -> None:
         """Stop the task, unless other jobs still use it (then this job only lets go)."""
         channel = str(handle.vendor_state.get("channel") or "")
-        lock_dir = handle.vendor_state.get("lock_dir")
-        registry = self.registry(ctx, str(lock_dir) if lock_dir else None)
+        registry = self.registry_of(ctx, handle)
         with registry.locked(self._channel_key(ctx, channel)) as slot:
             if slot.data and slot.data.get("vendor_ids") == handle.vendor_ids:
                 others = [j for j in self.registry_jobs(slot.data) if j != handle.job_id]
@@ -456,8 +454,7 @@ class AgoraSttProvider(AgoraProvider):
             task = path_segment(self._required_id(ctx, handle, "task_id"))
             params["builderToken"] = self._required_id(ctx, handle, "builder_token_name")
             method, path = "PATCH", f"{self._v6_base(api.auth)}/tasks/{task}"
-        lock_dir = handle.vendor_state.get("lock_dir")
-        registry = self.registry(ctx, str(lock_dir) if lock_dir else None)
+        registry = self.registry_of(ctx, handle)
         channel = str(handle.vendor_state.get("channel") or "")
         with registry.locked(self._channel_key(ctx, channel)) as slot:
             recorded = slot.data if slot.data and slot.data.get(
@@ -496,8 +493,7 @@ class AgoraSttProvider(AgoraProvider):
         ids = {"agent_id": found.agent_id}
         state: dict[str, Any] = {"api_version": "v7", "channel": plan.channel,
                                  "instance_id": plan.name, "create_ts": found.create_ts}
-        if plan.lock_dir:
-            state["lock_dir"] = plan.lock_dir
+        state.update(self.lock_state(plan.lock_dir))
         if plan.dedupe:
             # Record the found agent for its channel, so later starts join it and closing
             # the last job stops it.

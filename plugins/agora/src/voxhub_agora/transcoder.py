@@ -40,7 +40,7 @@ from .accesstoken import RtcRole
 from .api import TRANSCODER_HOSTS, AgoraApi
 from .auth import AgoraAuth
 from .errors import BuilderTokenError, TaskConflictError
-from .locks import Slot
+from .locks import LockRecord
 from .options import DEFAULT_TRANSCODER_TOKEN_EXPIRE, TRANSCODER_INFO
 from .provider import (
     AgoraProvider,
@@ -184,8 +184,7 @@ class AgoraTranscoderProvider(AgoraProvider):
                 "instance_id": instance_id, "channel": channel,
                 "sequence_id": _int(task.get("sequenceId"), 0), "created_at": time.time(),
             }
-            if lock_dir:
-                state["lock_dir"] = lock_dir
+            state.update(self.lock_state(lock_dir))
             slot.data = {"job_ids": [handle.job_id], "vendor_ids": ids, "vendor_state": state}
         return Submitted(handle.with_vendor(ids, state), status=self._status_of(task))
 
@@ -211,7 +210,7 @@ class AgoraTranscoderProvider(AgoraProvider):
                             {"instanceId": instance_id, **body}, channel)
 
     def _create(self, ctx: ProviderContext, api: AgoraApi, instance_id: str,
-                body: Mapping[str, Any], token: BuilderToken | None, slot: Slot | None, *,
+                body: Mapping[str, Any], token: BuilderToken | None, slot: LockRecord | None, *,
                 check_window: bool = True) -> tuple[Mapping[str, Any], BuilderToken]:
         # Only a create *refused* for its token is sent again here (with a new token): it
         # provably created nothing. An unknown outcome goes to the core (in_doubt).
@@ -288,8 +287,7 @@ class AgoraTranscoderProvider(AgoraProvider):
     def _not_found_status(self, ctx: ProviderContext, handle: JobHandle,
                           exc: NotFoundError) -> JobStatus:
         created = handle.vendor_state.get("created_at")
-        lock_dir = handle.vendor_state.get("lock_dir")
-        record = self.registry(ctx, str(lock_dir) if lock_dir else None).read(
+        record = self.registry_of(ctx, handle).read(
             self._key(ctx, str(handle.vendor_state.get("instance_id") or "")))
         # Still recorded (not closed here) and created moments ago: Agora may not list it yet.
         recorded = record is not None and record.get("vendor_ids") == handle.vendor_ids
@@ -323,8 +321,7 @@ class AgoraTranscoderProvider(AgoraProvider):
 
     def close(self, ctx: ProviderContext, handle: JobHandle) -> None:
         """Delete the task, unless other jobs still use it (then this job only lets go)."""
-        lock_dir = handle.vendor_state.get("lock_dir")
-        registry = self.registry(ctx, str(lock_dir) if lock_dir else None)
+        registry = self.registry_of(ctx, handle)
         instance_id = str(handle.vendor_state.get("instance_id") or "")
         with registry.locked(self._key(ctx, instance_id)) as slot:
             if slot.data and slot.data.get("vendor_ids") == handle.vendor_ids:
@@ -366,8 +363,7 @@ class AgoraTranscoderProvider(AgoraProvider):
         body = self._with_tokens(ctx, parsed, token_expire).services_body()
         task, token = self._ids(ctx, handle)
         api = self.api(ctx, parsed.input_channel or parsed.output_channel or "")
-        lock_dir = handle.vendor_state.get("lock_dir")
-        registry = self.registry(ctx, str(lock_dir) if lock_dir else None)
+        registry = self.registry_of(ctx, handle)
         instance_id = str(handle.vendor_state.get("instance_id") or "")
         with registry.locked(self._key(ctx, instance_id)) as slot:
             recorded = slot.data if slot.data and slot.data.get(
