@@ -123,26 +123,33 @@ def test_a_rate_holds_across_processes(store_at: Path | str) -> None:
     assert key == "test:acct:submit" and holders == "{}" and next_at > times[-1]
 
 
-def test_one_start_a_second_per_app_id_across_machines(
-    tmp_path: Path, voxhub_postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _start_on_machines(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch,
+                       starts: list[dict[str, str]]) -> tuple[list[Any], Any]:
+    """Each of ``starts`` (a channel, maybe a key) from its own "machine" on the store,
+    all at the same instant; each machine's vendor ids, and the STT emulator."""
     from voxhub_agora.sandbox_stt import AgoraSttSandbox
 
     # Every machine of a store has the store's key file (copied there); nothing else.
     key_file = tmp_path / "store.key"
     monkeypatch.setenv("VOXHUB_STORE_KEY_FILE", str(key_file))
-    Store(voxhub_postgres_url).close()
+    Store(store_url).close()
     running = serve(AgoraSttSandbox())
     try:
         start_at = time.time() + 2.0  # every worker imported voxhub by then
-        args = [{"settings": running.settings(), "channel": f"room-{i}", "at": start_at}
-                for i in range(3)]
-        env = [{"LIMITS_STORE": voxhub_postgres_url, "XDG_DATA_HOME": str(tmp_path / f"m{i}"),
-                "VOXHUB_STORE_KEY_FILE": str(key_file)} for i in range(3)]
-        ids = _run_workers(_START, args, env)
-        times = sorted(running.sandbox.start_times)  # type: ignore[attr-defined]
+        args = [{"settings": running.settings(), "at": start_at, **start} for start in starts]
+        env = [{"LIMITS_STORE": store_url, "XDG_DATA_HOME": str(tmp_path / f"m{i}"),
+                "VOXHUB_STORE_KEY_FILE": str(key_file)} for i in range(len(starts))]
+        return _run_workers(_START, args, env), running.sandbox
     finally:
         running.stop()
+
+
+def test_one_start_a_second_per_app_id_across_machines(
+    tmp_path: Path, voxhub_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids, sandbox = _start_on_machines(tmp_path, voxhub_postgres_url, monkeypatch,
+                                      [{"channel": f"room-{i}"} for i in range(3)])
+    times = sorted(sandbox.start_times)
     assert len({json.dumps(i, sort_keys=True) for i in ids}) == 3 and len(times) == 3
     # Each start is sent a second after the previous one's answer: >= 1 s apart as the
     # vendor saw them (a few ms for the processes' clocks).
@@ -160,26 +167,13 @@ def test_one_start_a_second_per_app_id_across_machines(
 def test_one_task_per_channel_across_machines(
     tmp_path: Path, voxhub_postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from voxhub_agora.sandbox_stt import AgoraSttSandbox
-
-    key_file = tmp_path / "store.key"
-    monkeypatch.setenv("VOXHUB_STORE_KEY_FILE", str(key_file))
-    Store(voxhub_postgres_url).close()
-    running = serve(AgoraSttSandbox())
-    try:
-        start_at = time.time() + 2.0
-        # Two machines (nothing shared but the store) start two jobs (their own keys, so
-        # Agora's agent names differ) for the same channel at once.
-        args = [{"settings": running.settings(), "channel": "all-hands", "at": start_at,
-                 "key": f"input-{i}"} for i in range(2)]
-        env = [{"LIMITS_STORE": voxhub_postgres_url, "XDG_DATA_HOME": str(tmp_path / f"m{i}"),
-                "VOXHUB_STORE_KEY_FILE": str(key_file)} for i in range(2)]
-        ids = _run_workers(_START, args, env)
-        created = running.sandbox.counters.get("tasks.created")
-    finally:
-        running.stop()
+    # Two machines start two jobs (their own keys, so Agora's agent names differ) for the
+    # same channel at once.
+    ids, sandbox = _start_on_machines(tmp_path, voxhub_postgres_url, monkeypatch,
+                                      [{"channel": "all-hands", "key": f"input-{i}"}
+                                       for i in range(2)])
     # One task, which the second start joined instead of starting another (and paying twice).
-    assert ids[0] == ids[1] and created == 1
+    assert ids[0] == ids[1] and sandbox.counters.get("tasks.created") == 1
     locks = [row for row in _limits_rows(voxhub_postgres_url) if ":lock." in row[0]]
     [(key, _next_at, holders)] = locks
     assert key.startswith("agora-stt:app-") and holders == "{}" and "all-hands" not in key
