@@ -302,9 +302,10 @@ class SharedLimits:
         """
         check_key(key)
         token = _token()
+        found: list[str | None] = []  # the record, read in the transaction taking the lock
         with self._hold(key, 1, lambda _s, _n: 0.0, lambda _s, _n: None, provider,
-                        operation, timeout, token=token):
-            held = LockedRecord(self, key, token, self._record_of(key), provider, operation)
+                        operation, timeout, token=token, taken=lambda s: found.append(s.record)):
+            held = LockedRecord(self, key, token, found[-1], provider, operation)
             yield held
             if held.changed:
                 held.save()
@@ -312,16 +313,12 @@ class SharedLimits:
     def record(self, key: str) -> dict[str, Any] | None:
         """The record of lock ``key`` without taking it (a snapshot, stale at once)."""
         check_key(key)
-        return self._record_of(key)
-
-    def _record_of(self, key: str) -> dict[str, Any] | None:
         # Read in a write transaction like every other look at a limit: a store-less
         # fallback may be in memory, where only the writer's connection sees the table.
         return _loads_record(self._change(key, lambda state, _now: (False, state.record)))
 
-    def _save_record(self, key: str, token: str, data: dict[str, Any] | None) -> bool:
-        """Store ``data`` as the record of ``key`` if ``token`` still holds it."""
-        text = None if data is None else json.dumps(data, sort_keys=True)
+    def _save_record(self, key: str, token: str, text: str | None) -> bool:
+        """Store ``text`` as the record of ``key`` if ``token`` still holds it."""
 
         def save(state: _State, now: float) -> tuple[bool, bool]:
             if token not in state.live(now):
@@ -334,13 +331,14 @@ class SharedLimits:
     @contextlib.contextmanager
     def _hold(self, key: str, count: int, delay: Callable[[_State, float], float],
               leave: Callable[[_State, float], None], provider: str | None,
-              operation: str | None, timeout: float, *,
-              token: str | None = None) -> Iterator[float]:
+              operation: str | None, timeout: float, *, token: str | None = None,
+              taken: Callable[[_State], None] | None = None) -> Iterator[float]:
         """Wait for a place under ``key``, hold it (renewing its lease), then leave it.
 
         ``delay(state, now)``: how long after ``now`` a free place may be taken (a
         turn's spacing). A place is reserved as soon as one is free, its holder then
-        sleeping out ``delay``: waiters of every process see it taken.
+        sleeping out ``delay``: waiters of every process see it taken. ``taken(state)``
+        is told the row as the transaction that took the place found it.
         """
         token = token or _token()
         started = time.monotonic()
@@ -362,6 +360,8 @@ class SharedLimits:
                 if wait > 0 and left is not None and wait > left:
                     return False, wait  # reserves nothing; _wait raises for the deadline
                 state.holders = {**live, token: now + wait + HOLD_SECONDS}
+                if taken is not None:
+                    taken(state)
                 return True, wait
 
             answer = self._change(key, enter)
@@ -448,27 +448,38 @@ def _loads_record(text: str | None) -> dict[str, Any] | None:
 class LockedRecord:
     """The record of a lock held with :meth:`SharedLimits.locked`.
 
-    :attr:`data` is what the record held when the lock was taken (a copy: change it
-    freely, or set ``None`` to delete the record). It is written when the ``with`` block
-    ends normally, or at once by :meth:`save`, for a fact that must outlive a failure
-    later in the block (Agora: a builder token about to be used).
+    :attr:`data` is what the record held when the lock was taken (a fresh copy: change
+    it freely, or set ``None`` to delete the record). It is written when the ``with``
+    block ends normally, or at once by :meth:`save`, for a fact that must outlive a
+    failure later in the block (Agora: a builder token about to be used).
     """
 
-    def __init__(self, limits: SharedLimits, key: str, token: str,
-                 data: dict[str, Any] | None, provider: str | None,
-                 operation: str | None) -> None:
+    def __init__(self, limits: SharedLimits, key: str, token: str, text: str | None,
+                 provider: str | None, operation: str | None) -> None:
         self.key = key
         self._limits = limits
         self._token = token
         self._provider = provider
         self._operation = operation
-        self._saved = data
-        self.data: dict[str, Any] | None = None if data is None else json.loads(json.dumps(data))
+        self.data: dict[str, Any] | None = _loads_record(text)
+        self._saved = self._text()  # as stored, in the form it is written
+
+    def _text(self) -> str | None:
+        if self.data is None:
+            return None
+        try:
+            return json.dumps(self.data, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"a lock's record must be JSON data: {exc}",
+                                    field="data", provider=self._provider) from None
 
     @property
     def changed(self) -> bool:
         """Whether :attr:`data` differs from the stored record."""
-        return self.data != self._saved
+        try:
+            return self._text() != self._saved
+        except InvalidInputError:
+            return True  # save() says why
 
     def save(self) -> None:
         """Write :attr:`data` now (the lock is still held).
@@ -477,17 +488,13 @@ class LockedRecord:
         ran out and the lock may have passed on (the store was unreachable for longer
         than :data:`HOLD_SECONDS`): the record is then not written.
         """
-        try:
-            text = json.dumps(self.data, sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"a lock's record must be JSON data: {exc}",
-                                    field="data", provider=self._provider) from None
-        if not self._limits._save_record(self.key, self._token, self.data):
+        text = self._text()
+        if not self._limits._save_record(self.key, self._token, text):
             raise ProviderUnavailableError(
                 f"the lock {self.key} was lost before its record was saved (its lease "
                 f"ran out)", provider=self._provider, operation=self._operation,
                 in_doubt=False)
-        self._saved = None if self.data is None else json.loads(text)
+        self._saved = text
 
 
 class _Renewal:
