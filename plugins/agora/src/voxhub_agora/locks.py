@@ -76,9 +76,9 @@ class Registry(Protocol):
 class StoreRegistry:
     """The locks in the job store: shared by every machine of the store.
 
-    A key (``agora-stt|app id|channel``) is stored as a hash under the App ID
-    (``agora-stt:app-<id>:lock.<sha-256>``): keys are shown to operators, channel
-    names need not be.
+    A key (``agora-stt|<app id>|<channel>``, or the transcoder's instance id) is stored
+    as a hash under the App ID (``agora-stt:app-<app id>:lock.<sha-256>``): keys are
+    shown to operators, channel names need not be.
     """
 
     def __init__(self, ctx: ProviderContext, *, timeout: float = LOCK_TIMEOUT) -> None:
@@ -102,6 +102,7 @@ class StoreRegistry:
         """The record of ``key`` without locking (a snapshot; may be stale at once)."""
         name, scope = self._name(key)
         return self._limits.record(name, scope=scope)
+
 
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
